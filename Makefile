@@ -22,7 +22,7 @@ DOCS        =
 
 PG_CONFIG  ?= pg_config
 # No LLVM bitcode: it only serves JIT inlining and doubles build time.
-with_llvm   = no
+override with_llvm = no
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK  = -lcurl
 

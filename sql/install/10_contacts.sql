@@ -64,3 +64,451 @@ CREATE TABLE segment.event_stats (
 CREATE INDEX event_stats_contact ON segment.event_stats (contact_id);
 COMMENT ON TABLE segment.event_stats IS
   'Per-contact, per-event-type aggregates: count, first and last time, and count/sum/min/max of amount';
+
+-- ---------------------------------------------------------------------------
+-- Validation and normalisation
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.canonical_time_zone(name text) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_canonical_time_zone'
+  LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segment.canonical_time_zone(text) IS
+  'The IANA time zone name in canonical spelling, or NULL when there is no such zone';
+
+CREATE FUNCTION segment.normalize_email(email text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  e text := lower(btrim(email, E' \t\r\n'));
+BEGIN
+  IF length(e) > 254
+     OR e !~ '^[^[:space:][:cntrl:]@<>(),;:"\\\[\]]{1,64}@[^[:space:][:cntrl:]@<>(),;:"\\\[\]_]+$'
+     OR e ~ '(^\.|\.\.|\.@|@\.|@-|-\.|\.-|\.$)'
+     OR split_part(e, '@', 2) !~ '\.[^.0-9][^.]*$|\.[^.]*[^.0-9][^.]*$'
+  THEN
+    RAISE EXCEPTION 'invalid email address: "%"', email
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'An email address is local-part@domain, with a dot in the domain and no spaces.',
+            HINT = 'Check the address for typos.';
+  END IF;
+  RETURN e;
+END
+$$;
+COMMENT ON FUNCTION segment.normalize_email(text) IS
+  'The address trimmed and lower-cased; an error when it is not a plausible email address';
+
+-- The value of field fname (type ftype) normalised for storage in attrs, or an
+-- error naming the field, the expected type and the bad value.  JSON null
+-- passes through (it clears the field).
+CREATE FUNCTION segment.normalize_field_value(fname text, ftype text, enum_values text[], value jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+  kind text := jsonb_typeof(value);
+  s text := CASE WHEN jsonb_typeof(value) = 'string' THEN value #>> '{}' END;
+  ts timestamptz;
+  d date;
+  ok boolean := true;
+  expected text := ftype;
+  hint text;
+BEGIN
+  IF kind IS NULL OR kind = 'null' THEN
+    RETURN 'null';
+  END IF;
+  CASE ftype
+  WHEN 'text' THEN
+    ok := kind = 'string';
+    hint := format('Pass a JSON string, such as {"%s": "some text"}.', fname);
+  WHEN 'number' THEN
+    IF kind = 'string' AND s ~ '^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$' THEN
+      RETURN to_jsonb(s::numeric);
+    END IF;
+    ok := kind = 'number';
+    hint := format('Pass a JSON number, such as {"%s": 42}.', fname);
+  WHEN 'boolean' THEN
+    IF kind = 'string' AND lower(s) IN ('true', 'false') THEN
+      RETURN to_jsonb(lower(s)::boolean);
+    END IF;
+    ok := kind = 'boolean';
+    hint := format('Pass true or false, such as {"%s": true}.', fname);
+  WHEN 'date' THEN
+    hint := format('Pass a date as an ISO 8601 string, such as {"%s": "2026-01-31"}.', fname);
+    IF kind = 'string' AND s ~ '^\s*\d{4}-\d{1,2}-\d{1,2}\s*$' THEN
+      BEGIN
+        d := s::date;
+        RETURN to_jsonb(to_char(d, 'YYYY-MM-DD'));
+      EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        ok := false;
+      END;
+    END IF;
+    ok := false;
+  WHEN 'timestamp' THEN
+    hint := format('Pass a timestamp as an ISO 8601 string, such as {"%s": "2026-01-31T09:00:00Z"}.', fname);
+    IF kind = 'string' AND s ~ '^\s*\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[-+]\d{2}(:?\d{2})?|[A-Za-z_/]+)?\s*$' THEN
+      BEGIN
+        ts := s::timestamptz;
+        RETURN to_jsonb(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+                        || CASE WHEN extract(microseconds FROM ts)::bigint % 1000000 <> 0
+                                THEN rtrim(to_char(ts AT TIME ZONE 'UTC', '.US'), '0') ELSE '' END
+                        || 'Z');
+      EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_parameter_value THEN
+        ok := false;
+      END;
+    END IF;
+    ok := false;
+  WHEN 'enum' THEN
+    ok := kind = 'string' AND s = ANY (enum_values);
+    expected := format('one of %s', array_to_string(ARRAY(SELECT quote_literal(v) FROM unnest(enum_values) v), ', '));
+    hint := format('Add the value to the field first: SELECT segment.define_field(%L, ''enum'', ARRAY[%s]).',
+                   fname, array_to_string(ARRAY(SELECT quote_literal(v) FROM unnest(enum_values || s) v), ', '));
+  WHEN 'text[]' THEN
+    ok := kind = 'array'
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(value) x WHERE jsonb_typeof(x) <> 'string');
+    expected := 'an array of strings';
+    hint := format('Pass a JSON array of strings, such as {"%s": ["a", "b"]}.', fname);
+  END CASE;
+  IF NOT ok THEN
+    RAISE EXCEPTION 'invalid value for field "%": expected %, got %', fname, expected, value::text
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Field "%s" is defined as %s.', fname, ftype),
+            HINT = hint;
+  END IF;
+  RETURN value;
+END
+$$;
+COMMENT ON FUNCTION segment.normalize_field_value(text, text, text[], jsonb) IS
+  'A custom field value checked against its type and normalised for storage (numbers from numeric strings, ISO dates and UTC timestamps)';
+
+-- attrs checked against segment.fields: typed keys normalised, JSON nulls removed.
+CREATE FUNCTION segment.normalize_attrs(attrs jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+  r record;
+  v jsonb;
+BEGIN
+  IF attrs IS NULL THEN
+    RETURN '{}';
+  END IF;
+  IF jsonb_typeof(attrs) <> 'object' THEN
+    RAISE EXCEPTION 'attrs must be a JSON object, not %', jsonb_typeof(attrs)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass custom fields as an object, such as {"country": "DE"}.';
+  END IF;
+  FOR r IN SELECT a.key, a.value, f.type, f.enum_values
+             FROM jsonb_each(attrs) a LEFT JOIN segment.fields f ON f.name = a.key
+  LOOP
+    IF jsonb_typeof(r.value) = 'null' THEN
+      attrs := attrs - r.key;
+    ELSIF r.type IS NOT NULL THEN
+      v := segment.normalize_field_value(r.key, r.type, r.enum_values, r.value);
+      IF v IS DISTINCT FROM r.value THEN
+        attrs := jsonb_set(attrs, ARRAY[r.key], v);
+      END IF;
+    END IF;
+  END LOOP;
+  RETURN attrs;
+END
+$$;
+COMMENT ON FUNCTION segment.normalize_attrs(jsonb) IS
+  'Custom attributes checked against segment.fields, typed values normalised and null values removed';
+
+-- BEFORE trigger: every write to contacts, however it is made, is normalised and validated.
+CREATE FUNCTION segment.contacts_normalize() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  tz text;
+BEGIN
+  IF TG_OP = 'INSERT' OR NEW.email IS DISTINCT FROM OLD.email THEN
+    NEW.email := segment.normalize_email(NEW.email);
+  END IF;
+  IF NEW.time_zone IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.time_zone IS DISTINCT FROM OLD.time_zone) THEN
+    tz := segment.canonical_time_zone(btrim(NEW.time_zone));
+    IF tz IS NULL THEN
+      RAISE EXCEPTION 'invalid time zone: "%"', NEW.time_zone
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'time_zone must be an IANA time zone name.',
+              HINT = 'Use a name such as ''Europe/Berlin'' or ''America/New_York''; see pg_timezone_names.';
+    END IF;
+    NEW.time_zone := tz;
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.attrs IS DISTINCT FROM OLD.attrs THEN
+    NEW.attrs := segment.normalize_attrs(NEW.attrs);
+  END IF;
+  IF TG_OP = 'UPDATE' THEN
+    NEW.updated_at := segment.now();
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION segment.contacts_normalize() IS
+  'Trigger: normalises and validates email, time_zone and attrs on every write to contacts';
+
+CREATE TRIGGER contacts_10_normalize
+  BEFORE INSERT OR UPDATE ON segment.contacts
+  FOR EACH ROW EXECUTE FUNCTION segment.contacts_normalize();
+
+-- ---------------------------------------------------------------------------
+-- Fields
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.define_field(name text, type text, enum_values text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  fname text := name;
+  ftype text := lower(btrim(type));
+  r record;
+  v jsonb;
+  reserved constant text[] := ARRAY[
+    -- contact columns
+    'id', 'email', 'first_name', 'last_name', 'locale', 'time_zone', 'attrs', 'status',
+    'consent_at', 'consent_source', 'created_at', 'updated_at',
+    -- words of the rule language
+    'and', 'or', 'not', 'in', 'is', 'null', 'between', 'contains', 'starts', 'ends', 'with',
+    'tagged', 'segment', 'stage', 'did', 'count', 'sum', 'avg', 'min', 'max', 'last', 'where',
+    'within', 'since', 'ago', 'from', 'now', 'true', 'false', 'date', 'timestamp',
+    -- context keys of templates
+    'tags', 'tag', 'segments', 'lifetime_value', 'orders_count', 'last_purchase',
+    'recommendations', 'unsubscribe_url'];
+BEGIN
+  IF fname IS NULL OR fname !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid field name: %', coalesce(quote_literal(fname), 'NULL')
+      USING ERRCODE = 'invalid_name',
+            DETAIL = 'Field names are lower-case letters, digits and underscores, starting with a letter or underscore.',
+            HINT = 'Use a name such as ''lifetime_spend''.';
+  END IF;
+  IF fname = ANY (reserved) THEN
+    RAISE EXCEPTION 'field name "%" is reserved', fname
+      USING ERRCODE = 'reserved_name',
+            DETAIL = 'It names a contact column, a word of the rule language or a template context key.',
+            HINT = 'Choose another name, such as ''my_' || fname || '''.';
+  END IF;
+  IF ftype IS NULL OR ftype NOT IN ('text', 'number', 'boolean', 'date', 'timestamp', 'enum', 'text[]') THEN
+    RAISE EXCEPTION 'invalid field type: %', coalesce(quote_literal(type), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use one of text, number, boolean, date, timestamp, enum, text[].';
+  END IF;
+  IF ftype = 'enum' THEN
+    IF enum_values IS NULL OR cardinality(enum_values) = 0 THEN
+      RAISE EXCEPTION 'an enum field needs its values'
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = format('Pass them: SELECT segment.define_field(%L, ''enum'', ARRAY[''a'', ''b'']).', fname);
+    END IF;
+    IF array_position(enum_values, NULL) IS NOT NULL
+       OR (SELECT count(DISTINCT ev) FROM unnest(enum_values) ev) <> cardinality(enum_values) THEN
+      RAISE EXCEPTION 'enum values must be distinct and not null'
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = format('Values given: %s.', enum_values::text);
+    END IF;
+  ELSIF enum_values IS NOT NULL THEN
+    RAISE EXCEPTION 'only enum fields take enum_values'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('Use type ''enum'', or leave enum_values out for a %s field.', ftype);
+  END IF;
+
+  -- Existing values must fit the (new) definition; they are normalised in place.
+  FOR r IN SELECT c.id, c.attrs -> fname AS value FROM segment.contacts c WHERE c.attrs ? fname LOOP
+    BEGIN
+      v := segment.normalize_field_value(fname, ftype, enum_values, r.value);
+    EXCEPTION WHEN invalid_parameter_value THEN
+      RAISE EXCEPTION 'cannot define field "%" as %: contact % has %', fname, ftype, r.id, r.value::text
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'Existing values must fit the field''s type.',
+              HINT = 'Fix or remove those values first, or choose a type that fits them.';
+    END;
+    IF v IS DISTINCT FROM r.value THEN
+      UPDATE segment.contacts c SET attrs = jsonb_set(c.attrs, ARRAY[fname], v) WHERE c.id = r.id;
+    END IF;
+  END LOOP;
+
+  INSERT INTO segment.fields AS f (name, type, enum_values)
+  VALUES (fname, ftype, enum_values)
+  ON CONFLICT ON CONSTRAINT fields_pkey
+  DO UPDATE SET type = excluded.type, enum_values = excluded.enum_values;
+END
+$$;
+COMMENT ON FUNCTION segment.define_field(text, text, text[]) IS
+  'Define (or redefine) a typed custom field; existing values must fit and are normalised';
+
+-- ---------------------------------------------------------------------------
+-- Contacts
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.upsert_contact(email text, attrs jsonb DEFAULT '{}', first_name text DEFAULT NULL,
+                                       last_name text DEFAULT NULL, locale text DEFAULT NULL,
+                                       time_zone text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  e text := segment.normalize_email(upsert_contact.email);
+  a jsonb := coalesce(attrs, '{}');
+  cid bigint;
+  nulls text[];
+BEGIN
+  IF jsonb_typeof(a) <> 'object' THEN
+    RAISE EXCEPTION 'attrs must be a JSON object, not %', jsonb_typeof(a)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass custom fields as an object, such as {"country": "DE"}.';
+  END IF;
+  -- Keys set to null in attrs are removed from the stored attrs.
+  SELECT array_agg(key) INTO nulls FROM jsonb_each(a) WHERE jsonb_typeof(value) = 'null';
+
+  INSERT INTO segment.contacts AS c (email, attrs, first_name, last_name, locale, time_zone)
+  VALUES (e, a, upsert_contact.first_name, upsert_contact.last_name,
+          upsert_contact.locale, upsert_contact.time_zone)
+  ON CONFLICT (email) DO UPDATE
+     SET attrs      = (c.attrs || excluded.attrs) - coalesce(nulls, '{}'),
+         first_name = coalesce(excluded.first_name, c.first_name),
+         last_name  = coalesce(excluded.last_name, c.last_name),
+         locale     = coalesce(excluded.locale, c.locale),
+         time_zone  = coalesce(excluded.time_zone, c.time_zone)
+   WHERE ((c.attrs || excluded.attrs) - coalesce(nulls, '{}'), excluded.first_name, excluded.last_name,
+          excluded.locale, excluded.time_zone)
+         IS DISTINCT FROM
+         (c.attrs, coalesce(excluded.first_name, c.first_name), coalesce(excluded.last_name, c.last_name),
+          coalesce(excluded.locale, c.locale), coalesce(excluded.time_zone, c.time_zone))
+  RETURNING c.id INTO cid;
+  IF cid IS NULL THEN
+    -- Nothing changed: the contact exists as it is.
+    SELECT c.id INTO cid FROM segment.contacts c WHERE c.email = e;
+  END IF;
+  RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION segment.upsert_contact(text, jsonb, text, text, text, text) IS
+  'Create or update a contact by email; attrs are merged (null removes a key), null arguments leave columns as they are, status is never changed';
+
+CREATE FUNCTION segment.contact_id(email text) RETURNS bigint
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+  SELECT c.id FROM segment.contacts c WHERE c.email = lower(btrim(contact_id.email, E' \t\r\n'))
+$$;
+COMMENT ON FUNCTION segment.contact_id(text) IS 'The id of the contact with this email, or NULL';
+
+-- ---------------------------------------------------------------------------
+-- Events
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.track(contact_id bigint, type text, properties jsonb DEFAULT '{}',
+                              amount numeric DEFAULT NULL, occurred_at timestamptz DEFAULT segment.now())
+RETURNS bigint
+  AS 'MODULE_PATHNAME', 'segment_track'
+  LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment.track(bigint, text, jsonb, numeric, timestamptz) IS
+  'Record a behavioral event for a contact; returns the event id';
+
+CREATE FUNCTION segment.track(email text, type text, properties jsonb DEFAULT '{}',
+                              amount numeric DEFAULT NULL, occurred_at timestamptz DEFAULT segment.now())
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  cid bigint := segment.contact_id(email);
+BEGIN
+  IF cid IS NULL THEN
+    RAISE EXCEPTION 'no contact with email "%"', email
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Create it first with segment.upsert_contact(email).';
+  END IF;
+  RETURN segment.track(cid, type, properties, amount, occurred_at);
+END
+$$;
+COMMENT ON FUNCTION segment.track(text, text, jsonb, numeric, timestamptz) IS
+  'Record a behavioral event for the contact with this email; returns the event id';
+
+-- ---------------------------------------------------------------------------
+-- Aggregates: segment.event_stats kept in step with segment.events
+-- ---------------------------------------------------------------------------
+
+-- Row trigger on insert (C, src/events.c): one upsert of the (type, contact)
+-- row.  The row lock taken by ON CONFLICT DO UPDATE serialises concurrent
+-- writers, so counts stay exact.
+CREATE FUNCTION segment.event_stats_insert() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'segment_event_stats_insert'
+  LANGUAGE C;
+COMMENT ON FUNCTION segment.event_stats_insert() IS
+  'Trigger: adds an inserted event to the per-contact aggregates';
+
+-- Recompute the aggregates of the given (type, contact) pairs from the raw
+-- events.  The rows are locked first, so the recomputation (a later statement,
+-- with a newer snapshot) sees every event committed by concurrent writers.
+CREATE FUNCTION segment.recompute_event_stats(types text[], contact_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM segment.event_stats s
+    JOIN unnest(types, contact_ids) AS k(type, contact_id) USING (type, contact_id)
+   ORDER BY s.type, s.contact_id
+     FOR UPDATE OF s;
+  DELETE FROM segment.event_stats s
+   USING unnest(types, contact_ids) AS k(type, contact_id)
+   WHERE s.type = k.type AND s.contact_id = k.contact_id
+     AND NOT EXISTS (SELECT 1 FROM segment.events e WHERE e.contact_id = k.contact_id AND e.type = k.type);
+  INSERT INTO segment.event_stats AS s
+         (type, contact_id, count, first_at, last_at, amount_count, sum_amount, min_amount, max_amount)
+  SELECT e.type, e.contact_id, count(*), min(e.occurred_at), max(e.occurred_at),
+         count(e.amount), sum(e.amount), min(e.amount), max(e.amount)
+    FROM segment.events e
+    JOIN (SELECT DISTINCT * FROM unnest(types, contact_ids)) AS k(type, contact_id)
+      ON e.type = k.type AND e.contact_id = k.contact_id
+   GROUP BY e.type, e.contact_id
+   ORDER BY e.type, e.contact_id
+  ON CONFLICT (type, contact_id) DO UPDATE
+     SET count = excluded.count, first_at = excluded.first_at, last_at = excluded.last_at,
+         amount_count = excluded.amount_count, sum_amount = excluded.sum_amount,
+         min_amount = excluded.min_amount, max_amount = excluded.max_amount;
+END
+$$;
+COMMENT ON FUNCTION segment.recompute_event_stats(text[], bigint[]) IS
+  'Recompute the per-contact aggregates of the given (type, contact) pairs from segment.events';
+
+-- Statement triggers on delete and update: recompute the touched pairs (min,
+-- max, first and last cannot be decremented).
+CREATE FUNCTION segment.event_stats_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM segment.recompute_event_stats(array_agg(type), array_agg(contact_id))
+     FROM (SELECT DISTINCT type, contact_id FROM old_events) k;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION segment.event_stats_delete() IS
+  'Trigger: recomputes the aggregates of contacts whose events were deleted';
+
+CREATE FUNCTION segment.event_stats_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM segment.recompute_event_stats(array_agg(type), array_agg(contact_id))
+     FROM (SELECT type, contact_id FROM old_events UNION SELECT type, contact_id FROM new_events) k;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION segment.event_stats_update() IS
+  'Trigger: recomputes the aggregates of contacts whose events were changed';
+
+CREATE TRIGGER events_10_stats_insert
+  AFTER INSERT ON segment.events
+  FOR EACH ROW EXECUTE FUNCTION segment.event_stats_insert();
+CREATE TRIGGER events_10_stats_delete
+  AFTER DELETE ON segment.events REFERENCING OLD TABLE AS old_events
+  FOR EACH STATEMENT EXECUTE FUNCTION segment.event_stats_delete();
+CREATE TRIGGER events_10_stats_update
+  AFTER UPDATE ON segment.events REFERENCING OLD TABLE AS old_events NEW TABLE AS new_events
+  FOR EACH STATEMENT EXECUTE FUNCTION segment.event_stats_update();
+
+-- For bulk loads: load events with the events_10_* triggers disabled, then rebuild.
+CREATE FUNCTION segment.rebuild_event_stats() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  LOCK TABLE segment.event_stats IN EXCLUSIVE MODE;
+  DELETE FROM segment.event_stats;
+  INSERT INTO segment.event_stats
+         (type, contact_id, count, first_at, last_at, amount_count, sum_amount, min_amount, max_amount)
+  SELECT type, contact_id, count(*), min(occurred_at), max(occurred_at),
+         count(amount), sum(amount), min(amount), max(amount)
+    FROM segment.events GROUP BY type, contact_id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION segment.rebuild_event_stats() IS
+  'Rebuild all per-contact aggregates from segment.events (after a bulk load with the stats triggers disabled); returns the number of rows';

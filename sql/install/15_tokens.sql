@@ -1,0 +1,49 @@
+-- segment: signed tokens for links in mail, and one-click unsubscribe.
+
+CREATE FUNCTION segment.sign_token(purpose text, payload text, expires_at timestamptz) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_sign_token'
+  LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION segment.sign_token(text, text, timestamptz) IS
+  'A URL-safe token carrying payload for purpose, signed with HMAC-SHA256(segment.secret), valid until expires_at';
+
+CREATE FUNCTION segment.verify_token(purpose text, token text) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_verify_token'
+  LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION segment.verify_token(text, text) IS
+  'The payload of a token made by sign_token for the same purpose; an error when forged, malformed or expired';
+
+-- The per-contact unsubscribe link put in List-Unsubscribe and templates
+-- ({{unsubscribe_url}}).  NULL when segment.unsubscribe_url is not configured.
+CREATE FUNCTION segment.unsubscribe_url(contact_id bigint, campaign text DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN coalesce(current_setting('segment.unsubscribe_url'), '') = '' OR contact_id IS NULL THEN NULL
+         ELSE current_setting('segment.unsubscribe_url')
+              || CASE WHEN strpos(current_setting('segment.unsubscribe_url'), '?') > 0 THEN '&' ELSE '?' END
+              || 'token='
+              || segment.sign_token('unsubscribe', contact_id::text || ':' || coalesce(campaign, ''),
+                                    segment.now() + interval '1 year')
+         END
+$$;
+COMMENT ON FUNCTION segment.unsubscribe_url(bigint, text) IS
+  'The signed one-click unsubscribe link of a contact (valid one year), or NULL when segment.unsubscribe_url is not set';
+
+-- One-click unsubscribe (RFC 8058): the endpoint behind segment.unsubscribe_url
+-- calls this with the token.  Idempotent; bounced and complained contacts keep
+-- their status.  Returns the contact id.
+CREATE FUNCTION segment.unsubscribe(token text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  payload text := segment.verify_token('unsubscribe', token);
+  cid bigint := split_part(payload, ':', 1)::bigint;
+BEGIN
+  UPDATE segment.contacts c SET status = 'unsubscribed'
+   WHERE c.id = cid AND c.status IN ('subscribed', 'pending');
+  IF NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = cid) THEN
+    RAISE EXCEPTION 'contact % does not exist', cid
+      USING ERRCODE = 'undefined_object', DETAIL = 'The contact was deleted after the link was sent.';
+  END IF;
+  RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION segment.unsubscribe(text) IS
+  'Unsubscribe the contact named by a signed unsubscribe token; idempotent; returns the contact id';

@@ -1,0 +1,165 @@
+/*
+ * events.c — the hot path of event tracking: segment.track(contact_id, ...)
+ * and the row trigger that adds each inserted event to segment.event_stats.
+ * Both run cached SPI plans; they are C because they run once per event.
+ */
+#include "segment.h"
+
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "catalog/pg_type.h"
+
+static SPIPlanPtr track_plan = NULL;
+static SPIPlanPtr stats_plan = NULL;
+
+/* Prepare sql once per backend and keep it (the plan cache revalidates it). */
+static SPIPlanPtr
+KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* Event types are lower-case identifiers, so the rule language can name them. */
+static void
+CheckEventType(text *type)
+{
+	const char *s = VARDATA_ANY(type);
+	int			len = VARSIZE_ANY_EXHDR(type);
+	bool		ok = len >= 1 && len <= 63 && s[0] >= 'a' && s[0] <= 'z';
+	int			i;
+
+	for (i = 1; ok && i < len; i++)
+		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type: %s", quote_literal_cstr(text_to_cstring(type))),
+				 errdetail("Event types are lower-case letters, digits and underscores, starting with a letter."),
+				 errhint("Use a name such as 'purchase' or 'cart_add'.")));
+}
+
+/*
+ * segment.track(contact_id, type, properties, amount, occurred_at) → event id.
+ */
+PG_FUNCTION_INFO_V1(segment_track);
+Datum
+segment_track(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[5] = {INT8OID, TEXTOID, JSONBOID, NUMERICOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	SPIPlanPtr	plan;
+	int64		event_id = 0;
+	bool		found;
+	bool		isnull;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type: NULL"),
+				 errhint("Use a name such as 'purchase' or 'cart_add'.")));
+	CheckEventType(PG_GETARG_TEXT_PP(1));
+	if (PG_ARGISNULL(2) || !JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(2)) || JB_ROOT_IS_SCALAR(PG_GETARG_JSONB_P(2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event properties must be a JSON object"),
+				 errhint("Pass properties as an object, such as {\"product_id\": \"sku-1\"}.")));
+
+	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[4] = PG_ARGISNULL(4) ? TimestampTzGetDatum(SegmentNow()) : PG_GETARG_DATUM(4);
+
+	SPI_connect();
+	plan = KeepPlan(&track_plan,
+					"INSERT INTO segment.events (contact_id, type, properties, amount, occurred_at) "
+					"SELECT c.id, $2, $3, $4, $5 FROM segment.contacts c WHERE c.id = $1 "
+					"RETURNING id",
+					5, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "segment.track: insert failed");
+	found = SPI_processed == 1;
+	if (found)
+		event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("contact %s does not exist",
+						PG_ARGISNULL(0) ? "NULL" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0))),
+				 errhint("Create it first with segment.upsert_contact(email).")));
+	PG_RETURN_INT64(event_id);
+}
+
+/*
+ * AFTER INSERT row trigger on segment.events: one upsert of the event's
+ * (type, contact) aggregate row.  The row lock of ON CONFLICT DO UPDATE
+ * serialises concurrent writers of the same contact, so counts stay exact.
+ */
+PG_FUNCTION_INFO_V1(segment_event_stats_insert);
+Datum
+segment_event_stats_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+	Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, NUMERICOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	bool		isnull;
+	int			i;
+	static const char *const columns[4] = {"type", "contact_id", "occurred_at", "amount"};
+	SPIPlanPtr	plan;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trig->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trig->tg_event) || !TRIGGER_FIRED_BY_INSERT(trig->tg_event))
+		elog(ERROR, "segment.event_stats_insert must be an AFTER INSERT row trigger");
+
+	desc = trig->tg_relation->rd_att;
+	tuple = trig->tg_trigtuple;
+	for (i = 0; i < 4; i++)
+	{
+		int			attno = SPI_fnumber(desc, columns[i]);
+
+		if (attno <= 0)
+			elog(ERROR, "segment.event_stats_insert: column \"%s\" not found", columns[i]);
+		values[i] = SPI_getbinval(tuple, desc, attno, &isnull);
+		nulls[i] = isnull ? 'n' : ' ';
+	}
+
+	SPI_connect();
+	plan = KeepPlan(&stats_plan,
+					"INSERT INTO segment.event_stats AS s "
+					"(type, contact_id, count, first_at, last_at, amount_count, sum_amount, min_amount, max_amount) "
+					"VALUES ($1, $2, 1, $3, $3, ($4 IS NOT NULL)::int, $4, $4, $4) "
+					"ON CONFLICT (type, contact_id) DO UPDATE SET "
+					"count = s.count + 1, "
+					"first_at = least(s.first_at, excluded.first_at), "
+					"last_at = greatest(s.last_at, excluded.last_at), "
+					"amount_count = s.amount_count + excluded.amount_count, "
+					"sum_amount = CASE WHEN excluded.sum_amount IS NULL THEN s.sum_amount "
+					"ELSE coalesce(s.sum_amount, 0) + excluded.sum_amount END, "
+					"min_amount = least(s.min_amount, excluded.min_amount), "
+					"max_amount = greatest(s.max_amount, excluded.max_amount)",
+					4, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "segment.event_stats_insert: upsert failed");
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
