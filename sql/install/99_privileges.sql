@@ -1,0 +1,41 @@
+-- segment: privileges.  Nothing is granted to PUBLIC.  Three roles:
+--   segment_admin   everything;
+--   segment_editor  segments, tags, stages, fields, templates, campaigns and reports;
+--   segment_app     contacts, events, tags, sending, membership questions.
+-- Functions run with the caller's rights, so the roles get the table rights the
+-- triggers behind those functions need.  This file runs last and adapts to
+-- whatever functions the areas above define.
+
+GRANT USAGE ON SCHEMA segment TO segment_admin, segment_editor, segment_app;
+
+DO $grants$
+DECLARE
+  f record;
+  -- Key material and maintenance: admin only.
+  admin_only constant text[] := ARRAY[
+    'sign_token', 'verify_token', 'rebuild_event_stats', 'recompute_event_stats', 'wake_worker'];
+  -- Definitions: admin and editor, not the application.
+  definitions constant text[] := ARRAY[
+    'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
+    'create_tag_rule', 'drop_tag_rule', 'define_stage', 'drop_stage', 'install_default_stages',
+    'create_template', 'drop_template', 'update_template'];
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure AS sig, p.proname
+             FROM pg_proc p WHERE p.pronamespace = 'segment'::regnamespace
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_admin', f.sig);
+    IF NOT f.proname = ANY (admin_only) THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_editor', f.sig);
+      IF NOT f.proname = ANY (definitions) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_app', f.sig);
+      END IF;
+    END IF;
+  END LOOP;
+END
+$grants$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA segment FROM PUBLIC;
+GRANT ALL ON ALL TABLES IN SCHEMA segment TO segment_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA segment TO segment_editor, segment_app;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA segment TO segment_admin, segment_editor, segment_app;

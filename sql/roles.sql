@@ -1,0 +1,45 @@
+-- Roles: nothing for PUBLIC; admin, editor and app rights.
+CREATE EXTENSION segment;
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+CREATE ROLE regress_nobody;
+CREATE ROLE regress_app IN ROLE segment_app;
+CREATE ROLE regress_editor IN ROLE segment_editor;
+
+-- No function or table of the extension is usable by PUBLIC.
+SELECT count(*) AS public_functions
+  FROM pg_proc p
+ WHERE p.pronamespace = 'segment'::regnamespace
+   AND has_function_privilege('regress_nobody', p.oid, 'EXECUTE');
+SELECT count(*) AS public_tables
+  FROM pg_class c
+ WHERE c.relnamespace = 'segment'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+   AND has_table_privilege('regress_nobody', c.oid, 'SELECT');
+SET ROLE regress_nobody;
+SELECT segment.now() IS NOT NULL;
+RESET ROLE;
+
+-- The application role tracks events; it cannot define fields or sign tokens.
+SET ROLE regress_app;
+SELECT segment.upsert_contact('app@example.com') > 0 AS created;
+SELECT segment.track('app@example.com', 'purchase', '{}', 10) > 0 AS tracked;
+SELECT count FROM segment.event_stats;
+SELECT segment.define_field('tier', 'text');
+SELECT segment.sign_token('x', 'y', now());
+RESET ROLE;
+
+-- The editor defines fields; it cannot sign tokens.
+SET ROLE regress_editor;
+SELECT segment.define_field('tier', 'text');
+SELECT segment.sign_token('x', 'y', now());
+RESET ROLE;
+
+-- segment_admin may sign tokens; only a superuser sets the secret itself.
+GRANT segment_admin TO regress_editor;
+SET ROLE regress_editor;
+SET segment.secret = 'x';
+RESET ROLE;
+SELECT has_function_privilege('segment_admin', 'segment.sign_token(text,text,timestamptz)', 'EXECUTE') AS admin_signs;
+
+DROP EXTENSION segment;
+DROP ROLE regress_nobody, regress_app, regress_editor;
