@@ -2,6 +2,7 @@
  * segment.c — module entry point: GUCs, shared-memory hooks, the clock.
  */
 #include "segment.h"
+#include "template_pg.h"
 
 #include <float.h>
 
@@ -200,6 +201,7 @@ void
 _PG_init(void)
 {
 	DefineGucs();
+	TemplateDefineGucs();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

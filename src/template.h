@@ -1,0 +1,97 @@
+/*
+ * template.h — the template engine: Mustache (spec v1.4.2 core modules,
+ * inheritance and dynamic names) plus the helpers and filters email marketers
+ * expect (if/unless/each, comparisons, pipe filters).
+ *
+ * A template is compiled once into a TmplProgram; rendering walks the program
+ * over data reached only through a TmplModel (value-access callbacks), so the
+ * engine never sees how the data is stored (jsonb in the server, a tiny value
+ * model in the unit tests).  No PostgreSQL headers.
+ */
+#ifndef SEGMENT_TEMPLATE_H
+#define SEGMENT_TEMPLATE_H
+
+#include "core.h"
+
+/* Nesting limits: sections/blocks in one template, parentheses, partials. */
+#define TMPL_MAX_NESTING 64
+#define TMPL_MAX_EXPR_DEPTH 32
+#define TMPL_DEFAULT_PARTIAL_DEPTH 16
+
+typedef struct TmplProgram TmplProgram;
+
+typedef enum TmplKind
+{
+	TMPL_MISSING = 0,			/* no such key: renders empty, is falsy */
+	TMPL_NULL,
+	TMPL_BOOL,
+	TMPL_NUMBER,				/* str/len hold its decimal text */
+	TMPL_STRING,				/* str/len hold the UTF-8 text (not NUL-terminated) */
+	TMPL_ARRAY,					/* ref identifies it for the model; count = elements */
+	TMPL_OBJECT					/* ref identifies it for the model */
+} TmplKind;
+
+typedef struct TmplValue
+{
+	TmplKind	kind;
+	bool		b;				/* TMPL_BOOL */
+	const char *str;			/* TMPL_STRING, TMPL_NUMBER */
+	size_t		len;
+	const void *ref;			/* TMPL_ARRAY, TMPL_OBJECT: the model's handle */
+	size_t		count;			/* TMPL_ARRAY: number of elements */
+} TmplValue;
+
+/*
+ * How the renderer reaches data and partials.  get/at return false when the
+ * key or index does not exist (or the value is not an object/array).
+ * to_json writes an array or object as JSON text.  partial returns the
+ * compiled partial of that name, NULL when there is none (renders empty) or
+ * on error (then err is set).
+ */
+typedef struct TmplModel
+{
+	bool		(*get) (void *ctx, const TmplValue *object, const char *key,
+						size_t keylen, TmplValue *out);
+	bool		(*at) (void *ctx, const TmplValue *array, size_t index,
+					   TmplValue *out);
+	bool		(*to_json) (void *ctx, const TmplValue *value, CoreBuf *out);
+	const TmplProgram *(*partial) (void *ctx, const char *name, size_t len,
+								   CoreError *err);
+	void	   *ctx;
+} TmplModel;
+
+typedef struct TmplRenderOptions
+{
+	bool		escape_html;	/* {{x}} escapes & < > " ' (the Mustache default) */
+	bool		single_line;	/* CR and LF in the output become spaces (subjects) */
+	size_t		max_output;		/* bytes; 0 = no limit */
+	int			max_partial_depth;	/* 0 = TMPL_DEFAULT_PARTIAL_DEPTH */
+} TmplRenderOptions;
+
+/*
+ * Compile src (len bytes, UTF-8) into a program allocated with a.  On a syntax
+ * error returns NULL with err set (code, line, column, message).
+ */
+extern TmplProgram *TmplParse(const char *src, size_t len,
+							  const CoreAllocator *a, CoreError *err);
+extern void TmplFree(TmplProgram *prog);
+
+/* Bytes of literal text in the program: a good first guess of output size. */
+extern size_t TmplLiteralSize(const TmplProgram *prog);
+
+/*
+ * Render prog over root into out (appended).  Only limits (output size,
+ * partial depth) and out-of-memory are errors; unknown names render empty.
+ */
+extern bool TmplRender(const TmplProgram *prog, const TmplModel *model,
+					   const TmplValue *root, const TmplRenderOptions *opts,
+					   CoreBuf *out, CoreError *err);
+
+/*
+ * Plain text from HTML (for the text part of an email): tags stripped, link
+ * targets kept as "text (url)", entities decoded, whitespace collapsed,
+ * Mustache tags {{...}} kept verbatim.
+ */
+extern bool TmplHtmlToText(const char *html, size_t len, CoreBuf *out);
+
+#endif							/* SEGMENT_TEMPLATE_H */

@@ -1,0 +1,532 @@
+/*
+ * template_pg.c — SQL functions of the template engine: validation for the
+ * segment.template domain, segment.render over jsonb, segment.render_stored
+ * (partials from segment.templates), and the jsonb value model the renderer
+ * reads through (direct container lookups, no conversion of the document).
+ */
+#include "template_pg.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+int			segment_max_render_size = 1024;
+
+/* ---- the jsonb value model ---- */
+
+/* A jsonb array or object as a template value. */
+static void
+FromContainer(JsonbContainer *c, TmplValue *out)
+{
+	out->ref = c;
+	if (JsonContainerIsArray(c))
+	{
+		out->kind = TMPL_ARRAY;
+		out->count = JsonContainerSize(c);
+	}
+	else
+		out->kind = TMPL_OBJECT;
+}
+
+/* A jsonb scalar or container as a template value (no copying). */
+static void
+FromJsonbValue(const JsonbValue *jv, TmplValue *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (jv->type)
+	{
+		case jbvNull:
+			out->kind = TMPL_NULL;
+			break;
+		case jbvString:
+			out->kind = TMPL_STRING;
+			out->str = jv->val.string.val;
+			out->len = jv->val.string.len;
+			break;
+		case jbvNumeric:
+			out->kind = TMPL_NUMBER;
+			out->str = DatumGetCString(DirectFunctionCall1(numeric_out,
+														   NumericGetDatum(jv->val.numeric)));
+			out->len = strlen(out->str);
+			break;
+		case jbvBool:
+			out->kind = TMPL_BOOL;
+			out->b = jv->val.boolean;
+			break;
+		case jbvBinary:
+			FromContainer(jv->val.binary.data, out);
+			break;
+		default:
+			out->kind = TMPL_NULL;
+			break;
+	}
+}
+
+static bool
+JbGet(void *ctx, const TmplValue *object, const char *key, size_t keylen, TmplValue *out)
+{
+	JsonbValue	jv;
+
+	if (object->kind != TMPL_OBJECT ||
+		getKeyJsonValueFromContainer((JsonbContainer *) object->ref, key, (int) keylen, &jv) == NULL)
+		return false;
+	FromJsonbValue(&jv, out);
+	return true;
+}
+
+/*
+ * Element i of a jsonb array, read in place (getIthJsonbValueFromContainer
+ * would palloc a JsonbValue per element).
+ */
+static bool
+JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
+{
+	JsonbContainer *c = (JsonbContainer *) array->ref;
+	uint32		n = JsonContainerSize(c);
+	JEntry		e;
+	char	   *base;
+	uint32		off;
+
+	if (array->kind != TMPL_ARRAY || index >= n)
+		return false;
+	e = c->children[index];
+	base = (char *) &c->children[n];
+	off = getJsonbOffset(c, (int) index);
+	memset(out, 0, sizeof(*out));
+	if (JBE_ISNULL(e))
+		out->kind = TMPL_NULL;
+	else if (JBE_ISSTRING(e))
+	{
+		out->kind = TMPL_STRING;
+		out->str = base + off;
+		out->len = getJsonbLength(c, (int) index);
+	}
+	else if (JBE_ISNUMERIC(e))
+	{
+		out->kind = TMPL_NUMBER;
+		out->str = DatumGetCString(DirectFunctionCall1(numeric_out,
+													   PointerGetDatum(base + INTALIGN(off))));
+		out->len = strlen(out->str);
+	}
+	else if (JBE_ISBOOL_TRUE(e) || JBE_ISBOOL_FALSE(e))
+	{
+		out->kind = TMPL_BOOL;
+		out->b = JBE_ISBOOL_TRUE(e);
+	}
+	else
+		FromContainer((JsonbContainer *) (base + INTALIGN(off)), out);
+	return true;
+}
+
+static bool
+JbToJson(void *ctx, const TmplValue *value, CoreBuf *out)
+{
+	char	   *s = JsonbToCString(NULL, (JsonbContainer *) value->ref, 64);
+	bool		ok = CoreBufAppendStr(out, s);
+
+	pfree(s);
+	return ok;
+}
+
+/* The top-level value of a jsonb document (NULL: no data at all). */
+static void
+JsonbRoot(Jsonb *jb, TmplValue *root)
+{
+	memset(root, 0, sizeof(*root));
+	if (jb == NULL)
+	{
+		root->kind = TMPL_NULL;
+		return;
+	}
+	root->ref = &jb->root;
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		root->kind = TMPL_ARRAY;
+		root->count = 1;
+		JbAt(NULL, root, 0, root);
+	}
+	else if (JB_ROOT_IS_ARRAY(jb))
+	{
+		root->kind = TMPL_ARRAY;
+		root->count = JB_ROOT_COUNT(jb);
+	}
+	else
+		root->kind = TMPL_OBJECT;
+}
+
+/* ---- rendering ---- */
+
+/* Per call site state kept in fn_extra: the last program, and a size guess. */
+typedef struct CallCache
+{
+	uint64		generation;
+	const char *text;			/* the cached entry's copy (valid while generation holds) */
+	size_t		len;
+	const TmplProgram *prog;
+	size_t		out_guess;
+	/* render_stored: partial sources already read from segment.templates */
+	MemoryContext mcxt;
+	HTAB	   *stored;
+} CallCache;
+
+static CallCache *
+GetCallCache(FunctionCallInfo fcinfo)
+{
+	CallCache  *cc = (CallCache *) fcinfo->flinfo->fn_extra;
+
+	if (cc == NULL)
+	{
+		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
+		cc->mcxt = fcinfo->flinfo->fn_mcxt;
+		fcinfo->flinfo->fn_extra = cc;
+	}
+	return cc;
+}
+
+/*
+ * The program for src: the one this call site used last when the text is the
+ * same (no hashing), else from the backend cache.
+ */
+static const TmplProgram *
+ProgramFor(CallCache *cc, const char *src, size_t len)
+{
+	const TmplProgram *volatile prog = NULL;
+
+	if (cc->prog && cc->generation == template_cache_generation &&
+		cc->len == len && memcmp(cc->text, src, len) == 0)
+		return cc->prog;
+	TemplateCacheEnter();
+	PG_TRY();
+	{
+		prog = TemplateCompile(src, len, NULL, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		TemplateCacheLeave();
+	}
+	PG_END_TRY();
+	if (cc->text == NULL || cc->len < len)
+	{
+		if (cc->text)
+			pfree((char *) cc->text);
+		cc->text = MemoryContextAlloc(cc->mcxt, len + 1);
+	}
+	memcpy((char *) cc->text, src, len);
+	cc->len = len;
+	cc->prog = prog;
+	cc->generation = template_cache_generation;
+	return prog;
+}
+
+typedef struct RenderCtx
+{
+	Jsonb	   *partials;		/* segment.render: name -> template text */
+	CallCache  *cc;
+	const char *part;			/* segment.render_stored: which column */
+	bool		spi_connected;
+} RenderCtx;
+
+static const TmplProgram *
+JsonbPartial(void *ctx, const char *name, size_t len, CoreError *err)
+{
+	RenderCtx  *rc = (RenderCtx *) ctx;
+	JsonbValue	jv;
+
+	if (rc->partials == NULL || !JB_ROOT_IS_OBJECT(rc->partials) ||
+		getKeyJsonValueFromContainer(&rc->partials->root, name, (int) len, &jv) == NULL ||
+		jv.type != jbvString)
+		return NULL;
+	return TemplateCompile(jv.val.string.val, jv.val.string.len,
+						   "partial \"%.*s\"", name, len);
+}
+
+/* Render prog into a new text datum; errors of the renderer become ereport. */
+static text *
+RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *root,
+			 const TmplRenderOptions *opts, CallCache *cc)
+{
+	CoreBuf		out;
+	CoreError	err;
+	size_t		guess = TmplLiteralSize(prog) + TmplLiteralSize(prog) / 4 + 64;
+	volatile bool ok = false;
+	text	   *result;
+
+	if (cc && cc->out_guess > guess)
+		guess = cc->out_guess;
+	CoreBufInit(&out, &template_palloc_allocator, guess + VARHDRSZ);
+	CoreBufAppend(&out, "\0\0\0\0", VARHDRSZ);
+	TemplateCacheEnter();
+	PG_TRY();
+	{
+		ok = TmplRender(prog, model, root, opts, &out, &err);
+	}
+	PG_FINALLY();
+	{
+		TemplateCacheLeave();
+	}
+	PG_END_TRY();
+	if (!ok)
+	{
+		if (err.code == CORE_ERR_LIMIT && out.overflow)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("rendered template exceeds segment.max_render_size (%d kB)",
+							segment_max_render_size),
+					 errhint("Raise segment.max_render_size, or render less data.")));
+		if (err.code == CORE_ERR_LIMIT)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("template rendering stopped: %s", err.message),
+					 errhint("A partial that includes itself needs a section that ends the recursion.")));
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	if (cc && out.len > cc->out_guess)
+		cc->out_guess = out.len;
+	result = (text *) out.data;
+	SET_VARSIZE(result, out.len);
+	return result;
+}
+
+/* The jsonb model with the given way of finding partials. */
+static void
+InitModel(TmplModel *m, const TmplProgram *(*partial) (void *, const char *, size_t, CoreError *),
+		  RenderCtx *rc)
+{
+	m->get = JbGet;
+	m->at = JbAt;
+	m->to_json = JbToJson;
+	m->partial = partial;
+	m->ctx = rc;
+}
+
+static void
+InitOptions(TmplRenderOptions *o, bool escape, bool single_line)
+{
+	memset(o, 0, sizeof(*o));
+	o->escape_html = escape;
+	o->single_line = single_line;
+	o->max_output = (size_t) segment_max_render_size * 1024;
+	o->max_partial_depth = TMPL_DEFAULT_PARTIAL_DEPTH;
+}
+
+/*
+ * segment.template_valid(text) -> boolean: true, or the parse error.  The
+ * CHECK of the segment.template domain.
+ */
+PG_FUNCTION_INFO_V1(segment_template_valid);
+Datum
+segment_template_valid(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	char	   *volatile what = NULL;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TemplateCacheEnter();
+	PG_TRY();
+	{
+		TemplateCompile(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what ? "%.*s" : NULL,
+						what, what ? strlen(what) : 0);
+	}
+	PG_FINALLY();
+	{
+		TemplateCacheLeave();
+	}
+	PG_END_TRY();
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * segment.render(template text, context jsonb, partials jsonb) -> text:
+ * Mustache over a jsonb document, partials from a jsonb object.
+ */
+PG_FUNCTION_INFO_V1(segment_render);
+Datum
+segment_render(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	Jsonb	   *data;
+	CallCache  *cc = GetCallCache(fcinfo);
+	RenderCtx	rc;
+	TmplModel	model;
+	TmplValue	root;
+	TmplRenderOptions opts;
+	const TmplProgram *prog;
+	const char *src;
+	size_t		len;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	data = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	src = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	memset(&rc, 0, sizeof(rc));
+	rc.partials = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	rc.cc = cc;
+	prog = ProgramFor(cc, src, len);
+	InitModel(&model, JsonbPartial, &rc);
+	JsonbRoot(data, &root);
+	InitOptions(&opts, true, false);
+	PG_RETURN_TEXT_P(RenderToText(prog, &model, &root, &opts, cc));
+}
+
+/* ---- render_stored: partials are other stored templates ---- */
+
+typedef struct StoredPartial
+{
+	char		name[NAMEDATALEN * 2];	/* key */
+	char	   *text;			/* NULL: no such template */
+	size_t		len;
+} StoredPartial;
+
+static const TmplProgram *
+StoredPartialLookup(void *ctx, const char *name, size_t len, CoreError *err)
+{
+	RenderCtx  *rc = (RenderCtx *) ctx;
+	CallCache  *cc = rc->cc;
+	char		key[NAMEDATALEN * 2];
+	StoredPartial *sp;
+	bool		found;
+
+	if (len >= sizeof(key))
+		return NULL;
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, len);
+	if (cc->stored == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(StoredPartial);
+		ctl.hcxt = cc->mcxt;
+		cc->stored = hash_create("segment stored partials", 16, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	sp = hash_search(cc->stored, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		char	   *sql;
+		Datum		arg = CStringGetTextDatum(key);
+		Oid			argtype = TEXTOID;
+		int			rc_spi;
+
+		sp->text = NULL;
+		if (!rc->spi_connected)
+		{
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			rc->spi_connected = true;
+		}
+		sql = psprintf("SELECT %s::text FROM segment.templates WHERE name = $1", rc->part);
+		rc_spi = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1);
+		if (rc_spi != SPI_OK_SELECT)
+			elog(ERROR, "reading segment.templates failed");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+			{
+				text	   *tx = DatumGetTextPP(d);
+
+				sp->len = VARSIZE_ANY_EXHDR(tx);
+				sp->text = MemoryContextAlloc(cc->mcxt, sp->len + 1);
+				memcpy(sp->text, VARDATA_ANY(tx), sp->len);
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (sp->text == NULL)
+		return NULL;
+	if (strcmp(rc->part, "html") == 0)
+		return TemplateCompile(sp->text, sp->len, "html part of template \"%.*s\"", name, len);
+	if (strcmp(rc->part, "text") == 0)
+		return TemplateCompile(sp->text, sp->len, "text part of template \"%.*s\"", name, len);
+	return TemplateCompile(sp->text, sp->len, "subject of template \"%.*s\"", name, len);
+}
+
+/*
+ * segment.render_stored(template text, context jsonb, part text) -> text:
+ * render as part `part` of an email ('subject', 'html' or 'text'): partials
+ * are the same part of other stored templates; html escapes values, text
+ * and subject do not; subject is kept on one line.
+ */
+PG_FUNCTION_INFO_V1(segment_render_stored);
+Datum
+segment_render_stored(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	Jsonb	   *data;
+	char	   *part;
+	CallCache  *cc = GetCallCache(fcinfo);
+	RenderCtx	rc;
+	TmplModel	model;
+	TmplValue	root;
+	TmplRenderOptions opts;
+	const TmplProgram *prog;
+	const char *src;
+	size_t		len;
+	text	   *result;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	data = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	part = PG_ARGISNULL(2) ? "html" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	src = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+
+	if (strcmp(part, "html") != 0 && strcmp(part, "text") != 0 && strcmp(part, "subject") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown template part \"%s\"", part),
+				 errhint("The parts are subject, html and text.")));
+	memset(&rc, 0, sizeof(rc));
+	rc.cc = cc;
+	rc.part = part;
+	prog = ProgramFor(cc, src, len);
+	InitModel(&model, StoredPartialLookup, &rc);
+	JsonbRoot(data, &root);
+	InitOptions(&opts, strcmp(part, "html") == 0, strcmp(part, "subject") == 0);
+	result = RenderToText(prog, &model, &root, &opts, cc);
+	if (rc.spi_connected)
+		SPI_finish();
+	PG_RETURN_TEXT_P(result);
+}
+
+/* segment.html_to_text(html text) -> text: the derived text part. */
+PG_FUNCTION_INFO_V1(segment_html_to_text);
+Datum
+segment_html_to_text(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	CoreBuf		out;
+	text	   *result;
+
+	CoreBufInit(&out, &template_palloc_allocator, VARSIZE_ANY_EXHDR(t) + VARHDRSZ + 16);
+	CoreBufAppend(&out, "\0\0\0\0", VARHDRSZ);
+	TmplHtmlToText(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &out);
+	result = (text *) out.data;
+	SET_VARSIZE(result, out.len);
+	PG_RETURN_TEXT_P(result);
+}
+
+void
+TemplateDefineGucs(void)
+{
+	DefineCustomIntVariable("segment.max_render_size",
+							"Largest output one template rendering may produce.",
+							"Rendering stops with an error beyond it.",
+							&segment_max_render_size, 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+}

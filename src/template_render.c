@@ -1,0 +1,699 @@
+/*
+ * template_render.c — runs a compiled template over data reached through a
+ * TmplModel.
+ *
+ * The context stack holds the values sections entered; a name is looked up
+ * from the innermost context outwards, then its dotted tail inside what was
+ * found (the Mustache rules).  Output goes straight into the caller's
+ * buffer: literal chunks are copied, values escaped on the way.  Nothing is
+ * allocated except the output and, when filters are used, two scratch
+ * buffers.  No PostgreSQL headers.
+ */
+#include "template_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_FRAMES 256
+#define MAX_INDENTS 64
+#define MAX_OVERRIDES 64
+
+typedef struct Frame
+{
+	TmplValue	v;
+	bool		iter;			/* pushed by a loop: @index, @first, @last */
+	size_t		index;
+	size_t		count;
+	char		numbuf[24];
+} Frame;
+
+typedef struct Override
+{
+	const TmplProgram *p;
+	int			node;			/* the OP_PARENT node whose body overrides */
+} Override;
+
+typedef struct Render
+{
+	const TmplModel *m;
+	const TmplRenderOptions *o;
+	CoreBuf    *out;
+	CoreError  *err;
+	TmplValue	root;
+	Frame		frames[MAX_FRAMES];
+	int			nframes;
+	int			partial_depth;
+	int			max_partial_depth;
+	struct
+	{
+		const char *s;
+		size_t		len;
+	}			indents[MAX_INDENTS];
+	int			nindents;
+	bool		pending_indent;
+	Override	overrides[MAX_OVERRIDES];
+	int			noverrides;
+	int			override_limit; /* blocks search overrides[0, limit) */
+	CoreBuf		scratch[2];
+	bool		have_scratch;
+} Render;
+
+static bool RenderRange(Render *r, const TmplProgram *p, int from, int to);
+
+static bool
+Fail(Render *r, CoreErrorCode code, const char *fmt,...)
+	__attribute__((format(printf, 3, 4)));
+
+static bool
+Fail(Render *r, CoreErrorCode code, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (r->err->code != CORE_OK)
+		return false;
+	r->err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->err->message, sizeof(r->err->message), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* Turn a failed append into the right error. */
+static bool
+OutputFailed(Render *r)
+{
+	if (r->out->overflow)
+		return Fail(r, CORE_ERR_LIMIT, "rendered output exceeds %zu bytes", r->o->max_output);
+	return Fail(r, CORE_ERR_OOM, "out of memory");
+}
+
+static bool
+Put(Render *r, const char *s, size_t len)
+{
+	if (!CoreBufAppend(r->out, s, len))
+		return OutputFailed(r);
+	return true;
+}
+
+/* Indentation of the standalone partials we are inside, at a line start. */
+static bool
+PutIndent(Render *r)
+{
+	int			i;
+
+	r->pending_indent = false;
+	for (i = 0; i < r->nindents; i++)
+		if (!Put(r, r->indents[i].s, r->indents[i].len))
+			return false;
+	return true;
+}
+
+/*
+ * Literal template text: inside an indented partial every line of the
+ * partial's own text starts with the indentation.
+ */
+static bool
+EmitText(Render *r, const char *s, size_t len)
+{
+	if (r->nindents == 0)
+		return Put(r, s, len);
+	while (len > 0)
+	{
+		const char *nl = memchr(s, '\n', len);
+		size_t		n = nl ? (size_t) (nl - s) + 1 : len;
+
+		if (r->pending_indent && !PutIndent(r))
+			return false;
+		if (!Put(r, s, n))
+			return false;
+		if (nl)
+			r->pending_indent = true;
+		s += n;
+		len -= n;
+	}
+	return true;
+}
+
+/* A value's text, HTML-escaped unless raw. */
+static bool
+EmitValue(Render *r, const char *s, size_t len, bool raw)
+{
+	size_t		i,
+				run = 0;
+
+	if (len == 0)
+		return true;
+	if (r->pending_indent && r->nindents > 0 && !PutIndent(r))
+		return false;
+	if (raw || !r->o->escape_html)
+		return Put(r, s, len);
+	for (i = 0; i < len; i++)
+	{
+		const char *ent;
+
+		switch (s[i])
+		{
+			case '&':
+				ent = "&amp;";
+				break;
+			case '<':
+				ent = "&lt;";
+				break;
+			case '>':
+				ent = "&gt;";
+				break;
+			case '"':
+				ent = "&quot;";
+				break;
+			case '\'':
+				ent = "&#39;";
+				break;
+			default:
+				continue;
+		}
+		if (i > run && !Put(r, s + run, i - run))
+			return false;
+		if (!Put(r, ent, strlen(ent)))
+			return false;
+		run = i + 1;
+	}
+	return Put(r, s + run, len - run);
+}
+
+static void
+SetBool(TmplValue *v, bool b)
+{
+	memset(v, 0, sizeof(*v));
+	v->kind = TMPL_BOOL;
+	v->b = b;
+}
+
+/* A number held in a frame's buffer (for @index). */
+static void
+SetIndex(Frame *f, TmplValue *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->kind = TMPL_NUMBER;
+	v->len = (size_t) snprintf(f->numbuf, sizeof(f->numbuf), "%zu", f->index);
+	v->str = f->numbuf;
+}
+
+/* Resolve a name against the context stack (Mustache rules). */
+static void
+ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
+{
+	TmplValue	cur;
+	int			i;
+	int			seg = 0;
+
+	memset(out, 0, sizeof(*out));
+	switch (e->op)
+	{
+		case PR_DOT:
+			cur = r->nframes > 0 ? r->frames[r->nframes - 1].v : r->root;
+			break;
+		case PR_ROOT:
+			cur = r->root;
+			break;
+		case PR_INDEX:
+		case PR_FIRST:
+		case PR_LAST:
+			for (i = r->nframes - 1; i >= 0; i--)
+				if (r->frames[i].iter)
+				{
+					Frame	   *f = &r->frames[i];
+
+					if (e->op == PR_INDEX)
+						SetIndex(f, out);
+					else if (e->op == PR_FIRST)
+						SetBool(out, f->index == 0);
+					else
+						SetBool(out, f->index + 1 == f->count);
+					return;
+				}
+			return;
+		default:
+			{
+				const TmplSeg *s = &p->segs[e->first];
+				bool		found = false;
+
+				for (i = r->nframes - 1; i >= -1 && !found; i--)
+				{
+					const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
+
+					if (ctx->kind == TMPL_OBJECT &&
+						r->m->get(r->m->ctx, ctx, p->pool + s->off, s->len, &cur))
+						found = true;
+				}
+				if (!found)
+					return;
+				seg = 1;
+			}
+			break;
+	}
+	for (; seg < e->count; seg++)
+	{
+		const TmplSeg *s = &p->segs[e->first + seg];
+		TmplValue	next;
+
+		if (cur.kind != TMPL_OBJECT ||
+			!r->m->get(r->m->ctx, &cur, p->pool + s->off, s->len, &next))
+			return;
+		cur = next;
+	}
+	*out = cur;
+}
+
+static void Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out);
+
+/* (eq a b), (gt a b), (and ...), (not a) */
+static void
+EvalCall(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
+{
+	TmplValue	a,
+				b;
+	int			i;
+	bool		res = false;
+	bool		comparable;
+	int			c;
+
+	switch (e->op)
+	{
+		case CALL_AND:
+		case CALL_OR:
+			res = e->op == CALL_AND;
+			for (i = 0; i < e->count; i++)
+			{
+				Eval(r, p, p->args[e->first + i], &a);
+				if (TmplTruthyLoose(&a) != res)
+				{
+					res = !res;
+					break;
+				}
+			}
+			break;
+		case CALL_NOT:
+			Eval(r, p, p->args[e->first], &a);
+			res = !TmplTruthyLoose(&a);
+			break;
+		case CALL_EQ:
+		case CALL_NE:
+			Eval(r, p, p->args[e->first], &a);
+			Eval(r, p, p->args[e->first + 1], &b);
+			res = TmplEqual(&a, &b) == (e->op == CALL_EQ);
+			break;
+		default:
+			Eval(r, p, p->args[e->first], &a);
+			Eval(r, p, p->args[e->first + 1], &b);
+			c = TmplCompare(&a, &b, &comparable);
+			if (comparable)
+				res = e->op == CALL_LT ? c < 0 : e->op == CALL_LE ? c <= 0 :
+					e->op == CALL_GT ? c > 0 : c >= 0;
+			break;
+	}
+	SetBool(out, res);
+}
+
+static void
+Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out)
+{
+	const TmplExpr *e = &p->exprs[ei];
+
+	memset(out, 0, sizeof(*out));
+	switch (e->kind)
+	{
+		case EX_PATH:
+			ResolvePath(r, p, e, out);
+			break;
+		case EX_STRING:
+		case EX_NUMBER:
+			out->kind = e->kind == EX_STRING ? TMPL_STRING : TMPL_NUMBER;
+			out->str = p->pool + e->off;
+			out->len = e->len;
+			break;
+		case EX_TRUE:
+		case EX_FALSE:
+			SetBool(out, e->kind == EX_TRUE);
+			break;
+		case EX_NULL:
+			out->kind = TMPL_NULL;
+			break;
+		case EX_CALL:
+			EvalCall(r, p, e, out);
+			break;
+	}
+}
+
+static bool
+Push(Render *r, const TmplValue *v, bool iter, size_t index, size_t count)
+{
+	Frame	   *f;
+
+	if (r->nframes >= MAX_FRAMES)
+		return Fail(r, CORE_ERR_LIMIT, "sections and partials nested deeper than %d levels", MAX_FRAMES);
+	f = &r->frames[r->nframes++];
+	f->v = *v;
+	f->iter = iter;
+	f->index = index;
+	f->count = count;
+	return true;
+}
+
+/* Mustache truthiness: missing, null, false and the empty list are falsy. */
+static bool
+TruthyStrict(const TmplValue *v)
+{
+	switch (v->kind)
+	{
+		case TMPL_MISSING:
+		case TMPL_NULL:
+			return false;
+		case TMPL_BOOL:
+			return v->b;
+		case TMPL_ARRAY:
+			return v->count > 0;
+		default:
+			return true;
+	}
+}
+
+/* Render a body once per element of an array, each element as the context. */
+static bool
+Loop(Render *r, const TmplProgram *p, const TmplValue *arr, int from, int to)
+{
+	size_t		i;
+
+	for (i = 0; i < arr->count; i++)
+	{
+		TmplValue	elem;
+
+		if (!r->m->at(r->m->ctx, arr, i, &elem))
+			memset(&elem, 0, sizeof(elem));
+		if (!Push(r, &elem, true, i, arr->count))
+			return false;
+		if (!RenderRange(r, p, from, to))
+			return false;
+		r->nframes--;
+	}
+	return true;
+}
+
+static bool
+RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
+{
+	TmplValue	v;
+	bool		yes;
+
+	Eval(r, p, n->expr, &v);
+	switch (n->op)
+	{
+		case OP_SECTION:
+		case OP_EACH:
+			if (v.kind == TMPL_ARRAY && v.count > 0)
+				return Loop(r, p, &v, self + 1, n->mid);
+			if (v.kind == TMPL_ARRAY ||
+				!(n->op == OP_SECTION ? TruthyStrict(&v) : TmplTruthyLoose(&v)))
+				return RenderRange(r, p, n->mid, n->end);
+			if (!Push(r, &v, n->op == OP_EACH, 0, 1))
+				return false;
+			if (!RenderRange(r, p, self + 1, n->mid))
+				return false;
+			r->nframes--;
+			return true;
+		case OP_INVERTED:
+			yes = !TruthyStrict(&v);
+			break;
+		case OP_IF:
+			yes = TmplTruthyLoose(&v);
+			break;
+		default:				/* OP_UNLESS */
+			yes = !TmplTruthyLoose(&v);
+			break;
+	}
+	return yes ? RenderRange(r, p, self + 1, n->mid) : RenderRange(r, p, n->mid, n->end);
+}
+
+/* {{x | f: a | g}}: evaluate, filter, print. */
+static bool
+RenderVar(Render *r, const TmplProgram *p, const TmplNode *n)
+{
+	TmplValue	v;
+	const char *s;
+	size_t		len;
+	int			k;
+
+	Eval(r, p, n->expr, &v);
+	if (n->nfilters > 0 && !r->have_scratch)
+	{
+		CoreBufInit(&r->scratch[0], r->out->a, 64);
+		CoreBufInit(&r->scratch[1], r->out->a, 64);
+		r->have_scratch = true;
+	}
+	for (k = 0; k < n->nfilters; k++)
+	{
+		const TmplFilter *f = &p->filters[n->filter + k];
+		TmplValue	args[2];
+		int			nargs = 0;
+		CoreBuf    *sb = &r->scratch[k & 1];
+
+		while (nargs < 2 && f->arg[nargs] >= 0)
+		{
+			Eval(r, p, f->arg[nargs], &args[nargs]);
+			nargs++;
+		}
+		CoreBufReset(sb);
+		if (!TmplApplyFilter(f->kind, &v, args, nargs, r->m, sb, &v))
+			return Fail(r, CORE_ERR_OOM, "out of memory");
+	}
+	if (n->nfilters > 0)
+		CoreBufReset(&r->scratch[n->nfilters & 1]);
+	if (!TmplValueText(&v, r->m, n->nfilters > 0 ? &r->scratch[n->nfilters & 1] : NULL, &s, &len))
+	{
+		/* arrays and objects print as JSON; that needs scratch space */
+		if (!r->have_scratch)
+		{
+			CoreBufInit(&r->scratch[0], r->out->a, 64);
+			CoreBufInit(&r->scratch[1], r->out->a, 64);
+			r->have_scratch = true;
+		}
+		CoreBufReset(&r->scratch[0]);
+		if (!TmplValueText(&v, r->m, &r->scratch[0], &s, &len))
+			return Fail(r, CORE_ERR_OOM, "out of memory");
+	}
+	return EmitValue(r, s, len, (n->flags & NF_RAW) != 0);
+}
+
+/* The name of a partial or parent: as written, or looked up ({{>*name}}). */
+static const TmplProgram *
+FindPartial(Render *r, const TmplProgram *p, const TmplNode *n)
+{
+	const char *name = p->pool + n->off;
+	size_t		len = n->len;
+	const TmplProgram *target;
+
+	if (n->flags & NF_DYNAMIC)
+	{
+		TmplValue	v;
+
+		Eval(r, p, n->expr, &v);
+		if (v.kind != TMPL_STRING)
+			return NULL;
+		name = v.str;
+		len = v.len;
+	}
+	if (r->m->partial == NULL)
+		return NULL;
+	if (r->partial_depth >= r->max_partial_depth)
+	{
+		Fail(r, CORE_ERR_LIMIT, "partials nested deeper than %d levels (at {{>%.*s}}; is a partial including itself?)",
+			 r->max_partial_depth, (int) (len > 64 ? 64 : len), name);
+		return NULL;
+	}
+	target = r->m->partial(r->m->ctx, name, len, r->err);
+	if (target == NULL && r->err->code == CORE_OK)
+		return NULL;
+	return target;
+}
+
+static bool
+RenderPartial(Render *r, const TmplProgram *p, const TmplNode *n)
+{
+	const TmplProgram *target = FindPartial(r, p, n);
+	bool		indent = (n->flags & NF_STANDALONE) && n->indent_len > 0;
+	bool		ok;
+
+	if (target == NULL)
+		return r->err->code == CORE_OK;
+	if (indent)
+	{
+		if (r->nindents >= MAX_INDENTS)
+			return Fail(r, CORE_ERR_LIMIT, "partials nested deeper than %d levels", MAX_INDENTS);
+		r->indents[r->nindents].s = p->pool + n->indent_off;
+		r->indents[r->nindents].len = n->indent_len;
+		r->nindents++;
+		r->pending_indent = true;
+	}
+	r->partial_depth++;
+	ok = RenderRange(r, target, 0, target->nnodes);
+	r->partial_depth--;
+	if (indent)
+		r->nindents--;
+	return ok;
+}
+
+/* {{<parent}}...{{/parent}}: render the parent with this body's blocks. */
+static bool
+RenderParent(Render *r, const TmplProgram *p, const TmplNode *n, int self)
+{
+	const TmplProgram *target = FindPartial(r, p, n);
+	int			saved_limit = r->override_limit;
+	bool		ok;
+
+	if (target == NULL)
+		return r->err->code == CORE_OK;
+	if (r->noverrides >= MAX_OVERRIDES)
+		return Fail(r, CORE_ERR_LIMIT, "parents nested deeper than %d levels", MAX_OVERRIDES);
+	r->overrides[r->noverrides].p = p;
+	r->overrides[r->noverrides].node = self;
+	r->noverrides++;
+	r->override_limit = r->noverrides;
+	r->partial_depth++;
+	ok = RenderRange(r, target, 0, target->nnodes);
+	r->partial_depth--;
+	r->noverrides--;
+	r->override_limit = saved_limit;
+	return ok;
+}
+
+/*
+ * {{$name}}default{{/name}}: the outermost parent call that overrides the
+ * block wins; otherwise the default body.
+ */
+static bool
+RenderBlock(Render *r, const TmplProgram *p, const TmplNode *n, int self)
+{
+	int			i;
+
+	for (i = 0; i < r->override_limit; i++)
+	{
+		const TmplProgram *op = r->overrides[i].p;
+		const TmplNode *parent = &op->nodes[r->overrides[i].node];
+		int			j = r->overrides[i].node + 1;
+
+		while (j < parent->end)
+		{
+			const TmplNode *c = &op->nodes[j];
+
+			if (c->op == OP_BLOCK && c->len == n->len &&
+				memcmp(op->pool + c->off, p->pool + n->off, n->len) == 0)
+			{
+				int			saved = r->override_limit;
+				bool		ok;
+
+				r->override_limit = i;
+				ok = RenderRange(r, op, j + 1, c->end);
+				r->override_limit = saved;
+				return ok;
+			}
+			j = c->end > j ? c->end : j + 1;
+		}
+	}
+	return RenderRange(r, p, self + 1, n->end);
+}
+
+static bool
+RenderRange(Render *r, const TmplProgram *p, int from, int to)
+{
+	int			i = from;
+
+	while (i < to)
+	{
+		const TmplNode *n = &p->nodes[i];
+
+		switch (n->op)
+		{
+			case OP_TEXT:
+				if (!EmitText(r, p->pool + n->off, n->len))
+					return false;
+				i++;
+				continue;
+			case OP_VAR:
+				if (!RenderVar(r, p, n))
+					return false;
+				i++;
+				continue;
+			case OP_PARTIAL:
+				if (!RenderPartial(r, p, n))
+					return false;
+				i++;
+				continue;
+			case OP_PARENT:
+				if (!RenderParent(r, p, n, i))
+					return false;
+				break;
+			case OP_BLOCK:
+				if (!RenderBlock(r, p, n, i))
+					return false;
+				break;
+			default:
+				if (!RenderSection(r, p, n, i))
+					return false;
+				break;
+		}
+		i = n->end;
+	}
+	return true;
+}
+
+/* CR and LF become spaces (a subject line must stay one line). */
+static void
+SingleLine(CoreBuf *out, size_t from)
+{
+	size_t		i;
+
+	for (i = from; i < out->len; i++)
+		if (out->data[i] == '\r' || out->data[i] == '\n')
+			out->data[i] = ' ';
+}
+
+bool
+TmplRender(const TmplProgram *prog, const TmplModel *model,
+		   const TmplValue *root, const TmplRenderOptions *opts,
+		   CoreBuf *out, CoreError *err)
+{
+	Render	   *r;
+	Render		local;
+	bool		ok;
+	size_t		start = out->len;
+	size_t		saved_limit = out->limit;
+
+	CoreErrorClear(err);
+	r = &local;
+	r->m = model;
+	r->o = opts;
+	r->out = out;
+	r->err = err;
+	r->root = *root;
+	r->nframes = 0;
+	r->partial_depth = 0;
+	r->max_partial_depth = opts->max_partial_depth > 0 ? opts->max_partial_depth : TMPL_DEFAULT_PARTIAL_DEPTH;
+	r->nindents = 0;
+	r->pending_indent = false;
+	r->noverrides = 0;
+	r->override_limit = 0;
+	r->have_scratch = false;
+	if (opts->max_output > 0)
+		out->limit = start + opts->max_output;
+	ok = RenderRange(r, prog, 0, prog->nnodes);
+	if (ok && out->oom)
+		ok = Fail(r, CORE_ERR_OOM, "out of memory");
+	if (r->have_scratch)
+	{
+		CoreBufFree(&r->scratch[0]);
+		CoreBufFree(&r->scratch[1]);
+	}
+	out->limit = saved_limit;
+	if (ok && opts->single_line)
+		SingleLine(out, start);
+	return ok;
+}
