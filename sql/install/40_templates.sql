@@ -134,8 +134,8 @@ COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
 
 -- The data a template sees for one contact, built in one query: the contact's
 -- columns, its attrs keys at top level (a column wins over an attrs key of the
--- same name), tags, segments, stage, purchase aggregates, the unsubscribe link
--- when segment.unsubscribe_url exists, and extra merged on top.
+-- same name), tags, segments, stage, purchase aggregates, the signed unsubscribe
+-- link (for extra->>'campaign'), and extra merged on top.
 CREATE FUNCTION segment.contact_context(contact_id bigint, extra jsonb DEFAULT '{}')
   RETURNS jsonb
   LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -143,7 +143,6 @@ CREATE FUNCTION segment.contact_context(contact_id bigint, extra jsonb DEFAULT '
 AS $$
 DECLARE
   ctx jsonb;
-  unsub text;
 BEGIN
   SELECT c.attrs || to_jsonb(c) || jsonb_build_object(
            'tags', coalesce(tg.names, '[]'::jsonb),
@@ -152,7 +151,8 @@ BEGIN
            'stage', st.stage,
            'lifetime_value', coalesce(ps.sum_amount, 0),
            'orders_count', coalesce(ps.count, 0),
-           'last_purchase', ps.last_at)
+           'last_purchase', ps.last_at,
+           'unsubscribe_url', segment.unsubscribe_url(c.id, $2 ->> 'campaign'))
     INTO ctx
     FROM segment.contacts c
     LEFT JOIN LATERAL (
@@ -170,10 +170,6 @@ BEGIN
    WHERE c.id = $1;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'contact % does not exist', $1 USING ERRCODE = 'undefined_object';
-  END IF;
-  IF to_regprocedure('segment.unsubscribe_url(bigint,text)') IS NOT NULL THEN
-    EXECUTE 'SELECT segment.unsubscribe_url($1, $2)' INTO unsub USING $1, $2 ->> 'campaign';
-    ctx := ctx || jsonb_build_object('unsubscribe_url', unsub);
   END IF;
   RETURN ctx || coalesce($2, '{}'::jsonb);
 END
