@@ -1,0 +1,125 @@
+-- segment: the rule language (design.md §3) — the type segment.rule and the
+-- functions that evaluate and compile it.  Reference: doc/rules.md.
+
+CREATE TYPE segment.rule;
+
+CREATE FUNCTION segment.rule_in(cstring) RETURNS segment.rule
+  AS 'MODULE_PATHNAME', 'rule_in'
+  LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_in(cstring) IS
+  'Input of segment.rule: parse, resolve fields, segments and stages, type-check, store the canonical form';
+
+CREATE FUNCTION segment.rule_out(segment.rule) RETURNS cstring
+  AS 'MODULE_PATHNAME', 'rule_out'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_out(segment.rule) IS
+  'Output of segment.rule: the canonical text';
+
+CREATE FUNCTION segment.rule_recv(internal) RETURNS segment.rule
+  AS 'MODULE_PATHNAME', 'rule_recv'
+  LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_recv(internal) IS
+  'Binary input of segment.rule: a version byte and the text, checked like text input';
+
+CREATE FUNCTION segment.rule_send(segment.rule) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'rule_send'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_send(segment.rule) IS
+  'Binary output of segment.rule: a version byte and the canonical text';
+
+CREATE TYPE segment.rule (
+  INPUT = segment.rule_in,
+  OUTPUT = segment.rule_out,
+  RECEIVE = segment.rule_recv,
+  SEND = segment.rule_send,
+  INTERNALLENGTH = VARIABLE,
+  STORAGE = extended,
+  CATEGORY = 'U'
+);
+COMMENT ON TYPE segment.rule IS
+  'A typed, validated segment rule (design.md §3), stored in canonical form';
+
+CREATE FUNCTION segment.rule_eq(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_eq'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_eq(segment.rule, segment.rule) IS
+  'True when two rules have the same canonical text';
+
+CREATE FUNCTION segment.rule_ne(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_ne'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_ne(segment.rule, segment.rule) IS
+  'True when two rules have different canonical texts';
+
+CREATE OPERATOR segment.= (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_eq,
+  COMMUTATOR = OPERATOR(segment.=), NEGATOR = OPERATOR(segment.<>),
+  RESTRICT = eqsel, JOIN = eqjoinsel
+);
+COMMENT ON OPERATOR segment.= (segment.rule, segment.rule) IS 'Same canonical rule';
+
+CREATE OPERATOR segment.<> (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_ne,
+  COMMUTATOR = OPERATOR(segment.<>), NEGATOR = OPERATOR(segment.=),
+  RESTRICT = neqsel, JOIN = neqjoinsel
+);
+COMMENT ON OPERATOR segment.<> (segment.rule, segment.rule) IS 'Different canonical rules';
+
+CREATE FUNCTION segment.rule_sql(rule segment.rule) RETURNS text
+  AS 'MODULE_PATHNAME', 'rule_sql'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_sql(segment.rule) IS
+  'The one SQL statement segment.members runs for the rule (for EXPLAIN)';
+
+CREATE FUNCTION segment.rule_condition_sql(rule segment.rule, per_contact boolean DEFAULT false)
+  RETURNS text
+  AS 'MODULE_PATHNAME', 'rule_condition_sql'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_condition_sql(segment.rule, boolean) IS
+  'The rule as a never-NULL boolean SQL expression over alias c (segment.contacts): set form for the whole base, or per-contact form (correlated index probes)';
+
+CREATE FUNCTION segment.rule_dependencies(rule segment.rule) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'rule_dependencies'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_dependencies(segment.rule) IS
+  'What the rule reads: events, fields, tags, segments, stages, and whether time alone can change it';
+
+CREATE FUNCTION segment.rule_to_jsonb(rule segment.rule) RETURNS jsonb
+  AS 'MODULE_PATHNAME', 'rule_to_jsonb'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_to_jsonb(segment.rule) IS
+  'The rule in the JSON form of UI builders (doc/rules.md); segment.rule_from_jsonb reads it back';
+
+CREATE FUNCTION segment.matches(contact_id bigint, rule segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_matches'
+  LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION segment.matches(bigint, segment.rule) IS
+  'Does the contact satisfy the rule now (segment.now())?  False for an unknown contact';
+
+CREATE FUNCTION segment.members(rule segment.rule) RETURNS SETOF bigint
+  LANGUAGE plpgsql STRICT STABLE PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  -- hashed subplans (NOT / OR of event conditions) must fit in memory
+  SET work_mem = '64MB'
+  AS $$
+BEGIN
+  RETURN QUERY EXECUTE segment.rule_sql(rule);
+END
+$$;
+COMMENT ON FUNCTION segment.members(segment.rule) IS
+  'Every contact satisfying the rule now, computed by one SQL statement (segment.rule_sql)';
+
+CREATE FUNCTION segment.count(rule segment.rule) RETURNS bigint
+  LANGUAGE plpgsql STRICT STABLE PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET work_mem = '64MB'
+  AS $$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE 'SELECT count(*) FROM (' || segment.rule_sql(rule) || ') m' INTO n;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION segment.count(segment.rule) IS
+  'How many contacts satisfy the rule now (one SQL statement)';

@@ -1,0 +1,728 @@
+/*
+ * rule_sql.c — compile a checked rule into SQL over segment.contacts (alias
+ * c).  Every condition becomes a boolean expression that is never NULL
+ * (two-valued logic).  Two forms with identical results:
+ *
+ *   set form (per_contact = false): "c.id IN (SELECT contact_id ...)" so
+ *     the planner uses semi-joins, or hashed subplans under OR / NOT, when
+ *     evaluating the whole base;
+ *   per-contact form: correlated EXISTS / scalar subqueries that probe the
+ *     (type, contact_id) and (contact_id, type, occurred_at) indexes, for
+ *     evaluating one or a few contacts.
+ *
+ * Per-contact aggregates in segment.event_stats answer every event
+ * condition without where and without a window on counts or sums; only the
+ * rest reads segment.events.  Literals are quoted here (the tree holds
+ * validated numbers, identifiers and arbitrary strings), so no rule can
+ * inject SQL.  Pure C: no PostgreSQL headers.
+ */
+#include "rule.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct Compiler
+{
+	CoreBuf    *out;
+	bool		per_contact;
+	CoreError  *err;
+} Compiler;
+
+static void CompileNode(Compiler *c, const Rule *r, const char *alias);
+
+/* A string literal: '...' with quotes doubled, E'...' when it has backslashes. */
+static void
+SqlQuote(CoreBuf *out, const char *s)
+{
+	const char *q;
+
+	if (strchr(s, '\\'))
+		CoreBufAppendChar(out, 'E');
+	CoreBufAppendChar(out, '\'');
+	for (q = s; *q; q++)
+	{
+		if (*q == '\'' || *q == '\\')
+			CoreBufAppendChar(out, *q);
+		CoreBufAppendChar(out, *q);
+	}
+	CoreBufAppendChar(out, '\'');
+}
+
+/* A validated decimal (digits, optional minus and fraction). */
+static void
+SqlNumber(CoreBuf *out, const char *text)
+{
+	if (text[0] == '-')
+		CoreBufPrintf(out, "(%s)", text);
+	else
+		CoreBufAppendStr(out, text);
+}
+
+static void
+SqlInterval(CoreBuf *out, const RuleLit *l)
+{
+	CoreBufPrintf(out, "interval '%ld %ss'", l->amount, RuleUnitText(l->unit));
+}
+
+static bool
+TimestampHasZone(const char *s)
+{
+	return strlen(s) > 16 && (strchr(s + 16, 'Z') || strchr(s + 16, '+') || strchr(s + 16, '-'));
+}
+
+/* A time literal as timestamptz, or as a (UTC) date when as_date. */
+static void
+SqlTime(CoreBuf *out, const RuleLit *l, bool as_date)
+{
+	switch (l->kind)
+	{
+		case RL_DATE:
+			if (as_date)
+				CoreBufPrintf(out, "'%s'::date", l->text);
+			else
+				CoreBufPrintf(out, "'%s 00:00:00+00'::timestamptz", l->text);
+			return;
+		case RL_TIMESTAMP:
+			if (as_date)
+				CoreBufAppendStr(out, "(");
+			CoreBufPrintf(out, "'%s%s'::timestamptz", l->text, TimestampHasZone(l->text) ? "" : "+00");
+			if (as_date)
+				CoreBufAppendStr(out, " AT TIME ZONE 'UTC')::date");
+			return;
+		default:
+			break;
+	}
+	if (as_date)
+		CoreBufAppendStr(out, "(");
+	if (l->kind == RL_NOW)
+		CoreBufAppendStr(out, "segment.now()");
+	else
+	{
+		CoreBufPrintf(out, "(segment.now() %s ", l->kind == RL_AGO ? "-" : "+");
+		SqlInterval(out, l);
+		CoreBufAppendChar(out, ')');
+	}
+	if (as_date)
+		CoreBufAppendStr(out, " AT TIME ZONE 'UTC')::date");
+}
+
+/* A literal, typed for a value of type t. */
+static void
+SqlLit(CoreBuf *out, const RuleLit *l, RuleType t)
+{
+	switch (l->kind)
+	{
+		case RL_NUMBER:
+			SqlNumber(out, l->text);
+			break;
+		case RL_STRING:
+			SqlQuote(out, l->text);
+			break;
+		case RL_BOOL:
+			CoreBufAppendStr(out, l->boolval ? "true" : "false");
+			break;
+		default:
+			SqlTime(out, l, t == RT_DATE);
+			break;
+	}
+}
+
+/* base->'key' or base #> '{"a","b"}' (jsonb); text form with ->> / #>>. */
+static void
+SqlJsonPath(CoreBuf *out, const char *base, const RuleRef *ref, bool as_text)
+{
+	int			i;
+
+	if (ref->kind == RR_FIELD || ref->npath == 1)
+	{
+		CoreBufPrintf(out, "(%s%s", base, as_text ? "->>" : "->");
+		SqlQuote(out, ref->kind == RR_FIELD ? ref->name : ref->path[0]);
+		CoreBufAppendChar(out, ')');
+		return;
+	}
+	CoreBufPrintf(out, "(%s%s'{", base, as_text ? " #>> " : " #> ");
+	for (i = 0; i < ref->npath; i++)
+	{
+		/* identifiers: no quote, backslash or brace to escape */
+		CoreBufPrintf(out, "%s\"%s\"", i ? "," : "", ref->path[i]);
+	}
+	CoreBufAppendStr(out, "}')");
+}
+
+/* A jsonb value read as a number or boolean only when it is one. */
+static void
+SqlJsonTyped(CoreBuf *out, const char *base, const RuleRef *ref, const char *jtype, const char *sqltype)
+{
+	CoreBufAppendStr(out, "(CASE WHEN jsonb_typeof(");
+	SqlJsonPath(out, base, ref, false);
+	CoreBufPrintf(out, ") = '%s' THEN ", jtype);
+	SqlJsonPath(out, base, ref, false);
+	CoreBufPrintf(out, "::%s END)", sqltype);
+}
+
+/*
+ * The value a reference reads.  Untyped references (attrs paths, event
+ * properties) are read as the kind of the literal they meet: a number, a
+ * boolean, otherwise text.
+ */
+static void
+SqlValue(CoreBuf *out, const RuleRef *ref, const char *alias, RuleLitKind as)
+{
+	char		base[32];
+
+	snprintf(base, sizeof(base), "%s.%s", alias, ref->kind == RR_PROP ? "properties" : "attrs");
+	switch (ref->kind)
+	{
+		case RR_COLUMN:
+			CoreBufPrintf(out, "%s.%s", alias, ref->name);
+			return;
+		case RR_AMOUNT:
+			CoreBufPrintf(out, "%s.amount", alias);
+			return;
+		case RR_FIELD:
+			switch (ref->type)
+			{
+				case RT_NUMBER:
+					SqlJsonTyped(out, base, ref, "number", "numeric");
+					return;
+				case RT_BOOLEAN:
+					SqlJsonTyped(out, base, ref, "boolean", "boolean");
+					return;
+				case RT_DATE:
+					SqlJsonPath(out, base, ref, true);
+					CoreBufAppendStr(out, "::date");
+					return;
+				case RT_TIMESTAMP:
+					SqlJsonPath(out, base, ref, true);
+					CoreBufAppendStr(out, "::timestamptz");
+					return;
+				case RT_TEXT_ARRAY:
+					SqlJsonPath(out, base, ref, false);
+					return;
+				default:
+					SqlJsonPath(out, base, ref, true);
+					return;
+			}
+		default:
+			if (as == RL_NUMBER)
+				SqlJsonTyped(out, base, ref, "number", "numeric");
+			else if (as == RL_BOOL)
+				SqlJsonTyped(out, base, ref, "boolean", "boolean");
+			else
+				SqlJsonPath(out, base, ref, true);
+			return;
+	}
+}
+
+static const char *
+SqlCmp(RuleCmp op)
+{
+	static const char *const ops[] = {"=", "<>", "<", "<=", ">", ">="};
+
+	return ops[op];
+}
+
+/* A LIKE pattern for contains / starts with / ends with, escaped. */
+static void
+SqlLikePattern(CoreBuf *out, const Rule *r)
+{
+	CoreBuf		pat;
+	const char *q;
+
+	CoreBufInit(&pat, out->a, 64);
+	if (r->match != RM_STARTS)
+		CoreBufAppendChar(&pat, '%');
+	for (q = r->lits[0].text; *q; q++)
+	{
+		if (*q == '%' || *q == '_' || *q == '\\')
+			CoreBufAppendChar(&pat, '\\');
+		CoreBufAppendChar(&pat, *q);
+	}
+	if (r->match != RM_ENDS)
+		CoreBufAppendChar(&pat, '%');
+	if (pat.oom)
+		out->oom = true;
+	else
+		SqlQuote(out, pat.data);
+	CoreBufFree(&pat);
+}
+
+static void
+CompileValueCond(Compiler *c, const Rule *r, const char *alias)
+{
+	CoreBuf    *out = c->out;
+	RuleLitKind as = r->nlits > 0 ? r->lits[0].kind : RL_STRING;
+	int			i;
+	char		base[32];
+
+	snprintf(base, sizeof(base), "%s.%s", alias, r->ref.kind == RR_PROP ? "properties" : "attrs");
+	switch (r->kind)
+	{
+		case RK_NULL:
+			CoreBufAppendChar(out, '(');
+			if (r->ref.kind == RR_COLUMN || r->ref.kind == RR_AMOUNT)
+				SqlValue(out, &r->ref, alias, RL_STRING);
+			else
+				SqlJsonPath(out, base, &r->ref, true);
+			CoreBufAppendStr(out, r->negated ? " IS NOT NULL)" : " IS NULL)");
+			return;
+		case RK_MATCH:
+			if (r->ref.type == RT_TEXT_ARRAY)
+			{
+				/* membership; a missing or non-array value matches neither way */
+				CoreBufAppendStr(out, "coalesce(jsonb_typeof(");
+				SqlJsonPath(out, base, &r->ref, false);
+				CoreBufAppendStr(out, r->negated ? ") = 'array' AND NOT (" : ") = 'array' AND (");
+				SqlJsonPath(out, base, &r->ref, false);
+				CoreBufAppendStr(out, " ? ");
+				SqlQuote(out, r->lits[0].text);
+				CoreBufAppendStr(out, "), false)");
+				return;
+			}
+			CoreBufAppendStr(out, "coalesce(");
+			SqlValue(out, &r->ref, alias, RL_STRING);
+			CoreBufAppendStr(out, r->negated ? " NOT LIKE " : " LIKE ");
+			SqlLikePattern(out, r);
+			CoreBufAppendStr(out, ", false)");
+			return;
+		case RK_CMP:
+			CoreBufAppendStr(out, "coalesce(");
+			SqlValue(out, &r->ref, alias, as);
+			CoreBufPrintf(out, " %s ", SqlCmp(r->cmp));
+			SqlLit(out, &r->lits[0], r->ref.type);
+			CoreBufAppendStr(out, ", false)");
+			return;
+		case RK_IN:
+			CoreBufAppendStr(out, "coalesce(");
+			SqlValue(out, &r->ref, alias, as);
+			CoreBufAppendStr(out, r->negated ? " NOT IN (" : " IN (");
+			for (i = 0; i < r->nlits; i++)
+			{
+				if (i)
+					CoreBufAppendStr(out, ", ");
+				SqlLit(out, &r->lits[i], r->ref.type);
+			}
+			CoreBufAppendStr(out, "), false)");
+			return;
+		case RK_BETWEEN:
+			CoreBufAppendStr(out, "coalesce(");
+			SqlValue(out, &r->ref, alias, as);
+			CoreBufAppendStr(out, r->negated ? " NOT BETWEEN " : " BETWEEN ");
+			SqlLit(out, &r->lits[0], r->ref.type);
+			CoreBufAppendStr(out, " AND ");
+			SqlLit(out, &r->lits[1], r->ref.type);
+			CoreBufAppendStr(out, ", false)");
+			return;
+		default:
+			return;
+	}
+}
+
+/* Sign of a canonical decimal: -1, 0 or 1. */
+static int
+NumberSign(const char *s)
+{
+	bool		neg = s[0] == '-';
+
+	for (; *s; s++)
+		if (*s >= '1' && *s <= '9')
+			return neg ? -1 : 1;
+	return 0;
+}
+
+/* Does "0 op n" hold?  (count and sum of a contact without events are 0) */
+static bool
+ZeroSatisfies(RuleCmp op, const char *n)
+{
+	int			s = NumberSign(n);
+
+	switch (op)
+	{
+		case RC_EQ:
+			return s == 0;
+		case RC_NE:
+			return s != 0;
+		case RC_LT:
+			return s > 0;
+		case RC_LE:
+			return s >= 0;
+		case RC_GT:
+			return s < 0;
+		case RC_GE:
+			return s <= 0;
+	}
+	return false;
+}
+
+/* Can segment.event_stats answer this event condition? */
+static bool
+UsesStats(const Rule *r)
+{
+	if (r->where != NULL)
+		return false;
+	if (r->kind == RK_DID)
+		return r->window.kind != RW_BETWEEN;
+	if (r->window.kind != RW_NONE)
+		return false;
+	if (r->agg == RA_COUNT || r->agg == RA_LAST)
+		return true;
+	return strcmp(r->prop, "amount") == 0;
+}
+
+/* Conditions on e: type, window, where. */
+static void
+EventFilter(Compiler *c, const Rule *r)
+{
+	CoreBuf    *out = c->out;
+
+	CoreBufAppendStr(out, "e.type = ");
+	SqlQuote(out, r->event);
+	switch (r->window.kind)
+	{
+		case RW_NONE:
+			break;
+		case RW_WITHIN:
+			CoreBufAppendStr(out, " AND e.occurred_at >= (segment.now() - ");
+			SqlInterval(out, &r->window.within);
+			CoreBufAppendChar(out, ')');
+			break;
+		case RW_SINCE:
+			CoreBufAppendStr(out, " AND e.occurred_at >= ");
+			SqlTime(out, &r->window.from, false);
+			break;
+		case RW_BETWEEN:
+			CoreBufAppendStr(out, " AND e.occurred_at BETWEEN ");
+			SqlTime(out, &r->window.from, false);
+			CoreBufAppendStr(out, " AND ");
+			SqlTime(out, &r->window.to, false);
+			break;
+	}
+	if (r->where)
+	{
+		CoreBufAppendStr(out, " AND ");
+		CompileNode(c, r->where, "e");
+	}
+}
+
+/* The aggregate over raw events (alias e). */
+static void
+RawAggregate(CoreBuf *out, const Rule *r)
+{
+	RuleRef		prop;
+	char	   *path[1];
+
+	if (r->agg == RA_COUNT)
+	{
+		CoreBufAppendStr(out, "count(*)");
+		return;
+	}
+	if (r->agg == RA_LAST)
+	{
+		CoreBufAppendStr(out, "max(e.occurred_at)");
+		return;
+	}
+	memset(&prop, 0, sizeof(prop));
+	path[0] = r->prop;
+	prop.kind = strcmp(r->prop, "amount") == 0 ? RR_AMOUNT : RR_PROP;
+	prop.name = r->prop;
+	prop.path = path;
+	prop.npath = 1;
+	CoreBufAppendStr(out, r->agg == RA_SUM ? "coalesce(sum(" : r->agg == RA_AVG ? "avg(" :
+					 r->agg == RA_MIN ? "min(" : "max(");
+	SqlValue(out, &prop, "e", RL_NUMBER);
+	CoreBufAppendStr(out, r->agg == RA_SUM ? "), 0)" : ")");
+}
+
+/* The aggregate as read from segment.event_stats (alias s). */
+static const char *
+StatsAggregate(const Rule *r)
+{
+	switch (r->agg)
+	{
+		case RA_COUNT:
+			return "s.count";
+		case RA_SUM:
+			return "coalesce(s.sum_amount, 0)";
+		case RA_AVG:
+			return "(s.sum_amount / nullif(s.amount_count, 0))";
+		case RA_MIN:
+			return "s.min_amount";
+		case RA_MAX:
+			return "s.max_amount";
+		case RA_LAST:
+			return "s.last_at";
+	}
+	return "NULL";
+}
+
+static void
+AggLiteral(CoreBuf *out, const Rule *r)
+{
+	SqlLit(out, &r->lits[0], RT_TIMESTAMP);
+}
+
+static void
+StatsFilter(CoreBuf *out, const Rule *r)
+{
+	CoreBufAppendStr(out, "s.type = ");
+	SqlQuote(out, r->event);
+	if (r->kind == RK_DID && r->window.kind == RW_WITHIN)
+	{
+		CoreBufAppendStr(out, " AND s.last_at >= (segment.now() - ");
+		SqlInterval(out, &r->window.within);
+		CoreBufAppendChar(out, ')');
+	}
+	else if (r->kind == RK_DID && r->window.kind == RW_SINCE)
+	{
+		CoreBufAppendStr(out, " AND s.last_at >= ");
+		SqlTime(out, &r->window.from, false);
+	}
+}
+
+static void
+CompileDid(Compiler *c, const Rule *r)
+{
+	CoreBuf    *out = c->out;
+	bool		stats = UsesStats(r);
+
+	if (c->per_contact)
+	{
+		CoreBufAppendStr(out, r->negated ? "(NOT EXISTS (SELECT 1 FROM " : "(EXISTS (SELECT 1 FROM ");
+		if (stats)
+		{
+			CoreBufAppendStr(out, "segment.event_stats s WHERE s.contact_id = c.id AND ");
+			StatsFilter(out, r);
+		}
+		else
+		{
+			CoreBufAppendStr(out, "segment.events e WHERE e.contact_id = c.id AND ");
+			EventFilter(c, r);
+		}
+		CoreBufAppendStr(out, "))");
+		return;
+	}
+	CoreBufAppendStr(out, r->negated ? "(NOT (c.id IN (SELECT " : "(c.id IN (SELECT ");
+	if (stats)
+	{
+		CoreBufAppendStr(out, "s.contact_id FROM segment.event_stats s WHERE ");
+		StatsFilter(out, r);
+	}
+	else
+	{
+		CoreBufAppendStr(out, "e.contact_id FROM segment.events e WHERE ");
+		EventFilter(c, r);
+	}
+	CoreBufAppendStr(out, r->negated ? ")))" : "))");
+}
+
+static void
+CompileAgg(Compiler *c, const Rule *r)
+{
+	CoreBuf    *out = c->out;
+	bool		stats = UsesStats(r);
+	bool		zero = (r->agg == RA_COUNT || r->agg == RA_SUM) && ZeroSatisfies(r->cmp, r->lits[0].text);
+	const char *op = SqlCmp(r->cmp);
+
+	if (c->per_contact)
+	{
+		/* count and sum of nothing are 0; the others are NULL (false) */
+		bool		nullable = !(r->agg == RA_COUNT || r->agg == RA_SUM);
+
+		CoreBufAppendStr(out, nullable ? "coalesce((SELECT " : stats ? "(coalesce((SELECT " : "((SELECT ");
+		if (stats)
+		{
+			CoreBufPrintf(out, "%s FROM segment.event_stats s WHERE s.contact_id = c.id AND ", StatsAggregate(r));
+			StatsFilter(out, r);
+			CoreBufAppendStr(out, nullable ? ")" : "), 0)");
+		}
+		else
+		{
+			RawAggregate(out, r);
+			CoreBufAppendStr(out, " FROM segment.events e WHERE e.contact_id = c.id AND ");
+			EventFilter(c, r);
+			CoreBufAppendChar(out, ')');
+		}
+		CoreBufPrintf(out, " %s ", op);
+		AggLiteral(out, r);
+		CoreBufAppendStr(out, nullable ? ", false)" : ")");
+		return;
+	}
+
+	/*
+	 * Set form: the contacts whose aggregate satisfies the comparison; when a
+	 * contact without such events (count or sum 0) satisfies it too, the
+	 * complement of those whose aggregate fails it.
+	 */
+	CoreBufAppendStr(out, zero ? "(NOT (c.id IN (SELECT " : "(c.id IN (SELECT ");
+	if (stats)
+	{
+		CoreBufAppendStr(out, "s.contact_id FROM segment.event_stats s WHERE ");
+		StatsFilter(out, r);
+		CoreBufPrintf(out, zero ? " AND NOT (%s %s " : " AND %s %s ", StatsAggregate(r), op);
+		AggLiteral(out, r);
+		CoreBufAppendStr(out, zero ? ")" : "");
+	}
+	else
+	{
+		CoreBufAppendStr(out, "e.contact_id FROM segment.events e WHERE ");
+		EventFilter(c, r);
+		CoreBufAppendStr(out, zero ? " GROUP BY e.contact_id HAVING NOT (" : " GROUP BY e.contact_id HAVING ");
+		RawAggregate(out, r);
+		CoreBufPrintf(out, " %s ", op);
+		AggLiteral(out, r);
+		CoreBufAppendStr(out, zero ? ")" : "");
+	}
+	CoreBufAppendStr(out, zero ? ")))" : "))");
+}
+
+/* tagged / in segment / stage: a lookup table keyed by contact. */
+static void
+CompileLookup(Compiler *c, const Rule *r)
+{
+	CoreBuf    *out = c->out;
+	const char *col;
+	int			i;
+
+	switch (r->kind)
+	{
+		case RK_TAGGED:
+			col = "t.contact_id";
+			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT t.contact_id");
+			CoreBufAppendStr(out, " FROM segment.contact_tags t WHERE t.tag = ");
+			SqlQuote(out, r->lits[0].text);
+			CoreBufAppendStr(out, " AND (t.expires_at IS NULL OR t.expires_at > segment.now())");
+			break;
+		case RK_SEGMENT:
+			col = "m.contact_id";
+			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT m.contact_id");
+			CoreBufAppendStr(out, " FROM segment.segment_members m JOIN segment.segments g ON g.id = m.segment_id WHERE g.name = ");
+			SqlQuote(out, r->lits[0].text);
+			break;
+		default:
+			col = "cs.contact_id";
+			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT cs.contact_id");
+			if (r->kind == RK_STAGE_IN)
+			{
+				CoreBufAppendStr(out, " FROM segment.contact_stages cs WHERE cs.stage");
+				CoreBufAppendStr(out, r->negated ? " NOT IN (" : " IN (");
+				for (i = 0; i < r->nlits; i++)
+				{
+					if (i)
+						CoreBufAppendStr(out, ", ");
+					SqlQuote(out, r->lits[i].text);
+				}
+				CoreBufAppendChar(out, ')');
+			}
+			else if (r->cmp == RC_EQ || r->cmp == RC_NE)
+			{
+				CoreBufPrintf(out, " FROM segment.contact_stages cs WHERE cs.stage %s ", SqlCmp(r->cmp));
+				SqlQuote(out, r->lits[0].text);
+			}
+			else
+			{
+				/* ordered by position; a stage that no longer exists matches nobody */
+				CoreBufPrintf(out, " FROM segment.contact_stages cs JOIN segment.stages st ON st.name = cs.stage WHERE st.position %s (SELECT p.position FROM segment.stages p WHERE p.name = ",
+							  SqlCmp(r->cmp));
+				SqlQuote(out, r->lits[0].text);
+				CoreBufAppendChar(out, ')');
+			}
+			break;
+	}
+	if (c->per_contact)
+		CoreBufPrintf(out, " AND %s = c.id", col);
+	CoreBufAppendStr(out, "))");
+}
+
+static void
+CompileNode(Compiler *c, const Rule *r, const char *alias)
+{
+	CoreBuf    *out = c->out;
+	int			i;
+
+	switch (r->kind)
+	{
+		case RK_TRUE:
+			CoreBufAppendStr(out, "true");
+			break;
+		case RK_FALSE:
+			CoreBufAppendStr(out, "false");
+			break;
+		case RK_AND:
+		case RK_OR:
+			CoreBufAppendChar(out, '(');
+			for (i = 0; i < r->nkids; i++)
+			{
+				if (i)
+					CoreBufAppendStr(out, r->kind == RK_AND ? " AND " : " OR ");
+				CompileNode(c, r->kids[i], alias);
+			}
+			CoreBufAppendChar(out, ')');
+			break;
+		case RK_NOT:
+			CoreBufAppendStr(out, "(NOT ");
+			CompileNode(c, r->kids[0], alias);
+			CoreBufAppendChar(out, ')');
+			break;
+		case RK_CMP:
+		case RK_IN:
+		case RK_NULL:
+		case RK_BETWEEN:
+		case RK_MATCH:
+			CompileValueCond(c, r, alias);
+			break;
+		case RK_TAGGED:
+		case RK_SEGMENT:
+		case RK_STAGE_CMP:
+		case RK_STAGE_IN:
+			CompileLookup(c, r);
+			break;
+		case RK_DID:
+			CompileDid(c, r);
+			break;
+		case RK_AGG:
+			CompileAgg(c, r);
+			break;
+	}
+}
+
+static bool
+Finish(CoreBuf *out, CoreError *err)
+{
+	if (out->oom)
+		return CoreErrorSet(err, CORE_ERR_OOM, 0, "out of memory");
+	if (out->overflow)
+		return CoreErrorSet(err, CORE_ERR_LIMIT, 0, "the compiled rule is too long");
+	return true;
+}
+
+/*
+ * The rule as a boolean SQL expression over alias c (a row of
+ * segment.contacts) that is never NULL.  r must have passed RuleCheck.
+ */
+bool
+RuleCompileCondition(const Rule *r, bool per_contact, CoreBuf *out, CoreError *err)
+{
+	Compiler	c = {out, per_contact, err};
+
+	CompileNode(&c, r, "c");
+	return Finish(out, err);
+}
+
+/* SELECT c.id FROM segment.contacts c WHERE <set form>: the members. */
+bool
+RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
+{
+	CoreBufAppendStr(out, "SELECT c.id FROM segment.contacts c WHERE ");
+	return RuleCompileCondition(r, false, out, err);
+}
+
+/* One contact ($1): one row with the rule's value, or none without such contact. */
+bool
+RuleCompileMatch(const Rule *r, CoreBuf *out, CoreError *err)
+{
+	CoreBufAppendStr(out, "SELECT ");
+	if (!RuleCompileCondition(r, true, out, err))
+		return false;
+	CoreBufAppendStr(out, " FROM segment.contacts c WHERE c.id = $1");
+	return Finish(out, err);
+}
