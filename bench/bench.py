@@ -1,0 +1,874 @@
+#!/usr/bin/python3
+"""The segment benchmark suite (run by bench/run, which starts and stops the cluster).
+
+Every benchmark measures ours and its peer in the same run, several times, and
+reports the median with min and max; the ratio is always computed from those
+medians.  ratio = our speed / the peer's speed, so higher is better and the
+target is the smallest acceptable ratio; benchmarks without a peer have an
+absolute target.  A benchmark whose feature is not in the extension yet prints
+"not built yet".  Correctness checks (results equal the peer's, not timings)
+run in every mode; --check runs only them, at small scale, and exits non-zero
+on a mismatch.
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PGBIN = os.environ.get("PGBIN", "")
+
+MODES = {
+    # contacts, events, timed repetitions, pgbench seconds x runs, render rows,
+    # Jinja2 rows, messages drained, transactional sends, matches() loop size
+    "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=3,
+                 render_rows=1_000_000, jinja_rows=100_000, messages=100_000, sends=1000,
+                 matches_loop=10_000, refresh_reps=3, drain_runs=2),
+    "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2,
+                  render_rows=50_000, jinja_rows=5_000, messages=5_000, sends=100,
+                  matches_loop=2_000, refresh_reps=2, drain_runs=1),
+    "check": dict(contacts=20_000, events=200_000, reps=1, pgb_secs=2, pgb_runs=1,
+                  render_rows=2_000, jinja_rows=500, messages=500, sends=20,
+                  matches_loop=2_000, refresh_reps=1, drain_runs=1),
+}
+SEED = 0.42
+CLIENTS, THREADS = 4, 2
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def lit(s):
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- psql access
+
+def psql(sql, timing=False, check=True):
+    """Run a script in one psql session; returns stdout."""
+    args = [os.path.join(PGBIN, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+    script = ("\\timing on\n" if timing else "") + sql
+    p = subprocess.run(args, input=script, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"psql failed: {p.stderr.strip()}\n--- script:\n{sql[:2000]}")
+    return p.stdout
+
+
+def value(sql):
+    return psql(sql).strip()
+
+
+def timed_statements(stmts, reps, warmup=True):
+    """Run each statement reps times in one session, interleaved in ABBA order
+    (so neither side always runs on the warmer cache).  Returns, per statement,
+    a list of (ms, first output line)."""
+    order = []
+    if warmup:
+        order += list(range(len(stmts)))
+    for r in range(reps):
+        seq = list(range(len(stmts)))
+        order += seq if r % 2 == 0 else seq[::-1]
+    script = ""
+    for i in order:
+        script += f"\\echo @@{i}\n{stmts[i].rstrip().rstrip(';')};\n"
+    out = psql(script, timing=True)
+    results = [[] for _ in stmts]
+    blocks = re.split(r"^@@(\d+)\n", out, flags=re.M)[1:]
+    seen = [0] * len(stmts)
+    for idx, body in zip(blocks[0::2], blocks[1::2]):
+        i = int(idx)
+        m = re.search(r"^Time: ([0-9.]+) ms", body, flags=re.M)
+        first = body.split("\n", 1)[0]
+        seen[i] += 1
+        if warmup and seen[i] == 1:
+            continue
+        results[i].append((float(m.group(1)), first))
+    return results
+
+
+def have(*functions):
+    """Are these functions of schema segment installed?"""
+    names = ",".join(lit(f) for f in functions)
+    n = value(f"SELECT count(DISTINCT proname) FROM pg_proc WHERE pronamespace = 'segment'::regnamespace "
+              f"AND proname IN ({names})")
+    return int(n) == len(functions)
+
+
+# ---------------------------------------------------------------- results
+
+class Stat:
+    """Median, min and max of repeated measurements."""
+
+    def __init__(self, samples):
+        self.samples = list(samples)
+        self.median = statistics.median(self.samples)
+        self.min = min(self.samples)
+        self.max = max(self.samples)
+
+
+UNITS = {"ms": "ms", "s": "s", "us": "µs", "tps": "tx/s", "msg/s": "msg/s", "rows/s": "rows/s", "MB": "MB"}
+TIME_UNITS = {"ms", "s", "us"}
+
+
+def fmt_num(x):
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def fmt_stat(st, unit):
+    if st is None:
+        return "-"
+    if isinstance(st, str):
+        return st
+    if len(st.samples) == 1:
+        return f"{fmt_num(st.median)} {UNITS[unit]}"
+    return f"{fmt_num(st.median)} {UNITS[unit]} ({fmt_num(st.min)}-{fmt_num(st.max)})"
+
+
+class Results:
+    def __init__(self, mode):
+        self.mode = mode
+        self.rows = []
+        self.mismatches = []
+
+    def add(self, name, unit, ours, peer=None, target=None, absolute=None, note=""):
+        """ours/peer: Stat, None (no peer), or a string such as 'not built yet'.
+        target: minimum ratio (our speed / peer speed); absolute: (op, limit)
+        on our median, for benchmarks without a peer."""
+        ratio = None
+        verdict = "-"
+        if isinstance(ours, Stat) and isinstance(peer, Stat) and ours.median > 0 and peer.median > 0:
+            ratio = peer.median / ours.median if unit in TIME_UNITS else ours.median / peer.median
+        if isinstance(ours, str):
+            verdict = ours
+        elif ratio is not None and target is not None:
+            verdict = "pass" if ratio >= target else "FAIL"
+        elif absolute is not None and isinstance(ours, Stat):
+            op, limit = absolute
+            ok = ours.median < limit if op == "<" else ours.median <= limit
+            verdict = "pass" if ok else "FAIL"
+        if self.mode == "check" and verdict in ("pass", "FAIL"):
+            verdict = "(timing not judged)"
+        if target is not None:
+            tgt = f">= {target:.2f}x".replace(".00x", "x")
+        elif absolute is not None:
+            tgt = f"{absolute[0]} {absolute[1]:g} {UNITS[unit]}"
+        else:
+            tgt = "-"
+        row = dict(benchmark=name, unit=unit, ours=ours, peer=peer, ratio=ratio, target=tgt,
+                   target_ratio=target, absolute=absolute, verdict=verdict, note=note)
+        self.rows.append(row)
+        log(f"{name}: ours {fmt_stat(ours, unit)}, peer {fmt_stat(peer, unit)}, "
+            f"ratio {'-' if ratio is None else f'{ratio:.2f}'}, {verdict}")
+
+    def check(self, name, ok, detail=""):
+        """A correctness check: never a timing."""
+        if ok:
+            log(f"check ok: {name}")
+        else:
+            log(f"CHECK FAILED: {name}: {detail}")
+            self.mismatches.append(f"{name}: {detail}")
+
+    def table(self):
+        head = ["benchmark", "ours", "peer", "ratio", "target", "verdict"]
+        lines = []
+        for r in self.rows:
+            lines.append([r["benchmark"], fmt_stat(r["ours"], r["unit"]), fmt_stat(r["peer"], r["unit"]),
+                          "-" if r["ratio"] is None else f"{r['ratio']:.2f}x", r["target"], r["verdict"]])
+        w = [max(len(x[i]) for x in lines + [head]) for i in range(len(head))]
+        sep = "-+-".join("-" * n for n in w)
+        out = [" | ".join(h.ljust(w[i]) for i, h in enumerate(head)), sep]
+        for x in lines:
+            out.append(" | ".join(v.ljust(w[i]) for i, v in enumerate(x)))
+        return "\n".join(out)
+
+    def write(self, outdir, machine):
+        os.makedirs(outdir, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(outdir, f"{self.mode}-{stamp}.csv")
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["mode", "benchmark", "unit", "ours_median", "ours_min", "ours_max", "peer_median",
+                        "peer_min", "peer_max", "ratio", "target", "verdict", "note", "machine"])
+            for r in self.rows:
+                o, p = r["ours"], r["peer"]
+                w.writerow([self.mode, r["benchmark"], r["unit"],
+                            *(f"{v:.6g}" for v in ((o.median, o.min, o.max) if isinstance(o, Stat) else ())),
+                            *(("", "", "") if not isinstance(o, Stat) else ()),
+                            *(f"{v:.6g}" for v in ((p.median, p.min, p.max) if isinstance(p, Stat) else ())),
+                            *(("", "", "") if not isinstance(p, Stat) else ()),
+                            "" if r["ratio"] is None else f"{r['ratio']:.4g}", r["target"], r["verdict"],
+                            r["note"], machine])
+        shutil.copyfile(path, os.path.join(outdir, f"latest-{self.mode}.csv"))
+        return path
+
+    def chart(self, outdir, machine):
+        """A PNG of every judged ratio against its target (log scale)."""
+        if not shutil.which("gnuplot"):
+            return None
+        data = os.path.join(outdir, f"chart-{self.mode}.dat")
+        png = os.path.join(outdir, f"latest-{self.mode}.png")
+        n = 0
+        with open(data, "w") as f:
+            for r in self.rows:
+                o = r["ours"]
+                if r["ratio"] is not None and r["target_ratio"] is not None:
+                    got, need = r["ratio"], r["target_ratio"]
+                elif r["absolute"] is not None and isinstance(o, Stat) and o.median > 0:
+                    got, need = r["absolute"][1] / o.median, 1.0   # headroom under the limit
+                else:
+                    continue
+                label = r["benchmark"].replace('"', "'")
+                f.write(f'"{label}" {got:.6g} {need:.6g}\n')
+                n += 1
+        if n == 0:
+            return None
+        gp = f"""
+set terminal pngcairo size 1400,{260 + 34 * n} font "DejaVu Sans,11"
+set output "{png}"
+set title "segment benchmarks ({self.mode}) — {machine}\\nbar: our speed relative to the peer (for an absolute target: limit / measured); dot: target. Higher is better." noenhanced
+set style fill solid 0.85 border -1
+set logscale x 10
+set xrange [0.01:1000]
+set format x "%gx"
+set grid xtics
+set key top right
+set yrange [{n - 0.4}:-0.6]
+set ytics nomirror noenhanced scale 0
+set xlabel "ratio (log scale)"
+set lmargin 52
+plot "{data}" using (sqrt(0.01 * $2)):0:(0.01):2:($0 - 0.3):($0 + 0.3):($2 >= $3 ? 0x2e8b57 : 0xd62728):ytic(1) \\
+       with boxxyerror lc rgb variable title "measured (green: meets target, red: misses)", \\
+     "{data}" using 3:0 with points pt 7 ps 1.6 lc rgb "black" title "target"
+"""
+        gpf = os.path.join(outdir, f"chart-{self.mode}.gp")
+        with open(gpf, "w") as f:
+            f.write(gp)
+        p = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
+        if p.returncode != 0:
+            log(f"gnuplot failed: {p.stderr.strip()}")
+            return None
+        return png
+
+
+# ---------------------------------------------------------------- the data set
+
+def machine_description():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // (1024 * 1024)
+    pg = value("SHOW server_version").split()[0]
+    return f"{os.cpu_count()} x {cpu}, {mem} GB RAM, Linux {platform.release()}, PostgreSQL {pg}"
+
+
+def generate(cfg):
+    t0 = time.time()
+    psql(open(os.path.join(HERE, "setup.sql")).read())
+    psql(f"\\set contacts {cfg['contacts']}\n\\set events {cfg['events']}\n\\set seed {SEED}\n"
+         + "\\o /dev/null\n" + open(os.path.join(HERE, "data.sql")).read())
+    log(f"data: {cfg['contacts']} contacts, {cfg['events']} events loaded in {time.time() - t0:.0f} s")
+    psql("VACUUM (ANALYZE, FREEZE) segment.contacts, segment.events, segment.event_stats, segment.contact_tags;")
+    log(f"data: ready after {time.time() - t0:.0f} s")
+
+
+# ---------------------------------------------------------------- a. members / matches
+
+# (name, class, rule, hand-written SQL returning the contact ids).  class:
+#   attr   — profile fields and tags: target time <= 1.2x hand SQL (ratio >= 0.83)
+#   window — raw-event windows: target time <= 1.2x hand SQL
+#   agg    — all-time aggregates: target >= 10x faster than hand SQL over raw events
+RULES = [
+    ("country", "attr", "country in ('DE','AT')",
+     "SELECT id FROM segment.contacts WHERE attrs->>'country' IN ('DE','AT')"),
+    ("age and plan", "attr", "age between 25 and 34 and plan = 'pro'",
+     "SELECT id FROM segment.contacts WHERE (attrs->>'age')::numeric BETWEEN 25 AND 34 AND attrs->>'plan' = 'pro'"),
+    ("new subscribers", "attr", "created_at > 365 days ago and status = 'subscribed'",
+     "SELECT id FROM segment.contacts WHERE created_at > now() - interval '365 days' AND status = 'subscribed'"),
+    ("tags and plan", "attr", "tagged 'vip' or (tagged 'beta' and plan in ('pro','enterprise'))",
+     "SELECT contact_id FROM segment.contact_tags WHERE tag = 'vip' AND (expires_at IS NULL OR expires_at > now()) "
+     "UNION SELECT t.contact_id FROM segment.contact_tags t JOIN segment.contacts c ON c.id = t.contact_id "
+     "WHERE t.tag = 'beta' AND (t.expires_at IS NULL OR t.expires_at > now()) "
+     "AND c.attrs->>'plan' IN ('pro','enterprise')"),
+    ("opened in 30 days", "window", "did email_open within 30 days",
+     "SELECT DISTINCT contact_id FROM segment.events WHERE type = 'email_open' "
+     "AND occurred_at >= now() - interval '30 days'"),
+    ("3+ orders in 60 days", "window", "count(purchase) within 60 days > 3",
+     "SELECT contact_id FROM segment.events WHERE type = 'purchase' AND occurred_at >= now() - interval '60 days' "
+     "GROUP BY contact_id HAVING count(*) > 3"),
+    ("cart abandoned", "window", "did cart_add within 1 day and not did purchase within 1 day",
+     "SELECT contact_id FROM segment.events WHERE type = 'cart_add' AND occurred_at >= now() - interval '1 day' "
+     "EXCEPT SELECT contact_id FROM segment.events WHERE type = 'purchase' "
+     "AND occurred_at >= now() - interval '1 day'"),
+    ("golf buyers, 1 year", "window", "did purchase where (category = 'golf') within 365 days",
+     "SELECT DISTINCT contact_id FROM segment.events WHERE type = 'purchase' "
+     "AND occurred_at >= now() - interval '365 days' AND properties->>'category' = 'golf'"),
+    ("free clickers, no order", "window", "did email_click within 14 days and not did purchase and plan = 'free'",
+     "SELECT c.id FROM segment.contacts c WHERE c.attrs->>'plan' = 'free' "
+     "AND EXISTS (SELECT 1 FROM segment.events e WHERE e.contact_id = c.id AND e.type = 'email_click' "
+     "AND e.occurred_at >= now() - interval '14 days') "
+     "AND NOT EXISTS (SELECT 1 FROM segment.events e WHERE e.contact_id = c.id AND e.type = 'purchase')"),
+    ("lifetime spend > 500", "agg", "sum(purchase.amount) > 500",
+     "SELECT contact_id FROM segment.events WHERE type = 'purchase' GROUP BY contact_id HAVING sum(amount) > 500"),
+    ("lapsed buyers", "agg", "did purchase and not did purchase within 180 days",
+     "SELECT contact_id FROM segment.events WHERE type = 'purchase' GROUP BY contact_id "
+     "HAVING max(occurred_at) < now() - interval '180 days'"),
+    ("lapsed high value DE/AT", "agg",
+     "sum(purchase.amount) > 500 and country in ('DE','AT') and not did purchase within 180 days",
+     "SELECT e.contact_id FROM segment.events e JOIN segment.contacts c ON c.id = e.contact_id "
+     "WHERE e.type = 'purchase' AND c.attrs->>'country' IN ('DE','AT') GROUP BY e.contact_id "
+     "HAVING sum(e.amount) > 500 AND max(e.occurred_at) < now() - interval '180 days'"),
+]
+MATCHES_RULES = ["country", "lifetime spend > 500", "lapsed high value DE/AT", "tags and plan"]
+
+
+def bench_members(cfg, res):
+    built = have("members")
+    if built:
+        # Every rule must parse before it is timed; a parse error is a finding, not a crash.
+        for name, _, rule, _ in RULES:
+            try:
+                value(f"SELECT {lit(rule)}::segment.rule")
+            except RuntimeError as e:
+                res.check(f"rule parses: {name}", False, str(e).splitlines()[0])
+    for name, cls, rule, hand in RULES:
+        target = 10.0 if cls == "agg" else 1 / 1.2
+        peer_q = f"SELECT count(*) FROM ({hand}) s"
+        ours_q = f"SELECT count(*) FROM segment.members({lit(rule)}::segment.rule)"
+        label = f"members: {name}"
+        if not built:
+            r = timed_statements([peer_q], cfg["reps"])[0]
+            res.add(label, "ms", "not built yet", Stat(ms for ms, _ in r), target, note=rule)
+            continue
+        try:
+            ours, peer = timed_statements([ours_q, peer_q], cfg["reps"])
+        except RuntimeError as e:
+            res.check(f"members runs: {name}", False, str(e).splitlines()[0])
+            r = timed_statements([peer_q], cfg["reps"])[0]
+            res.add(label, "ms", "error", Stat(ms for ms, _ in r), target, note=rule)
+            continue
+        res.add(label, "ms", Stat(ms for ms, _ in ours), Stat(ms for ms, _ in peer), target, note=rule)
+        counts = {n for _, n in ours} | {n for _, n in peer}
+        res.check(f"members count equals hand SQL: {name}", len(counts) == 1, f"counts {sorted(counts)}")
+        if res.mode != "full":
+            diff = value(f"SELECT count(*) FROM ((SELECT * FROM segment.members({lit(rule)}::segment.rule) "
+                         f"EXCEPT {hand}) UNION ALL ({hand} EXCEPT SELECT * FROM segment.members("
+                         f"{lit(rule)}::segment.rule))) d")
+            res.check(f"members set equals hand SQL: {name}", diff == "0", f"{diff} contacts differ")
+
+
+def bench_matches(cfg, res):
+    n = cfg["matches_loop"]
+    for name, _, rule, _ in RULES:
+        if name not in MATCHES_RULES:
+            continue
+        label = f"matches per contact: {name}"
+        if not have("matches"):
+            res.add(label, "us", "not built yet", None, absolute=("<", 100), note=rule)
+            continue
+        q = (f"SELECT count(*) FILTER (WHERE segment.matches(id, {lit(rule)}::segment.rule)) "
+             f"FROM generate_series(1, {n}) id")
+        r = timed_statements([q], cfg["reps"])[0]
+        res.add(label, "us", Stat(ms * 1000 / n for ms, _ in r), None, absolute=("<", 100),
+                note=f"{rule}; mean over {n} contacts in one statement, median over runs")
+        if have("members"):
+            diff = value(f"SELECT count(*) FROM generate_series(1, {n}) id WHERE segment.matches(id, "
+                         f"{lit(rule)}::segment.rule) IS DISTINCT FROM (id IN (SELECT * FROM segment.members("
+                         f"{lit(rule)}::segment.rule)))")
+            res.check(f"matches agrees with members on {n} contacts: {name}", diff == "0",
+                      f"{diff} contacts disagree")
+
+
+# ---------------------------------------------------------------- b. track
+
+TRACK_ARGS = (":cid::bigint, (CASE WHEN :t <= 52 THEN 'product_view' WHEN :t <= 76 THEN 'email_open' "
+              "WHEN :t <= 86 THEN 'cart_add' WHEN :t <= 94 THEN 'email_click' ELSE 'purchase' END), "
+              "'{\"product_id\": 17, \"category\": \"golf\"}'::jsonb, (CASE WHEN :t > 94 THEN 49.90 END)")
+
+
+def pgbench(script, secs, tmp):
+    path = os.path.join(tmp, "pgbench.sql")
+    with open(path, "w") as f:
+        f.write(script)
+    args = [os.path.join(PGBIN, "pgbench"), "-n", "-h", "127.0.0.1", "-p", os.environ["PGPORT"],
+            "-U", "postgres", "-c", str(CLIENTS), "-j", str(THREADS), "-T", str(secs), "-f", path, "segmentdb"]
+    p = subprocess.run(args, capture_output=True, text=True)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"pgbench failed: {p.stdout[-800:]} {p.stderr[-800:]}")
+    return float(m.group(1))
+
+
+def pgbench_scripts(cfg):
+    head = f"\\set cid random(1, {cfg['contacts']})\n\\set t random(1, 100)\n"
+    track = head + f"SELECT segment.track({TRACK_ARGS});\n"
+    plain = head + ("INSERT INTO segment.events (contact_id, type, properties, amount, occurred_at) "
+                    f"VALUES ({TRACK_ARGS}, now()) RETURNING id;\n")
+    return track, plain
+
+
+def plain_insert_run(cfg, tmp, script):
+    """The peer: a plain INSERT of the same row into the same events table (same
+    indexes, same foreign key) with the extension's triggers disabled; the rows
+    are deleted again afterwards so the data set is unchanged."""
+    top = value("SELECT max(id) FROM segment.events")
+    psql("ALTER TABLE segment.events DISABLE TRIGGER USER;")
+    try:
+        return pgbench(script, cfg["pgb_secs"], tmp)
+    finally:
+        psql(f"DELETE FROM segment.events WHERE id > {top}; ALTER TABLE segment.events ENABLE TRIGGER USER;")
+
+
+def bench_track_plain(cfg, res, tmp):
+    track, plain = pgbench_scripts(cfg)
+    label = "track, no segments vs plain INSERT"
+    if not have("track"):
+        runs = [plain_insert_run(cfg, tmp, plain) for _ in range(cfg["pgb_runs"])]
+        res.add(label, "tps", "not built yet", Stat(runs), 0.7, note=f"pgbench -c {CLIENTS} -j {THREADS}")
+        return None
+    ours, peer = [], []
+    for i in range(cfg["pgb_runs"]):
+        if i % 2 == 0:
+            peer.append(plain_insert_run(cfg, tmp, plain))
+            ours.append(pgbench(track, cfg["pgb_secs"], tmp))
+        else:
+            ours.append(pgbench(track, cfg["pgb_secs"], tmp))
+            peer.append(plain_insert_run(cfg, tmp, plain))
+    res.add(label, "tps", Stat(ours), Stat(peer), 0.7, note=f"pgbench -c {CLIENTS} -j {THREADS} -T {cfg['pgb_secs']}")
+    return Stat(ours)
+
+
+def segment_definitions():
+    """50 dynamic segments and 10 tag rules over fields, tags and events."""
+    segs = []
+    for c in ["US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE"]:
+        segs.append((f"country_{c.lower()}", f"country = '{c}'"))
+    for p in ["free", "basic", "pro", "enterprise"]:
+        segs.append((f"plan_{p}", f"plan = '{p}'"))
+    for lo, hi in [(18, 24), (25, 34), (35, 44), (45, 54), (55, 77)]:
+        segs.append((f"age_{lo}_{hi}", f"age between {lo} and {hi}"))
+    for d in [7, 30, 90, 180, 365]:
+        segs.append((f"bought_{d}d", f"did purchase within {d} days"))
+    for d in [7, 30, 90]:
+        segs.append((f"opened_{d}d", f"did email_open within {d} days"))
+        segs.append((f"clicked_{d}d", f"did email_click within {d} days"))
+    for x in [100, 250, 500, 1000, 2000]:
+        segs.append((f"ltv_{x}", f"sum(purchase.amount) > {x}"))
+    for n in [1, 3, 5, 10]:
+        segs.append((f"orders_{n}", f"count(purchase) > {n}"))
+    segs += [
+        ("cart_abandoners", "did cart_add within 1 day and not did purchase within 1 day"),
+        ("lapsed", "did purchase and not did purchase within 180 days"),
+        ("lapsed_vip_dach", "sum(purchase.amount) > 500 and country in ('DE','AT','CH') "
+                            "and not did purchase within 180 days"),
+        ("golf_fans", "did purchase where (category = 'golf') within 365 days"),
+        ("browsers_no_buy", "did product_view within 7 days and not did purchase"),
+        ("engaged_free", "did email_click within 30 days and plan = 'free'"),
+        ("vip_tagged", "tagged 'vip'"),
+        ("new_subscribers", "created_at > 30 days ago and status = 'subscribed'"),
+        ("frequent_30d", "count(purchase) within 30 days > 2"),
+        ("big_basket", "max(purchase.amount) > 300"),
+    ]
+    assert len(segs) == 50, len(segs)
+    tags = [("high_spender", "sum(purchase.amount) > 1000"),
+            ("recent_buyer", "did purchase within 30 days"),
+            ("window_shopper", "count(product_view) within 30 days > 10 and not did purchase within 30 days"),
+            ("email_fan", "count(email_open) within 90 days > 5"),
+            ("clicker", "did email_click within 7 days"),
+            ("one_timer", "count(purchase) = 1"),
+            ("premium_plan", "plan in ('pro','enterprise')"),
+            ("young_adult", "age < 25"),
+            ("dach", "country in ('DE','AT','CH')"),
+            ("cart_recent", "did cart_add within 3 days")]
+    return segs, tags
+
+
+def define_segments(res):
+    segs, tags = segment_definitions()
+    t0 = time.time()
+    sql = "".join(f"SELECT segment.create_segment({lit(n)}, {lit(r)}::segment.rule, 'dynamic');\n" for n, r in segs)
+    sql += "".join(f"SELECT segment.create_tag_rule({lit(n)}, {lit(r)}::segment.rule);\n" for n, r in tags)
+    sql += "SELECT segment.install_default_stages();\n"
+    psql("\\o /dev/null\n" + sql)
+    log(f"segments: 50 segments, 10 tag rules and the default stages defined in {time.time() - t0:.0f} s")
+    return segs
+
+
+def check_segments(res, segs, when):
+    """Dynamic membership must equal members(rule) for every segment."""
+    if not have("members"):
+        return
+    bad = []
+    for name, rule in segs:
+        diff = value(f"SELECT count(*) FROM ((SELECT contact_id FROM segment.segment_members m "
+                     f"JOIN segment.segments s ON s.id = m.segment_id WHERE s.name = {lit(name)} "
+                     f"EXCEPT SELECT * FROM segment.members({lit(rule)}::segment.rule)) UNION ALL "
+                     f"(SELECT * FROM segment.members({lit(rule)}::segment.rule) EXCEPT "
+                     f"SELECT contact_id FROM segment.segment_members m JOIN segment.segments s "
+                     f"ON s.id = m.segment_id WHERE s.name = {lit(name)})) d")
+        if diff != "0":
+            bad.append(f"{name} ({diff})")
+    res.check(f"segment membership equals members(rule) {when}", not bad, ", ".join(bad))
+
+
+def check_event_stats(res, when):
+    diff = value("SELECT count(*) FROM ((SELECT type, contact_id, count(*), min(occurred_at), max(occurred_at), "
+                 "count(amount), sum(amount) FROM segment.events GROUP BY 1, 2) EXCEPT "
+                 "(SELECT type, contact_id, count, first_at, last_at, amount_count, sum_amount "
+                 "FROM segment.event_stats)) d")
+    res.check(f"event_stats equals the aggregates of events {when}", diff == "0", f"{diff} rows differ")
+
+
+def bench_track_segments(cfg, res, tmp, none_stat):
+    label = "track, 50 segments+10 tag rules+stages vs none"
+    built = have("track", "create_segment", "create_tag_rule", "install_default_stages", "members")
+    if not built:
+        res.add(label, "tps", "not built yet", none_stat or None, 0.5)
+        return None
+    segs = define_segments(res)
+    if res.mode != "full":
+        check_segments(res, segs, "after create_segment")
+    track, _ = pgbench_scripts(cfg)
+    runs = [pgbench(track, cfg["pgb_secs"], tmp) for _ in range(cfg["pgb_runs"])]
+    res.add(label, "tps", Stat(runs), none_stat, 0.5, note=f"pgbench -c {CLIENTS} -j {THREADS} -T {cfg['pgb_secs']}")
+    if res.mode != "full":
+        check_segments(res, segs, f"after concurrent track ({CLIENTS} clients)")
+        check_event_stats(res, "after concurrent track")
+    return segs
+
+
+# ---------------------------------------------------------------- c. refresh
+
+def bench_refresh(cfg, res, segs):
+    label = "refresh of 50 segments"
+    if not segs or not have("refresh"):
+        res.add(label, "s", "not built yet", None, absolute=("<", 60))
+        return
+    r = timed_statements(["SELECT count(*) FROM segment.refresh()"], cfg["refresh_reps"], warmup=False)[0]
+    res.add(label, "s", Stat(ms / 1000 for ms, _ in r), None, absolute=("<", 60),
+            note=f"{cfg['contacts']} contacts")
+    if res.mode != "full":
+        check_segments(res, segs, "after refresh")
+
+
+# ---------------------------------------------------------------- d. render
+
+def render_setup(cfg):
+    """One context per row, built from the data set (not timed)."""
+    psql(f"""
+CREATE TABLE bench.render_ctx AS
+SELECT c.id, jsonb_build_object(
+  'first_name', c.first_name, 'last_name', c.last_name, 'email', c.email,
+  'country', c.attrs->>'country', 'plan', c.attrs->>'plan', 'age', (c.attrs->>'age')::int,
+  'coupon', 'SAVE' || (c.id % 90 + 10), 'orders_count', coalesce(s.count, 0),
+  'lifetime_value', to_char(coalesce(s.sum_amount, 0), 'FM999990.00') || ' EUR',
+  'vip', coalesce(s.sum_amount, 0) > 500, 'plan_paid', c.attrs->>'plan' IN ('pro', 'enterprise'),
+  'unsubscribe_url', 'https://shop.example.com/u/' || md5(c.id::text),
+  'recommendations', (SELECT jsonb_agg(jsonb_build_object(
+        'name', 'Product ' || p, 'url', 'https://shop.example.com/p/' || p,
+        'price', to_char(9.99 + p % 90, 'FM990.00'), 'image', 'https://cdn.example.com/i/' || p || '.jpg'))
+      FROM generate_series(c.id % 500, c.id % 500 + 3) p)) AS ctx
+FROM segment.contacts c
+LEFT JOIN segment.event_stats s ON s.contact_id = c.id AND s.type = 'purchase'
+WHERE c.id <= {cfg['render_rows']};
+ALTER TABLE bench.render_ctx ADD PRIMARY KEY (id);
+VACUUM ANALYZE bench.render_ctx;
+""")
+
+
+def bench_render(cfg, res):
+    mus = open(os.path.join(HERE, "templates", "email.mustache")).read()
+    jin = open(os.path.join(HERE, "templates", "email.jinja")).read()
+    n, nj = cfg["render_rows"], cfg["jinja_rows"]
+    render_setup(cfg)
+    floor_q = f"SELECT sum(octet_length({lit(mus)} || id)) FROM bench.render_ctx"
+    jinja_q = f"SELECT sum(octet_length(bench.jinja({lit(jin)}, ctx))) FROM bench.render_ctx WHERE id <= {nj}"
+    ours_q = f"SELECT sum(octet_length(segment.render({lit(mus)}, ctx))) FROM bench.render_ctx"
+    scale = n / nj
+    note_j = f"Jinja2 timed on {nj} rows and scaled x{scale:g} to {n}"
+    if not have("render"):
+        floor_r, jinja_r = timed_statements([floor_q, jinja_q], cfg["reps"])
+        res.add(f"render 5 KB email x {n} vs Jinja2", "s", "not built yet",
+                Stat(ms * scale / 1000 for ms, _ in jinja_r), 10.0, note=note_j)
+        res.add(f"render 5 KB email x {n} vs concat floor", "s", "not built yet",
+                Stat(ms / 1000 for ms, _ in floor_r), 0.25)
+        return
+    ours_r, floor_r, jinja_r = timed_statements([ours_q, floor_q, jinja_q], cfg["reps"])
+    ours = Stat(ms / 1000 for ms, _ in ours_r)
+    res.add(f"render 5 KB email x {n} vs Jinja2", "s", ours, Stat(ms * scale / 1000 for ms, _ in jinja_r), 10.0,
+            note=note_j)
+    res.add(f"render 5 KB email x {n} vs concat floor", "s", ours, Stat(ms / 1000 for ms, _ in floor_r), 0.25)
+    # Same output as Jinja2 on a sample of rows, byte for byte.
+    diff = value(f"SELECT count(*) FROM bench.render_ctx WHERE id <= {min(nj, 500)} AND "
+                 f"segment.render({lit(mus)}, ctx) IS DISTINCT FROM bench.jinja({lit(jin)}, ctx)")
+    res.check("render output equals Jinja2 output", diff == "0", f"{diff} rows differ")
+    size = value(f"SELECT avg(octet_length(segment.render({lit(mus)}, ctx)))::int FROM bench.render_ctx "
+                 f"WHERE id <= 100")
+    res.check("rendered email is about 5 KB", 4500 <= int(size) <= 6500, f"average {size} bytes")
+
+
+# ---------------------------------------------------------------- e, f. sending
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def sending_built():
+    return have("enqueue", "worker_status") and value(
+        "SELECT to_regclass('segment.messages') IS NOT NULL") == "t"
+
+
+def wait_port(port, secs=10):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def stop_process(p):
+    if p and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def point_worker_at(port, connections):
+    """Configure the sending worker through the settings a DBA would use."""
+    psql(f"ALTER SYSTEM SET segment.smtp_url = 'smtp://127.0.0.1:{port}';\n"
+         f"ALTER SYSTEM SET segment.from_address = 'Bench <bench@example.com>';\n"
+         f"ALTER SYSTEM SET segment.connections = {connections};\n"
+         "SELECT pg_reload_conf();")
+
+
+def worker_memory():
+    """VmRSS and RssAnon (kB) of the sending worker: RssAnon is its private
+    memory, VmRSS also counts the shared buffers it touched."""
+    pid = value("SELECT pid FROM segment.worker_status()")
+    mem = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon"):
+                mem[k] = int(v.split()[0])
+    return int(pid), mem
+
+
+def unfinished():
+    return int(value("SELECT count(*) FROM segment.messages WHERE status IN ('queued', 'sending', 'retry')"))
+
+
+def bench_drain(cfg, res):
+    n = cfg["messages"]
+    conns = int(value("SHOW segment.connections"))
+    label = f"worker drain {n} x 4 KB vs smtp-source"
+    if not sending_built():
+        res.add(label, "msg/s", "not built yet", None, 0.5)
+        res.add("worker private memory growth (RssAnon)", "MB", "not built yet", None, absolute=("<=", 1))
+        return
+    port = free_port()
+    sink_cmd = ["/usr/sbin/smtp-sink"] + (["-u", "postfix"] if os.geteuid() == 0 else []) + [f"127.0.0.1:{port}", "1000"]
+    sink = subprocess.Popen(sink_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        point_worker_at(port, conns)
+        ours, peer, mem = [], [], []
+        body = "x" * 75
+        text = "\n".join(body for _ in range(4096 // 76))   # 4 KB of 76-byte lines
+        psql("DELETE FROM segment.messages;")
+        for i in range(cfg["drain_runs"]):
+            # Enqueue in one transaction; the worker is woken when it commits.
+            psql(f"""SELECT segment.enqueue(id, 'Bench message ' || id, NULL, {lit(text)}, '{{"kind": "marketing", "unsubscribe_url": "https://example.com/u"}}')
+                     FROM (SELECT id FROM segment.contacts WHERE status = 'subscribed' ORDER BY id LIMIT {n}) c
+                     \\g /dev/null""")
+            t0 = time.time()
+            if i == 0:
+                pid, before = worker_memory()
+                mem.append(before)
+            while unfinished() > 0:
+                if time.time() - t0 > 900:
+                    raise RuntimeError("the worker did not drain the queue in 15 minutes")
+                time.sleep(0.05)
+            ours.append(n / (time.time() - t0))
+            mem.append(worker_memory()[1])
+            sent = int(value("SELECT count(*) FROM segment.messages WHERE status = 'sent'"))
+            res.check(f"worker delivered every queued message (run {i + 1})", sent == n, f"{sent} of {n} sent")
+            psql("DELETE FROM segment.messages; VACUUM segment.messages;")
+            t0 = time.time()
+            subprocess.run(["/usr/sbin/smtp-source", "-d", "-s", str(conns), "-m", str(n), "-l", "4096",
+                            f"127.0.0.1:{port}"], check=True, stdout=subprocess.DEVNULL)
+            peer.append(n / (time.time() - t0))
+        res.add(label, "msg/s", Stat(ours), Stat(peer), 0.5,
+                note=f"{conns} connections; smtp-source -d -s {conns} -m {n} -l 4096")
+        growth = [(m["RssAnon"] - mem[0]["RssAnon"]) / 1024 for m in mem[1:]]
+        res.add("worker private memory growth (RssAnon)", "MB", Stat(growth), None, absolute=("<=", 1),
+                note="VmRSS kB before and after each run: " + ", ".join(str(m["VmRSS"]) for m in mem))
+        log("worker VmRSS (kB) before and after each drain: " + " -> ".join(str(m["VmRSS"]) for m in mem))
+    finally:
+        psql("ALTER SYSTEM RESET segment.smtp_url; SELECT pg_reload_conf();", check=False)
+        stop_process(sink)
+
+
+LATENCY_SQL = """
+CREATE TABLE bench.latency (message_id text PRIMARY KEY, committed_at float8 NOT NULL);
+-- One transactional message at a time: enqueue, commit, note the commit time,
+-- wait until the worker reports it sent (so the next one finds it idle).
+CREATE PROCEDURE bench.latency_sends(n int) LANGUAGE plpgsql AS $$
+DECLARE
+  id bigint; st text; t float8; ids bigint[] := '{}'; ts float8[] := '{}';
+  who bigint[] := ARRAY(SELECT c.id FROM segment.contacts c WHERE c.status = 'subscribed' ORDER BY c.id LIMIT n);
+BEGIN
+  FOR i IN 1..n LOOP
+    id := segment.enqueue(who[i], 'Your order ' || i, NULL, 'Thank you for your order.', '{"kind": "transactional"}');
+    COMMIT;
+    t := extract(epoch FROM clock_timestamp());
+    ids := ids || id; ts := ts || t;
+    FOR k IN 1..5000 LOOP
+      SELECT m.status INTO st FROM segment.messages m WHERE m.id = latency_sends.id;
+      EXIT WHEN st IN ('sent', 'failed');
+      PERFORM pg_sleep(0.002);
+    END LOOP;
+    PERFORM pg_sleep(0.02);
+  END LOOP;
+  INSERT INTO bench.latency SELECT m.message_id, u.t
+    FROM unnest(ids, ts) AS u (id, t) JOIN segment.messages m ON m.id = u.id;
+END $$;
+"""
+
+
+def bench_latency(cfg, res, tmp):
+    n = cfg["sends"]
+    label = f"enqueue -> SMTP accepted p50, {n} sends"
+    if not sending_built():
+        res.add(label, "ms", "not built yet", None, absolute=("<", 50))
+        return
+    port = free_port()
+    capfile = os.path.join(tmp, "accepted.txt")
+    cap = subprocess.Popen([sys.executable, os.path.join(HERE, "smtp_capture.py"), str(port), capfile])
+    try:
+        wait_port(port)
+        point_worker_at(port, int(value("SHOW segment.connections")))
+        time.sleep(0.5)
+        psql("DELETE FROM segment.messages;" + LATENCY_SQL + f"CALL bench.latency_sends({n});")
+        time.sleep(0.5)
+        accepted = {}
+        with open(capfile) as f:
+            for line in f:
+                t, mid = line.split()
+                accepted[mid] = float(t)
+        lat = []
+        for line in psql("SELECT message_id, committed_at FROM bench.latency").splitlines():
+            mid, t = line.split("|")
+            if mid in accepted:
+                lat.append((accepted[mid] - float(t)) * 1000)
+        res.check(f"every transactional message accepted ({n})", len(lat) == n, f"{len(lat)} of {n}")
+        if lat:
+            lat.sort()
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            res.add(label, "ms", Stat(lat), None, absolute=("<", 50),
+                    note=f"p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
+            res.add(f"enqueue -> SMTP accepted p99, {n} sends", "ms", Stat([p99]), None)
+    finally:
+        psql("ALTER SYSTEM RESET segment.smtp_url; SELECT pg_reload_conf();", check=False)
+        stop_process(cap)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    global PGBIN
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=sorted(MODES), default="full")
+    ap.add_argument("--only", help="comma-separated: members,matches,track,refresh,render,drain,latency")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    PGBIN = os.environ.get("PGBIN") or PGBIN
+    cfg = MODES[args.mode]
+    only = set(args.only.split(",")) if args.only else None
+    want = lambda k: only is None or k in only
+    res = Results(args.mode)
+    t_start = time.time()
+    machine = machine_description()
+    log(f"mode {args.mode}: {machine}")
+    generate(cfg)
+    tmp = tempfile.mkdtemp(prefix="segment-bench-")
+    os.chmod(tmp, 0o755)
+    try:
+        if want("members"):
+            bench_members(cfg, res)
+        if want("matches"):
+            bench_matches(cfg, res)
+        segs = None
+        if want("track"):
+            none_stat = bench_track_plain(cfg, res, tmp)
+            segs = bench_track_segments(cfg, res, tmp, none_stat)
+        if want("refresh"):
+            bench_refresh(cfg, res, segs)
+        if want("render"):
+            bench_render(cfg, res)
+        if want("drain"):
+            bench_drain(cfg, res)
+        if want("latency"):
+            bench_latency(cfg, res, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(f"segment benchmarks — mode {args.mode} — {machine}")
+    print(f"{cfg['contacts']} contacts, {cfg['events']} events, seed {SEED}; "
+          f"ours and peer: median (min-max) of the runs; ratio = our speed / peer speed (higher is better)")
+    print()
+    print(res.table())
+    print()
+    csv_path = res.write(args.results, machine)
+    png = res.chart(args.results, machine)
+    print(f"results: {csv_path}" + (f", chart: {png}" if png else ""))
+    print(f"total time: {time.time() - t_start:.0f} s")
+    if res.mismatches:
+        print(f"\n{len(res.mismatches)} correctness check(s) FAILED:")
+        for m in res.mismatches:
+            print(f"  {m}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
