@@ -464,6 +464,8 @@ def bench_track_plain(cfg, res, tmp):
             ours.append(pgbench(track, cfg["pgb_secs"], tmp))
             peer.append(plain_insert_run(cfg, tmp, plain))
     res.add(label, "tps", Stat(ours), Stat(peer), 0.7, note=f"pgbench -c {CLIENTS} -j {THREADS} -T {cfg['pgb_secs']}")
+    if res.mode != "full":
+        check_event_stats(res, f"after concurrent track ({CLIENTS} clients)")
     return Stat(ours)
 
 
