@@ -15,7 +15,8 @@ import json
 t = SD.get(template)
 if t is None:
     import jinja2
-    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
     t = SD[template] = env.from_string(template)
 return t.render(json.loads(context))
 $$;
