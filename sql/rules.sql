@@ -314,6 +314,46 @@ SELECT segment.rule_dependencies('created_at > now');
 SELECT segment.rule_to_jsonb('did purchase and not did purchase within 180 days');
 SELECT jsonb_pretty(segment.rule_to_jsonb('(country in (''DE'',''AT'') or lifetime between 1 and 2.50) and sum(purchase.amount where (category = ''golf'')) since 30 days ago > 10 and last(purchase) < date ''2029-01-01'' and stage in (''lead'') and email is not null'));
 
+-- jsonb round trip: rule_from_jsonb(rule_to_jsonb(r)) = r.
+SELECT r, segment.rule_from_jsonb(segment.rule_to_jsonb(r)) = r AS round_trip FROM (VALUES
+  ('did purchase and not did purchase within 180 days'::segment.rule),
+  ('(country in (''DE'',''AT'') or lifetime between 1 and 2.50) and sum(purchase.amount where (category = ''golf'' and not (x.y = true))) since 30 days ago > 10'),
+  ('did ''it''''s'' between 2 weeks from now and timestamp ''2024-01-01 10:00Z'' or count(x) = 0 or avg(y.price) != -1.5 or attrs.q.r is null'),
+  ('true or false and email not starts with ''a\'' and first_name ends with ''"'''),
+  ('tagged ''a'' and not in segment ''high_value'' and stage not in (''lead'') and stage <= ''customer'''),
+  ('last(purchase where (amount > 1)) >= now and birthday < 20 years ago and vip != true and plan in (''pro'')'),
+  ('interests not contains ''x'' and renews_at not between date ''2030-01-01'' and 1 month from now')
+  ) AS t(r);
+-- A UI builder may write plural units and omit the canonical form.
+SELECT segment.rule_from_jsonb('{"or": [{"did": "purchase", "within": {"amount": 3, "unit": "days"}}, {"or": [{"tagged": "VIP"}, {"const": false}]}]}');
+-- Bad jsonb: the path of the problem and what was expected (22P02).
+SELECT segment.rule_from_jsonb('[1]');
+SELECT segment.rule_from_jsonb('{}');
+SELECT segment.rule_from_jsonb('{"did": 5}');
+SELECT segment.rule_from_jsonb('{"and": []}');
+SELECT segment.rule_from_jsonb('{"not": [true]}');
+SELECT segment.rule_from_jsonb('{"const": 1}');
+SELECT segment.rule_from_jsonb('{"and": [{"did": "x"}, {"field": "email", "op": "like", "value": "x"}]}');
+SELECT segment.rule_from_jsonb('{"field": "email = 1 or true", "op": "=", "value": "x"}');
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": ">", "value": 5, "extra": 1}');
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": "in", "values": []}');
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": "between", "values": [1]}');
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": ">", "value": null}');
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": ">", "value": {"yesterday": true}}');
+SELECT segment.rule_from_jsonb('{"did": "x", "where": {"tagged": "a"}}');
+SELECT segment.rule_from_jsonb('{"did": "x", "within": {"amount": 1, "unit": "fortnight"}}');
+SELECT segment.rule_from_jsonb('{"did": "x", "within": {"amount": 1, "unit": "day"}, "since": {"now": true}}');
+SELECT segment.rule_from_jsonb('{"did": "x", "tagged": "y"}');
+SELECT segment.rule_from_jsonb('{"count": "x", "property": "amount", "op": ">", "value": 1}');
+SELECT segment.rule_from_jsonb('{"sum": "x", "op": ">", "value": 1}');
+SELECT segment.rule_from_jsonb('{"stage": {"op": "~", "value": "lead"}}');
+-- Checked like text input: errors show the rule text built from the jsonb.
+\set VERBOSITY default
+SELECT segment.rule_from_jsonb('{"field": "lifetime", "op": ">", "value": "abc"}');
+SELECT segment.rule_from_jsonb('{"did": "x", "within": {"amount": 1.5, "unit": "day"}}');
+SELECT segment.rule_from_jsonb('{"in_segment": "nope"}');
+\set VERBOSITY terse
+
 DROP TABLE bin;
 RESET segment.clock_override;
 DROP EXTENSION segment;

@@ -123,3 +123,9 @@ END
 $$;
 COMMENT ON FUNCTION segment.count(segment.rule) IS
   'How many contacts satisfy the rule now (one SQL statement)';
+
+CREATE FUNCTION segment.rule_from_jsonb(rule jsonb) RETURNS segment.rule
+  AS 'MODULE_PATHNAME', 'rule_from_jsonb'
+  LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_from_jsonb(jsonb) IS
+  'The rule of a JSON form (doc/rules.md), checked like text input; exact inverse of segment.rule_to_jsonb';
