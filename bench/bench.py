@@ -380,9 +380,10 @@ def bench_members(cfg, res):
         counts = {n for _, n in ours} | {n for _, n in peer}
         res.check(f"members count equals hand SQL: {name}", len(counts) == 1, f"counts {sorted(counts)}")
         if res.mode != "full":
-            diff = value(f"SELECT count(*) FROM ((SELECT * FROM segment.members({lit(rule)}::segment.rule) "
-                         f"EXCEPT {hand}) UNION ALL ({hand} EXCEPT SELECT * FROM segment.members("
-                         f"{lit(rule)}::segment.rule))) d")
+            ours_set = f"SELECT * FROM segment.members({lit(rule)}::segment.rule)"
+            hand_set = f"SELECT * FROM ({hand}) h"
+            diff = value(f"SELECT count(*) FROM (({ours_set} EXCEPT {hand_set}) UNION ALL "
+                         f"({hand_set} EXCEPT {ours_set})) d")
             res.check(f"members set equals hand SQL: {name}", diff == "0", f"{diff} contacts differ")
 
 
