@@ -10,7 +10,7 @@ PKGS=(
   libcurl4-openssl-dev
   python3 python3-aiosmtpd
   postfix
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev valgrind
   postgresql-plpython3-15 python3-jinja2
   gnuplot-nox
   procps iproute2 ca-certificates

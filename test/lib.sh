@@ -23,3 +23,28 @@ wait_for() {
   while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; n=$((n - 1)); done
   return 1
 }
+
+# server_env: words to put before the server's start command (one per line, for mapfile).
+# A segment.so built with SANITIZE=1 brings the ASan/UBSan runtimes in when the server
+# loads it (preloading libasan into Debian's postgres deadlocks in glibc's gettext lock,
+# see doc/reliability.md), so ASan must accept not being first in the library list; keep
+# running after leaks (PostgreSQL frees by memory context, not by free()) and stop the
+# process at the first error.  Reports go to the server log; sanitizer_reports finds them.
+server_env() {
+  sanitized_build || return 0
+  printf '%s\n' env "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1" \
+    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+}
+
+# sanitized_build: whether the private install's segment.so was built with SANITIZE=1.
+sanitized_build() {
+  readelf -d "$SEGMENT_INSTALL/usr/lib/postgresql/15/lib/segment.so" 2>/dev/null | grep -q 'libasan'
+}
+
+# sanitizer_reports LOG NAME: keep a server log holding an ASan/UBSan report in
+# test/results/sanitizer/ (test/run fails when that directory is not empty).
+sanitizer_reports() {
+  grep -qE 'runtime error:|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer' "$1" 2>/dev/null || return 0
+  mkdir -p "$SEGMENT_ROOT/test/results/sanitizer"
+  cp "$1" "$SEGMENT_ROOT/test/results/sanitizer/$2-server.log"
+}
