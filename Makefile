@@ -48,10 +48,10 @@ FUZZERS     =
 # and the same harness with test/fuzz/replay.c and the ordinary compiler as
 # test/fuzz/<area>_replay, which replays a corpus (under valgrind in `make valgrind`).
 FUZZ_CC     ?= clang
-FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -D_DEFAULT_SOURCE
+FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Itest/unit -D_DEFAULT_SOURCE
 test/fuzz/%_fuzz: test/fuzz/%_fuzz.c test/fuzz/replay.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter-out test/fuzz/replay.c,$(filter %.c,$^))
-	$(UNIT_CC) $(UNIT_CFLAGS) -o $(@:_fuzz=_replay) $(filter %.c,$^)
+	$(UNIT_CC) $(UNIT_CFLAGS) -Itest/unit -o $(@:_fuzz=_replay) $(filter %.c,$^)
 
 # SANITIZE=1: segment.so with AddressSanitizer and UndefinedBehaviorSanitizer.  The
 # server binary is not instrumented; test/cluster preloads the ASan runtime into it

@@ -8,5 +8,5 @@ FUZZERS += test/fuzz/template_fuzz
 test/unit/template_test: test/unit/template_test.c test/unit/tmpl_json.h $(TEMPLATE_CORE) src/template.h src/template_int.h src/core.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/template_test.c $(TEMPLATE_CORE)
 
-test/fuzz/template_fuzz: test/fuzz/template_fuzz.c test/unit/tmpl_json.h $(TEMPLATE_CORE) src/template.h src/template_int.h src/core.h
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itest/unit -o $@ test/fuzz/template_fuzz.c $(TEMPLATE_CORE)
+# Built by the Makefile's fuzz rule (libFuzzer + ASan + UBSan, and a corpus replay for valgrind).
+test/fuzz/template_fuzz: test/unit/tmpl_json.h $(TEMPLATE_CORE) src/template.h src/template_int.h src/core.h
