@@ -10,5 +10,5 @@ FUZZERS += test/fuzz/rule_fuzz
 test/unit/rule_test: test/unit/rule_test.c $(RULE_CORE) src/rule.h src/rule_int.h src/core.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/rule_test.c $(RULE_CORE)
 
-test/fuzz/rule_fuzz: test/fuzz/rule_fuzz.c $(RULE_CORE) src/rule.h src/rule_int.h src/core.h
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o $@ test/fuzz/rule_fuzz.c $(RULE_CORE)
+# Built by the Makefile's fuzz rule (libFuzzer + ASan + UBSan, and a corpus replay for valgrind).
+test/fuzz/rule_fuzz: $(RULE_CORE) src/rule.h src/rule_int.h src/core.h
