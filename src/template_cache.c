@@ -47,7 +47,7 @@ PallocRelease(void *ctx, void *ptr)
 
 const CoreAllocator template_palloc_allocator = {PallocAlloc, PallocRelease, NULL};
 
-/* Allocations in one entry's context (ctx is the MemoryContext). */
+/* Allocations in a given memory context (ctx is the MemoryContext). */
 static void *
 EntryAlloc(void *ctx, size_t size)
 {
@@ -59,6 +59,8 @@ EntryRelease(void *ctx, void *ptr)
 {
 	pfree(ptr);
 }
+
+const CoreAllocator template_context_allocator = {EntryAlloc, EntryRelease, NULL};
 
 static void
 CacheInit(void)
@@ -222,8 +224,7 @@ TemplateCompile(const char *src, size_t len, const char *what_fmt,
 	}
 	cxt = AllocSetContextCreate(cache_cxt, "segment template", ALLOCSET_SMALL_SIZES);
 	a = MemoryContextAlloc(cxt, sizeof(CoreAllocator));
-	a->alloc = EntryAlloc;
-	a->release = EntryRelease;
+	*a = template_context_allocator;
 	a->ctx = cxt;
 	prog = TmplParse(src, len, a, &err);
 	if (prog == NULL)

@@ -251,13 +251,20 @@ RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *r
 {
 	CoreBuf		out;
 	CoreError	err;
+	CoreAllocator here;
 	size_t		guess = TmplLiteralSize(prog) + TmplLiteralSize(prog) / 4 + 64;
 	volatile bool ok = false;
 	text	   *result;
 
 	if (cc && cc->out_guess > guess)
 		guess = cc->out_guess;
-	CoreBufInit(&out, &template_palloc_allocator, guess + VARHDRSZ);
+	/*
+	 * The output stays in the caller's memory context even when a partial
+	 * lookup connects to SPI (which switches contexts) in the middle.
+	 */
+	here = template_context_allocator;
+	here.ctx = CurrentMemoryContext;
+	CoreBufInit(&out, &here, guess + VARHDRSZ);
 	CoreBufAppend(&out, "\0\0\0\0", VARHDRSZ);
 	TemplateCacheEnter();
 	PG_TRY();

@@ -42,4 +42,7 @@ extern void TemplateReportParseError(const char *src, size_t len, const CoreErro
 /* The palloc allocator over CurrentMemoryContext at the time of each call. */
 extern const CoreAllocator template_palloc_allocator;
 
+/* Allocations in the MemoryContext given as ctx (copy it and set ctx). */
+extern const CoreAllocator template_context_allocator;
+
 #endif							/* SEGMENT_TEMPLATE_PG_H */

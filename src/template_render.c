@@ -645,15 +645,37 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 	return true;
 }
 
-/* CR and LF become spaces (a subject line must stay one line). */
+/*
+ * A subject line must stay one line: each run of CR and LF becomes one
+ * space, and white space around the whole is trimmed.
+ */
 static void
 SingleLine(CoreBuf *out, size_t from)
 {
-	size_t		i;
+	size_t		i,
+				j = from;
+	size_t		start;
 
 	for (i = from; i < out->len; i++)
-		if (out->data[i] == '\r' || out->data[i] == '\n')
-			out->data[i] = ' ';
+	{
+		char		c = out->data[i];
+
+		if (c == '\r' || c == '\n')
+		{
+			while (i + 1 < out->len && (out->data[i + 1] == '\r' || out->data[i + 1] == '\n'))
+				i++;
+			c = ' ';
+		}
+		out->data[j++] = c;
+	}
+	while (j > from && (out->data[j - 1] == ' ' || out->data[j - 1] == '\t'))
+		j--;
+	start = from;
+	while (start < j && (out->data[start] == ' ' || out->data[start] == '\t'))
+		start++;
+	memmove(out->data + from, out->data + start, j - start);
+	out->len = from + (j - start);
+	out->data[out->len] = '\0';
 }
 
 bool

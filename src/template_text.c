@@ -266,7 +266,17 @@ TmplHtmlToText(const char *html, size_t len, CoreBuf *out)
 
 		if (c == '{' && (m = MustacheTag(html + i, len - i)) > 0)
 		{
-			Visible(&t, html + i, m);
+			/*
+			 * Section, else and comment tags print nothing themselves: keep
+			 * them inline so the line breaks due land inside the branch.
+			 */
+			char		sigil = html[i + 2];
+
+			if (sigil == '#' || sigil == '^' || sigil == '/' || sigil == '!' ||
+				(m >= 8 && memcmp(html + i, "{{else}}", 8) == 0))
+				CoreBufAppend(out, html + i, m);
+			else
+				Visible(&t, html + i, m);
 			i += m;
 		}
 		else if (c == '<' && len - i >= 4 && memcmp(html + i, "<!--", 4) == 0)

@@ -61,6 +61,12 @@ BEGIN
     RAISE EXCEPTION 'template name, subject and html must not be null'
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
+  IF tname !~ '^[^[:space:]{}]+$' THEN
+    RAISE EXCEPTION 'invalid template name: %', quote_literal(tname)
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Partials name templates in tags such as {{> footer}}, so a name has no white space and no braces.',
+            HINT = 'Use a name such as ''spring_sale''.';
+  END IF;
   IF EXISTS (SELECT 1 FROM segment.templates t WHERE t.name = tname) THEN
     RAISE EXCEPTION 'template "%" already exists', tname
       USING ERRCODE = 'unique_violation',
@@ -243,8 +249,9 @@ $$;
 COMMENT ON FUNCTION segment.preview(text, bigint, jsonb) IS
   'A stored template rendered for a contact, or for the sample contact when contact_id is null, extra merged on top';
 
-CREATE FUNCTION segment.preview(draft_subject text, draft_html text, draft_text text,
-                                contact_id bigint DEFAULT NULL, extra jsonb DEFAULT '{}')
+CREATE FUNCTION segment.preview_draft(subject_template text, html_template text,
+                                      text_template text DEFAULT NULL,
+                                      contact_id bigint DEFAULT NULL, extra jsonb DEFAULT '{}')
   RETURNS TABLE (subject text, html text, text text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
   SET search_path = pg_catalog, segment, pg_temp
@@ -267,5 +274,5 @@ BEGIN
                       segment.render_stored(coalesce($3, segment.html_to_text($2)), ctx, 'text');
 END
 $$;
-COMMENT ON FUNCTION segment.preview(text, text, text, bigint, jsonb) IS
+COMMENT ON FUNCTION segment.preview_draft(text, text, text, bigint, jsonb) IS
   'A draft (not yet stored) rendered for a contact or the sample contact, with stored templates as partials';
