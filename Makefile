@@ -65,8 +65,12 @@ endif
 $(shell [ "$$(cat .build-mode 2>/dev/null)" = "$(BUILD_MODE)" ] || echo $(BUILD_MODE) > .build-mode)
 $(OBJS): .build-mode
 
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+# On a bare machine pg_config appears only after "make deps": targets that
+# install it first (deps, test, demo, bench) run the build in a sub-make.
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+endif
 
 $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SQL)
 	cat $^ > $@
