@@ -1,21 +1,98 @@
--- A short tour of segment, run by "make demo" against a throwaway cluster.
+-- The segment demo, run by "make demo" against a throwaway cluster: a small shop's
+-- contacts and a year of behavior, rules, tags, templates — all in SQL.
 \pset footer off
+\set ON_ERROR_STOP 1
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+
 \echo
-\echo '-- 1. Install the extension into the application database'
+\echo '== 1. Install: one extension in the application database'
 CREATE EXTENSION segment;
 SELECT extname, extversion FROM pg_extension WHERE extname = 'segment';
 
-\echo '-- 2. One clock for every time-relative decision: segment.now(), movable by a superuser'
+\echo
+\echo '== 2. The clock: every time-relative decision uses segment.now(); the demo pins it'
 SET segment.clock_override = '2026-12-01 09:00:00+00';
 SELECT segment.now() AS "segment.now()";
-RESET segment.clock_override;
 
-\echo '-- 3. The sending worker runs inside PostgreSQL'
-DO $$ BEGIN
-  FOR i IN 1..100 LOOP
-    EXIT WHEN (SELECT pid FROM segment.worker_status()) IS NOT NULL;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END $$;
-SELECT state, detail, pid IS NOT NULL AS running FROM segment.worker_status();
-SELECT backend_type, datname FROM pg_stat_activity WHERE backend_type LIKE 'segment%' ORDER BY 1;
+\echo
+\echo '== 3. Typed custom fields; contacts; a refused write says exactly what is wrong'
+SELECT segment.define_field('country', 'enum', ARRAY['DE', 'AT', 'CH', 'FR', 'US']);
+SELECT segment.define_field('plan', 'enum', ARRAY['free', 'pro', 'enterprise']);
+SELECT segment.define_field('age', 'number');
+SELECT count(segment.upsert_contact(
+         format('customer%s@shop.example', g),
+         jsonb_build_object('country', (ARRAY['DE', 'AT', 'CH', 'FR', 'US'])[1 + g % 5],
+                            'plan', (ARRAY['free', 'free', 'pro', 'enterprise'])[1 + g % 4],
+                            'age', 20 + g % 45),
+         (ARRAY['Ann', 'Ben', 'Cleo', 'Dev', 'Eva', 'Finn', 'Gia', 'Hugo'])[1 + g % 8],
+         time_zone => (ARRAY['Europe/Berlin', 'Europe/Vienna', 'Europe/Zurich', 'Europe/Paris', 'America/New_York'])[1 + g % 5]))
+       AS contacts_loaded
+  FROM generate_series(1, 400) g;
+UPDATE segment.contacts SET status = 'subscribed' WHERE id % 10 <> 0;
+\set ON_ERROR_STOP 0
+SELECT segment.upsert_contact('ann@shop.example', '{"age": "forty"}');
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '== 4. A year of behavior: views, carts, purchases, opens, clicks (per-contact aggregates kept as they commit)'
+SELECT count(segment.track(c.id, e.type, e.props, e.amount, e.at)) AS events_tracked
+  FROM segment.contacts c
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN k % 7 = 0 THEN 'purchase' WHEN k % 7 = 1 THEN 'cart_add'
+                WHEN k % 7 IN (2, 3) THEN 'email_open' WHEN k % 7 = 4 THEN 'email_click'
+                ELSE 'product_view' END AS type,
+           jsonb_build_object('category', (ARRAY['golf', 'tennis', 'running'])[1 + (c.id + k) % 3],
+                              'product_id', 'sku-' || ((c.id * 7 + k) % 40)) AS props,
+           CASE WHEN k % 7 = 0 THEN round((20 + (c.id * k) % 230)::numeric, 2) END AS amount,
+           segment.now() - make_interval(days => ((c.id * 37 + k * 53) % 365)) AS at
+      FROM generate_series(1, (c.id % 13) + (CASE WHEN c.id % 17 = 0 THEN 40 ELSE 0 END)) k) e;
+SELECT type, sum(count) AS events, count(*) AS contacts, round(sum(sum_amount), 2) AS revenue
+  FROM segment.event_stats GROUP BY type ORDER BY events DESC;
+
+\echo
+\echo '== 5. The rule language: typed, validated at the cast, compiled to one indexed SQL query'
+SELECT r AS rule, segment.count(r::segment.rule) AS contacts
+  FROM unnest(ARRAY[
+    'sum(purchase.amount) > 500',
+    'count(purchase) within 60 days > 3',
+    'did purchase and not did purchase within 180 days',
+    'did cart_add within 30 days and not did purchase within 30 days',
+    $$country in ('DE','AT') and plan != 'free'$$,
+    $$did purchase where (category = 'golf') within 365 days$$,
+    'created_at > 30 days ago and not did purchase',
+    'did email_open within 30 days']) r;
+\echo 'Canonical form, and the SQL that segment.members() runs:'
+SELECT $$COUNTRY IN ('DE', 'AT') AND (Sum(purchase.amount) > 500)$$::segment.rule AS canonical;
+SELECT segment.rule_sql('sum(purchase.amount) > 500 and not did purchase within 180 days');
+\echo 'Mistakes are caught when the rule is written, with the position:'
+\set ON_ERROR_STOP 0
+SELECT 'count(purchase) within 60 dayz > 3'::segment.rule;
+SELECT 'contry = ''DE'''::segment.rule;
+SELECT 'age > ''old'''::segment.rule;
+\set ON_ERROR_STOP 1
+\echo 'One contact, evaluated now (segment.matches agrees with segment.members on every contact):'
+SELECT c.email, segment.matches(c.id, 'sum(purchase.amount) > 500') AS high_value
+  FROM segment.contacts c WHERE c.id IN (17, 18) ORDER BY c.id;
+
+\echo
+\echo '== 6. Tags, with expiry'
+SELECT segment.tag(17, 'VIP'), segment.tag(18, 'black-friday', segment.now() + interval '3 days');
+SELECT segment.tags(17) AS tags_17, segment.tags(18) AS tags_18;
+SELECT segment.count($$tagged 'VIP' or tagged 'black-friday'$$) AS tagged_now;
+SET segment.clock_override = '2026-12-05 09:00:00+00';
+SELECT segment.count($$tagged 'VIP' or tagged 'black-friday'$$) AS tagged_after_expiry;
+SET segment.clock_override = '2026-12-01 09:00:00+00';
+
+\echo
+\echo '== 7. Templates: Mustache plus the helpers marketers expect, rendered in C'
+SELECT segment.create_template('winback',
+  'We miss you, {{ first_name | default: "there" }}!',
+  '<h1>Hi {{ first_name | default: "there" | capitalize }}</h1>'
+  '{{#if (gt lifetime_value 500)}}<p>As one of our best customers ({{ lifetime_value | money: "EUR" }} so far), take 20% off.</p>'
+  '{{else}}<p>Take 10% off your next order.</p>{{/if}}'
+  '<p>Your tags: {{#each tags}}{{.}}{{#unless @last}}, {{/unless}}{{/each}}</p>'
+  '<a href="https://shop.example/?c={{ email | url_encode }}">Shop now</a>') AS template_id;
+SELECT subject, text FROM segment.render_for('winback', 17);
+SELECT segment.render('{{#items}}{{name}}: {{price | money: "EUR"}}
+{{/items}}', '{"items": [{"name": "Driver", "price": 349}, {"name": "Balls <12>", "price": 24.5}]}') AS rendered;
