@@ -2,6 +2,7 @@
 -- contacts and a year of behavior, rules, tags, templates — all in SQL.
 \pset footer off
 \set ON_ERROR_STOP 1
+\set SHOW_CONTEXT never
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 
@@ -17,9 +18,12 @@ SELECT segment.now() AS "segment.now()";
 
 \echo
 \echo '== 3. Typed custom fields; contacts; a refused write says exactly what is wrong'
+\o /dev/null
 SELECT segment.define_field('country', 'enum', ARRAY['DE', 'AT', 'CH', 'FR', 'US']);
 SELECT segment.define_field('plan', 'enum', ARRAY['free', 'pro', 'enterprise']);
 SELECT segment.define_field('age', 'number');
+\o
+SELECT name, type, enum_values FROM segment.fields ORDER BY name;
 SELECT count(segment.upsert_contact(
          format('customer%s@shop.example', g),
          jsonb_build_object('country', (ARRAY['DE', 'AT', 'CH', 'FR', 'US'])[1 + g % 5],
@@ -45,7 +49,7 @@ SELECT count(segment.track(c.id, e.type, e.props, e.amount, e.at)) AS events_tra
            jsonb_build_object('category', (ARRAY['golf', 'tennis', 'running'])[1 + (c.id + k) % 3],
                               'product_id', 'sku-' || ((c.id * 7 + k) % 40)) AS props,
            CASE WHEN k % 7 = 0 THEN round((20 + (c.id * k) % 230)::numeric, 2) END AS amount,
-           segment.now() - make_interval(days => ((c.id * 37 + k * 53) % 365)) AS at
+           segment.now() - make_interval(days => ((c.id * 37 + k * 53) % 365)::int) AS at
       FROM generate_series(1, (c.id % 13) + (CASE WHEN c.id % 17 = 0 THEN 40 ELSE 0 END)) k) e;
 SELECT type, sum(count) AS events, count(*) AS contacts, round(sum(sum_amount), 2) AS revenue
   FROM segment.event_stats GROUP BY type ORDER BY events DESC;
@@ -63,7 +67,7 @@ SELECT r AS rule, segment.count(r::segment.rule) AS contacts
     'created_at > 30 days ago and not did purchase',
     'did email_open within 30 days']) r;
 \echo 'Canonical form, and the SQL that segment.members() runs:'
-SELECT $$COUNTRY IN ('DE', 'AT') AND (Sum(purchase.amount) > 500)$$::segment.rule AS canonical;
+SELECT $$country IN ('DE', 'AT') AND (Sum(purchase.amount) > 500 OR Did cart_add)$$::segment.rule AS canonical;
 SELECT segment.rule_sql('sum(purchase.amount) > 500 and not did purchase within 180 days');
 \echo 'Mistakes are caught when the rule is written, with the position:'
 \set ON_ERROR_STOP 0
