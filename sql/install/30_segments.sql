@@ -6,9 +6,14 @@ CREATE TABLE segment.segments (
   name         text NOT NULL UNIQUE,
   mode         text NOT NULL DEFAULT 'dynamic' CHECK (mode IN ('dynamic', 'scheduled', 'static')),
   created_at   timestamptz NOT NULL DEFAULT segment.now(),
-  refreshed_at timestamptz
+  refreshed_at timestamptz,
+  rule         segment.rule,
+  deps         jsonb NOT NULL DEFAULT '{}',
+  CONSTRAINT segments_rule CHECK (rule IS NOT NULL OR mode = 'static')
 );
 COMMENT ON TABLE segment.segments IS 'Named segments: dynamic, scheduled or static';
+COMMENT ON COLUMN segment.segments.rule IS 'The rule (for a static segment: the rule its first members came from, if any)';
+COMMENT ON COLUMN segment.segments.deps IS 'segment.rule_dependencies(rule), as indexed in segment.dependency_index';
 
 CREATE TABLE segment.segment_members (
   segment_id bigint NOT NULL REFERENCES segment.segments (id) ON DELETE CASCADE,
@@ -33,7 +38,9 @@ COMMENT ON TABLE segment.contact_tags IS 'Tags on contacts; a tag past expires_a
 CREATE TABLE segment.stages (
   name       text PRIMARY KEY,
   position   integer NOT NULL UNIQUE,
-  created_at timestamptz NOT NULL DEFAULT segment.now()
+  created_at timestamptz NOT NULL DEFAULT segment.now(),
+  rule       segment.rule NOT NULL,
+  deps       jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE segment.stages IS 'Lifecycle stages; a contact is in the highest-position stage whose rule holds';
 
@@ -44,6 +51,31 @@ CREATE TABLE segment.contact_stages (
 );
 CREATE INDEX contact_stages_stage ON segment.contact_stages (stage);
 COMMENT ON TABLE segment.contact_stages IS 'Current lifecycle stage of each contact that has one';
+
+CREATE TABLE segment.tag_rules (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  tag          text NOT NULL UNIQUE,
+  rule         segment.rule NOT NULL,
+  deps         jsonb NOT NULL DEFAULT '{}',
+  created_at   timestamptz NOT NULL DEFAULT segment.now(),
+  refreshed_at timestamptz
+);
+COMMENT ON TABLE segment.tag_rules IS 'Tag rules: the tag is on every contact for whom the rule holds (source rule)';
+
+-- The dependency index: which maintained rule (a dynamic or scheduled segment, a
+-- tag rule, a stage) depends on which event type, field, tag, segment, on the
+-- stages, or on time.  Built when rules are created; read by the maintenance
+-- triggers (through a per-backend cache) and by drop and cycle checks.
+CREATE TABLE segment.dependency_index (
+  key_kind  text NOT NULL CHECK (key_kind IN ('event', 'field', 'tag', 'segment', 'stage', 'time')),
+  key       text NOT NULL,
+  node_kind text NOT NULL CHECK (node_kind IN ('segment', 'tag_rule', 'stage')),
+  node_name text NOT NULL,
+  PRIMARY KEY (key_kind, key, node_kind, node_name)
+);
+CREATE INDEX dependency_index_node ON segment.dependency_index (node_kind, node_name);
+COMMENT ON TABLE segment.dependency_index IS
+  'Which maintained rule depends on which event type, field, tag, segment, the stages, or time';
 
 -- ---------------------------------------------------------------------------
 -- The change feed: every membership, tag and stage change, in commit order.
@@ -194,9 +226,18 @@ CREATE FUNCTION segment.untag(contact_id bigint, tag text) RETURNS boolean
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   gone record;
+  held boolean;
 BEGIN
   PERFORM segment._check_contact(contact_id);
   PERFORM segment._check_tag(tag);
+  -- A tag rule that holds keeps the tag: it only stops being manual.
+  SELECT segment.matches(untag.contact_id, r.rule) INTO held
+    FROM segment.tag_rules r WHERE r.tag = untag.tag;
+  IF held THEN
+    UPDATE segment.contact_tags ct SET source = 'rule', expires_at = NULL
+     WHERE ct.contact_id = untag.contact_id AND ct.tag = untag.tag AND ct.source <> 'rule';
+    RETURN false;
+  END IF;
   DELETE FROM segment.contact_tags ct
    WHERE ct.contact_id = untag.contact_id AND ct.tag = untag.tag
   RETURNING ct.source, ct.expires_at INTO gone;
@@ -211,4 +252,684 @@ BEGIN
   RETURN true;
 END $$;
 COMMENT ON FUNCTION segment.untag(bigint, text) IS
-  'Remove a tag from a contact; true when it had the (unexpired) tag';
+  'Remove a tag from a contact; true when it had the (unexpired) tag. A tag rule that holds keeps the tag';
+
+-- ---------------------------------------------------------------------------
+-- Incremental maintenance (C: src/maintain_*.c)
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment._maintain(keys text[], contact_ids bigint[]) RETURNS void
+  AS 'MODULE_PATHNAME', 'segment_maintain'
+  LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION segment._maintain(text[], bigint[]) IS
+  'Internal: re-evaluate the maintained rules named by keys (e:type, f:field, t:tag, s:segment, g, *, n:<node>) for these contacts';
+
+CREATE FUNCTION segment._rules_changed() RETURNS void
+  AS 'MODULE_PATHNAME', 'segment_rules_changed'
+  LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment._rules_changed() IS
+  'Internal: the maintained rules changed; every backend reloads its rule graph (this one now, others at commit)';
+
+CREATE FUNCTION segment._lock_all() RETURNS void
+  AS 'MODULE_PATHNAME', 'segment_lock_all'
+  LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment._lock_all() IS
+  'Internal: hold off all incremental maintenance until the end of the transaction';
+
+CREATE FUNCTION segment._events_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'segment_events_trigger' LANGUAGE C;
+COMMENT ON FUNCTION segment._events_trigger() IS
+  'Trigger: re-evaluate the rules that depend on the event types written, for the contacts written';
+CREATE FUNCTION segment._contacts_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'segment_contacts_trigger' LANGUAGE C;
+COMMENT ON FUNCTION segment._contacts_trigger() IS
+  'Trigger: evaluate new contacts against every rule, changed ones against the rules on the changed fields';
+CREATE FUNCTION segment._contact_tags_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'segment_contact_tags_trigger' LANGUAGE C;
+COMMENT ON FUNCTION segment._contact_tags_trigger() IS
+  'Trigger: re-evaluate the rules naming the tags written, for those contacts';
+
+-- Statement-level, after the contacts area's own triggers (events_10_*, which keep
+-- event_stats current): same-event triggers fire in name order.
+CREATE TRIGGER events_50_segments_insert AFTER INSERT ON segment.events
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._events_trigger();
+CREATE TRIGGER events_50_segments_update AFTER UPDATE ON segment.events
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._events_trigger();
+CREATE TRIGGER events_50_segments_delete AFTER DELETE ON segment.events
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._events_trigger();
+CREATE TRIGGER contacts_50_segments_insert AFTER INSERT ON segment.contacts
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._contacts_trigger();
+CREATE TRIGGER contacts_50_segments_update AFTER UPDATE ON segment.contacts
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._contacts_trigger();
+CREATE TRIGGER contact_tags_50_segments_insert AFTER INSERT ON segment.contact_tags
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._contact_tags_trigger();
+CREATE TRIGGER contact_tags_50_segments_update AFTER UPDATE ON segment.contact_tags
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._contact_tags_trigger();
+CREATE TRIGGER contact_tags_50_segments_delete AFTER DELETE ON segment.contact_tags
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._contact_tags_trigger();
+
+-- How a node is named in messages.
+CREATE FUNCTION segment._node_label(node_kind text, node_name text) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE node_kind WHEN 'segment' THEN format('segment "%s"', node_name)
+                        WHEN 'tag_rule' THEN format('tag rule "%s"', node_name)
+                        ELSE 'the lifecycle stages' END
+$$;
+COMMENT ON FUNCTION segment._node_label(text, text) IS 'Internal: a maintained rule as named in messages';
+
+-- The rows of the dependency index of one rule.
+CREATE FUNCTION segment._dependency_rows(deps jsonb) RETURNS TABLE (key_kind text, key text)
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT 'event', jsonb_array_elements_text(coalesce(deps -> 'events', '[]'))
+  UNION SELECT 'field', jsonb_array_elements_text(coalesce(deps -> 'fields', '[]'))
+  UNION SELECT 'tag', jsonb_array_elements_text(coalesce(deps -> 'tags', '[]'))
+  UNION SELECT 'segment', jsonb_array_elements_text(coalesce(deps -> 'segments', '[]'))
+  UNION SELECT 'stage', '' WHERE coalesce((deps ->> 'stages')::boolean, false)
+  UNION SELECT 'time', '' WHERE coalesce((deps ->> 'time')::boolean, false)
+$$;
+COMMENT ON FUNCTION segment._dependency_rows(jsonb) IS
+  'Internal: segment.rule_dependencies output as (key_kind, key) rows of the dependency index';
+
+-- Error unless every segment the rule refers to exists.
+CREATE FUNCTION segment._check_references(deps jsonb) RETURNS void
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  missing text;
+BEGIN
+  SELECT r.name INTO missing
+    FROM jsonb_array_elements_text(coalesce(deps -> 'segments', '[]')) AS r(name)
+   WHERE NOT EXISTS (SELECT 1 FROM segment.segments s WHERE s.name = r.name)
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'segment "%" does not exist', missing
+      USING ERRCODE = 'undefined_object',
+            DETAIL = 'The rule refers to it with in segment.',
+            HINT = 'Create that segment first.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._check_references(jsonb) IS 'Internal: error unless the segments a rule refers to exist';
+
+-- Error if the maintained rules now form a cycle through the given node.
+CREATE FUNCTION segment._check_cycle(node_kind text, node_name text) RETURNS void
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  start_kind text := CASE WHEN node_kind = 'stage' THEN 'stages' ELSE node_kind END;
+  start_name text := CASE WHEN node_kind = 'stage' THEN '' ELSE node_name END;
+  cycle text[];
+BEGIN
+  WITH RECURSIVE deps AS (
+    SELECT CASE WHEN d.node_kind = 'stage' THEN 'stages' ELSE d.node_kind END AS kind,
+           CASE WHEN d.node_kind = 'stage' THEN '' ELSE d.node_name END AS name,
+           d.key_kind, d.key
+      FROM segment.dependency_index d
+  ), edges AS (
+    SELECT DISTINCT d.kind, d.name, p.kind AS pkind, p.name AS pname
+      FROM deps d
+      JOIN LATERAL (
+        SELECT 'segment'::text AS kind, s.name FROM segment.segments s
+         WHERE d.key_kind = 'segment' AND s.name = d.key AND s.mode <> 'static'
+        UNION ALL
+        SELECT 'tag_rule', r.tag FROM segment.tag_rules r WHERE d.key_kind = 'tag' AND r.tag = d.key
+        UNION ALL
+        SELECT 'stages', '' WHERE d.key_kind = 'stage' AND EXISTS (SELECT 1 FROM segment.stages)
+      ) p ON true
+  ), walk AS (
+    SELECT e.pkind AS kind, e.pname AS name,
+           ARRAY[segment._node_label(start_kind, start_name), segment._node_label(e.pkind, e.pname)] AS path
+      FROM edges e WHERE e.kind = start_kind AND e.name = start_name
+    UNION ALL
+    SELECT e.pkind, e.pname, w.path || segment._node_label(e.pkind, e.pname)
+      FROM walk w JOIN edges e ON e.kind = w.kind AND e.name = w.name
+     WHERE NOT (w.kind = start_kind AND w.name = start_name)
+       AND segment._node_label(e.pkind, e.pname) <> ALL (w.path[2:])
+  )
+  SELECT path INTO cycle FROM walk WHERE kind = start_kind AND name = start_name
+   ORDER BY cardinality(path) LIMIT 1;
+  IF cycle IS NOT NULL THEN
+    RAISE EXCEPTION 'rules form a cycle: %', array_to_string(cycle, ' -> ')
+      USING ERRCODE = 'invalid_object_definition',
+            DETAIL = 'Each of these refers to the next through in segment, tagged or stage.',
+            HINT = 'A rule cannot depend on itself; remove one of the references.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._check_cycle(text, text) IS
+  'Internal: error naming the cycle if the maintained rules now form one through this rule';
+
+-- (Re)index one maintained rule and check it makes no cycle.
+CREATE FUNCTION segment._index_rule(node_kind text, node_name text, deps jsonb) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  DELETE FROM segment.dependency_index d
+   WHERE d.node_kind = _index_rule.node_kind AND d.node_name = _index_rule.node_name;
+  IF deps IS NOT NULL THEN
+    INSERT INTO segment.dependency_index (key_kind, key, node_kind, node_name)
+      SELECT r.key_kind, r.key, _index_rule.node_kind, _index_rule.node_name
+        FROM segment._dependency_rows(deps) r;
+    PERFORM segment._check_cycle(node_kind, node_name);
+  END IF;
+  PERFORM segment._rules_changed();
+END $$;
+COMMENT ON FUNCTION segment._index_rule(text, text, jsonb) IS
+  'Internal: replace the dependency index rows of one maintained rule (NULL deps: remove) and check for cycles';
+
+-- The contacts whose maintained state for one rule may differ from the rule's
+-- value now (set-based, over the whole base): what refresh re-evaluates.
+CREATE FUNCTION segment._candidates(node_kind text, node_name text) RETURNS bigint[]
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  expr   text;
+  sid    bigint;
+  result bigint[];
+BEGIN
+  IF node_kind = 'segment' THEN
+    SELECT segment.rule_condition_sql(s.rule, false), s.id INTO expr, sid
+      FROM segment.segments s WHERE s.name = node_name;
+    EXECUTE format('SELECT array_agg(coalesce(w.id, m.contact_id))'
+                   '  FROM (SELECT c.id FROM segment.contacts c WHERE %s) w'
+                   '  FULL JOIN (SELECT contact_id FROM segment.segment_members WHERE segment_id = $1) m'
+                   '    ON m.contact_id = w.id'
+                   ' WHERE w.id IS NULL OR m.contact_id IS NULL', expr)
+      INTO result USING sid;
+  ELSIF node_kind = 'tag_rule' THEN
+    SELECT segment.rule_condition_sql(r.rule, false) INTO expr
+      FROM segment.tag_rules r WHERE r.tag = node_name;
+    EXECUTE format('SELECT array_agg(coalesce(w.id, t.contact_id))'
+                   '  FROM (SELECT c.id FROM segment.contacts c WHERE %s) w'
+                   '  FULL JOIN (SELECT contact_id, source, expires_at FROM segment.contact_tags WHERE tag = $1) t'
+                   '    ON t.contact_id = w.id'
+                   ' WHERE (w.id IS NULL AND t.source = ''rule'')'
+                   '    OR (w.id IS NOT NULL AND (t.contact_id IS NULL OR t.expires_at <= segment.now()))', expr)
+      INTO result USING node_name;
+  ELSE
+    SELECT string_agg(format('WHEN (%s) THEN %L', segment.rule_condition_sql(st.rule, false), st.name),
+                      ' ' ORDER BY st.position DESC)
+      INTO expr FROM segment.stages st;
+    EXECUTE format('SELECT array_agg(c.id) FROM segment.contacts c'
+                   '  LEFT JOIN segment.contact_stages cs ON cs.contact_id = c.id'
+                   ' WHERE cs.stage IS DISTINCT FROM (CASE %s END)', coalesce(expr, 'WHEN false THEN NULL'))
+      INTO result;
+  END IF;
+  RETURN coalesce(result, '{}');
+END $$;
+COMMENT ON FUNCTION segment._candidates(text, text) IS
+  'Internal: contacts whose segment membership, rule tag or stage may be out of date for one rule';
+
+-- Bring one maintained rule up to date for every contact.
+CREATE FUNCTION segment._recompute(node_kind text, node_name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  ids bigint[] := segment._candidates(node_kind, node_name);
+BEGIN
+  IF cardinality(ids) > 0 THEN
+    PERFORM segment._maintain(ARRAY['n:' || CASE node_kind WHEN 'segment' THEN 's:' || node_name
+                                                           WHEN 'tag_rule' THEN 't:' || node_name
+                                                           ELSE 'g' END],
+                              ids);
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._recompute(text, text) IS
+  'Internal: re-evaluate one maintained rule for the contacts whose state may be out of date';
+
+-- ---------------------------------------------------------------------------
+-- Segments
+-- ---------------------------------------------------------------------------
+
+-- The segment row of a name, or the error for an unknown one.
+CREATE FUNCTION segment._segment(name text) RETURNS segment.segments
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s segment.segments;
+BEGIN
+  SELECT * INTO s FROM segment.segments g WHERE g.name = _segment.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segment "%" does not exist', name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'The segments are listed in segment.segment_sizes.';
+  END IF;
+  RETURN s;
+END $$;
+COMMENT ON FUNCTION segment._segment(text) IS 'Internal: the segment of that name, or an error';
+
+CREATE FUNCTION segment._check_mode(mode text) RETURNS void
+  LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF mode IS NULL OR mode NOT IN ('dynamic', 'scheduled', 'static') THEN
+    RAISE EXCEPTION 'invalid segment mode "%"', coalesce(mode, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use dynamic (kept current on every write), scheduled (by segment.refresh) or static (by hand).';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._check_mode(text) IS 'Internal: error unless mode is dynamic, scheduled or static';
+
+CREATE FUNCTION segment.create_segment(name text, rule segment.rule, mode text DEFAULT 'dynamic')
+  RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  sid  bigint;
+  deps jsonb;
+BEGIN
+  IF name IS NULL OR btrim(name) = '' THEN
+    RAISE EXCEPTION 'segment name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM segment._check_mode(mode);
+  IF rule IS NULL AND mode <> 'static' THEN
+    RAISE EXCEPTION 'a % segment needs a rule', mode
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Only a static segment can start without a rule (and empty).';
+  END IF;
+  PERFORM segment._lock_all();
+  IF EXISTS (SELECT 1 FROM segment.segments s WHERE s.name = create_segment.name) THEN
+    RAISE EXCEPTION 'segment "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Pick another name, or change it with segment.update_segment.';
+  END IF;
+  deps := CASE WHEN rule IS NULL THEN '{}' ELSE segment.rule_dependencies(rule) END;
+  PERFORM segment._check_references(deps);
+  INSERT INTO segment.segments (name, mode, rule, deps, refreshed_at)
+    VALUES (name, mode, rule, deps, segment.now())
+    RETURNING id INTO sid;
+  IF mode <> 'static' THEN
+    PERFORM segment._index_rule('segment', name, deps);
+  END IF;
+  -- First members: nothing depends on a new segment yet, so no cascade.
+  IF rule IS NOT NULL THEN
+    WITH ins AS (
+      INSERT INTO segment.segment_members (segment_id, contact_id, since)
+        SELECT sid, m, segment.now() FROM segment.members(rule) m
+        RETURNING contact_id)
+    INSERT INTO segment.changes (contact_id, kind, name, source)
+      SELECT contact_id, 'segment_enter', create_segment.name,
+             CASE WHEN mode = 'static' THEN 'manual' ELSE 'rule' END
+        FROM ins ORDER BY contact_id;
+  END IF;
+  RETURN sid;
+END $$;
+COMMENT ON FUNCTION segment.create_segment(text, segment.rule, text) IS
+  'Create a segment (dynamic, scheduled or static) and compute its members; returns its id';
+
+CREATE FUNCTION segment.update_segment(name text, rule segment.rule, mode text DEFAULT NULL)
+  RETURNS TABLE (segment text, entered bigint, exited bigint)
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s        segment.segments;
+  new_mode text;
+  new_rule segment.rule;
+  new_deps jsonb;
+BEGIN
+  PERFORM segment._lock_all();
+  s := segment._segment(name);
+  new_mode := coalesce(mode, s.mode);
+  PERFORM segment._check_mode(new_mode);
+  new_rule := coalesce(rule, s.rule);
+  IF new_rule IS NULL AND new_mode <> 'static' THEN
+    RAISE EXCEPTION 'a % segment needs a rule', new_mode
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Give the rule in the call.';
+  END IF;
+  new_deps := CASE WHEN new_rule IS NULL THEN '{}' ELSE segment.rule_dependencies(new_rule) END;
+  PERFORM segment._check_references(new_deps);
+  UPDATE segment.segments g SET rule = new_rule, deps = new_deps, mode = new_mode
+   WHERE g.id = s.id;
+  PERFORM segment._index_rule('segment', name, CASE WHEN new_mode = 'static' THEN NULL ELSE new_deps END);
+  IF new_mode = 'static' THEN
+    RETURN QUERY SELECT name, 0::bigint, 0::bigint;   -- members stay as they are
+  ELSE
+    RETURN QUERY SELECT * FROM segment.refresh(name);
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment.update_segment(text, segment.rule, text) IS
+  'Change the rule (and/or mode) of a segment; members are recomputed at once, entries and exits recorded';
+
+CREATE FUNCTION segment.drop_segment(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s     segment.segments;
+  users text;
+BEGIN
+  PERFORM segment._lock_all();
+  s := segment._segment(name);
+  SELECT string_agg(DISTINCT segment._node_label(d.node_kind, d.node_name), ', ') INTO users
+    FROM segment.dependency_index d
+   WHERE d.key_kind = 'segment' AND d.key = drop_segment.name;
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop segment "%" because other rules use it', name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = format('Used by %s (in segment ''%s'').', users, name),
+            HINT = 'Change or drop those rules first.';
+  END IF;
+  PERFORM segment._index_rule('segment', name, NULL);
+  DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
+END $$;
+COMMENT ON FUNCTION segment.drop_segment(text) IS
+  'Drop a segment and its members (no exits are recorded); refused while other rules use it';
+
+CREATE FUNCTION segment.in_segment(contact_id bigint, name text) RETURNS boolean
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sid bigint;
+BEGIN
+  SELECT s.id INTO sid FROM segment.segments s WHERE s.name = in_segment.name;
+  IF NOT FOUND THEN
+    PERFORM segment._segment(name);
+  END IF;
+  RETURN EXISTS (SELECT 1 FROM segment.segment_members m
+                  WHERE m.segment_id = sid AND m.contact_id = in_segment.contact_id);
+END $$;
+COMMENT ON FUNCTION segment.in_segment(bigint, text) IS 'Is the contact a member of the segment now?';
+
+CREATE FUNCTION segment.segment_members(name text) RETURNS SETOF bigint
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s segment.segments := segment._segment(name);
+BEGIN
+  RETURN QUERY SELECT m.contact_id FROM segment.segment_members m
+                WHERE m.segment_id = s.id ORDER BY m.contact_id;
+END $$;
+COMMENT ON FUNCTION segment.segment_members(text) IS 'The contacts in the segment now, by id';
+
+-- The static segment of a name, or the error for any other.
+CREATE FUNCTION segment._static_segment(name text, action text) RETURNS segment.segments
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s segment.segments := segment._segment(name);
+BEGIN
+  IF s.mode <> 'static' THEN
+    RAISE EXCEPTION 'segment "%" is %', name, s.mode
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('Only static segments take %s; the rule decides the members of a %s segment.', action, s.mode),
+            HINT = 'Change the rule with segment.update_segment, or use a static segment.';
+  END IF;
+  RETURN s;
+END $$;
+COMMENT ON FUNCTION segment._static_segment(text, text) IS 'Internal: the static segment of that name, or an error';
+
+CREATE FUNCTION segment.add_to_segment(name text, contact_id bigint) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s segment.segments := segment._static_segment(name, 'members by hand');
+BEGIN
+  PERFORM segment._check_contact(contact_id);
+  INSERT INTO segment.segment_members (segment_id, contact_id, since)
+    VALUES (s.id, contact_id, segment.now())
+    ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  INSERT INTO segment.changes (contact_id, kind, name, source)
+    VALUES (contact_id, 'segment_enter', name, 'manual');
+  PERFORM segment._maintain(ARRAY['s:' || name], ARRAY[contact_id]);
+  RETURN true;
+END $$;
+COMMENT ON FUNCTION segment.add_to_segment(text, bigint) IS
+  'Add a contact to a static segment; true when it was not a member';
+
+CREATE FUNCTION segment.remove_from_segment(name text, contact_id bigint) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s segment.segments := segment._static_segment(name, 'members by hand');
+BEGIN
+  PERFORM segment._check_contact(contact_id);
+  DELETE FROM segment.segment_members m
+   WHERE m.segment_id = s.id AND m.contact_id = remove_from_segment.contact_id;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  INSERT INTO segment.changes (contact_id, kind, name, source)
+    VALUES (contact_id, 'segment_exit', name, 'manual');
+  PERFORM segment._maintain(ARRAY['s:' || name], ARRAY[contact_id]);
+  RETURN true;
+END $$;
+COMMENT ON FUNCTION segment.remove_from_segment(text, bigint) IS
+  'Remove a contact from a static segment; true when it was a member';
+
+CREATE VIEW segment.segment_sizes AS
+  SELECT s.name AS segment, s.mode,
+         (SELECT count(*) FROM segment.segment_members m WHERE m.segment_id = s.id) AS members,
+         s.rule, s.created_at, s.refreshed_at
+    FROM segment.segments s;
+COMMENT ON VIEW segment.segment_sizes IS 'Every segment with its mode, current number of members and rule';
+
+-- ---------------------------------------------------------------------------
+-- Tag rules
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.create_tag_rule(tag text, rule segment.rule) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  rid  bigint;
+  deps jsonb;
+BEGIN
+  PERFORM segment._check_tag(tag);
+  IF rule IS NULL THEN
+    RAISE EXCEPTION 'a tag rule needs a rule' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM segment._lock_all();
+  IF EXISTS (SELECT 1 FROM segment.tag_rules r WHERE r.tag = create_tag_rule.tag) THEN
+    RAISE EXCEPTION 'tag rule for "%" already exists', tag
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'A tag has at most one rule: drop it with segment.drop_tag_rule first.';
+  END IF;
+  deps := segment.rule_dependencies(rule);
+  PERFORM segment._check_references(deps);
+  INSERT INTO segment.tag_rules (tag, rule, deps, refreshed_at)
+    VALUES (tag, rule, deps, segment.now()) RETURNING id INTO rid;
+  PERFORM segment._index_rule('tag_rule', tag, deps);
+  PERFORM segment._recompute('tag_rule', tag);
+  RETURN rid;
+END $$;
+COMMENT ON FUNCTION segment.create_tag_rule(text, segment.rule) IS
+  'Keep the tag on every contact for whom the rule holds (source rule); returns the rule id';
+
+CREATE FUNCTION segment.drop_tag_rule(tag text) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM segment._lock_all();
+  IF NOT EXISTS (SELECT 1 FROM segment.tag_rules r WHERE r.tag = drop_tag_rule.tag) THEN
+    RAISE EXCEPTION 'tag rule for "%" does not exist', tag
+      USING ERRCODE = 'undefined_object',
+            HINT = 'The tag rules are listed in segment.tag_rules.';
+  END IF;
+  PERFORM segment._index_rule('tag_rule', tag, NULL);
+  DELETE FROM segment.tag_rules r WHERE r.tag = drop_tag_rule.tag;
+  -- The tags the rule held go with it (manual ones stay).
+  WITH gone AS (
+    DELETE FROM segment.contact_tags ct
+     WHERE ct.tag = drop_tag_rule.tag AND ct.source = 'rule'
+    RETURNING ct.contact_id)
+  INSERT INTO segment.changes (contact_id, kind, name, source)
+    SELECT contact_id, 'tag_remove', tag, 'rule' FROM gone ORDER BY contact_id;
+END $$;
+COMMENT ON FUNCTION segment.drop_tag_rule(text) IS
+  'Drop a tag rule; the tags it held are removed (manual tags of that name stay)';
+
+-- ---------------------------------------------------------------------------
+-- Lifecycle stages
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.define_stage(name text, "position" integer, rule segment.rule) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  deps  jsonb;
+  other text;
+BEGIN
+  IF name IS NULL OR btrim(name) = '' THEN
+    RAISE EXCEPTION 'stage name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF "position" IS NULL OR rule IS NULL THEN
+    RAISE EXCEPTION 'a stage needs a position and a rule' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM segment._lock_all();
+  IF EXISTS (SELECT 1 FROM segment.stages st WHERE st.name = define_stage.name) THEN
+    RAISE EXCEPTION 'stage "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Drop it with segment.drop_stage first.';
+  END IF;
+  SELECT st.name INTO other FROM segment.stages st WHERE st.position = define_stage."position";
+  IF FOUND THEN
+    RAISE EXCEPTION 'stage position % is already taken by stage "%"', "position", other
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Each stage has its own position; the highest position whose rule holds wins.';
+  END IF;
+  deps := segment.rule_dependencies(rule);
+  PERFORM segment._check_references(deps);
+  INSERT INTO segment.stages (name, position, rule, deps) VALUES (name, "position", rule, deps);
+  PERFORM segment._index_rule('stage', name, deps);
+  PERFORM segment._recompute('stage', NULL);
+END $$;
+COMMENT ON FUNCTION segment.define_stage(text, integer, segment.rule) IS
+  'Define a lifecycle stage: a contact is in the highest-position stage whose rule holds';
+
+CREATE FUNCTION segment.drop_stage(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  ids   bigint[];
+  start bigint;
+BEGIN
+  PERFORM segment._lock_all();
+  IF NOT EXISTS (SELECT 1 FROM segment.stages st WHERE st.name = drop_stage.name) THEN
+    RAISE EXCEPTION 'stage "%" does not exist', name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'The stages are listed in segment.stage_counts.';
+  END IF;
+  SELECT coalesce(array_agg(cs.contact_id), '{}') INTO ids
+    FROM segment.contact_stages cs WHERE cs.stage = drop_stage.name;
+  SELECT coalesce(max(id), 0) INTO start FROM segment.changes;
+  PERFORM segment._index_rule('stage', name, NULL);
+  DELETE FROM segment.stages st WHERE st.name = drop_stage.name;   -- its contacts lose it
+  IF cardinality(ids) > 0 THEN
+    PERFORM segment._maintain(ARRAY['n:g'], ids);                 -- they fall to the next stage
+    UPDATE segment.changes ch SET previous = drop_stage.name
+     WHERE ch.id > start AND ch.kind = 'stage_change' AND ch.contact_id = ANY (ids)
+       AND ch.previous IS NULL AND ch.xid = pg_current_xact_id();
+    INSERT INTO segment.changes (contact_id, kind, name, previous, source)
+      SELECT i, 'stage_change', NULL, drop_stage.name, 'rule'
+        FROM unnest(ids) AS i
+       WHERE NOT EXISTS (SELECT 1 FROM segment.contact_stages cs WHERE cs.contact_id = i)
+       ORDER BY i;
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment.drop_stage(text) IS
+  'Drop a lifecycle stage; its contacts move to the next stage whose rule holds (transitions recorded)';
+
+CREATE FUNCTION segment.stage(contact_id bigint) RETURNS text
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  st text;
+BEGIN
+  SELECT cs.stage INTO st FROM segment.contact_stages cs WHERE cs.contact_id = stage.contact_id;
+  IF NOT FOUND THEN
+    PERFORM segment._check_contact(contact_id);
+  END IF;
+  RETURN st;
+END $$;
+COMMENT ON FUNCTION segment.stage(bigint) IS 'The contact''s lifecycle stage now (NULL when no stage rule holds)';
+
+CREATE VIEW segment.stage_counts AS
+  SELECT st.name AS stage, st.position,
+         (SELECT count(*) FROM segment.contact_stages cs WHERE cs.stage = st.name) AS contacts,
+         st.rule
+    FROM segment.stages st;
+COMMENT ON VIEW segment.stage_counts IS 'Every lifecycle stage with its position, number of contacts and rule';
+
+-- The five default stages of design.md §4, in the rule language (doc/segments.md).
+CREATE FUNCTION segment.install_default_stages() RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM segment.define_stage('lead', 10, 'not did purchase');
+  PERFORM segment.define_stage('new_customer', 20,
+    'did purchase within 30 days and not did purchase between date ''1970-01-01'' and 30 days ago');
+  PERFORM segment.define_stage('repeat_buyer', 30, 'count(purchase) >= 2');
+  PERFORM segment.define_stage('loyal_customer', 40,
+    'count(purchase) within 180 days >= 4 and sum(purchase.amount) >= 500');
+  PERFORM segment.define_stage('lapsed', 50, 'did purchase and not did purchase within 180 days');
+END $$;
+COMMENT ON FUNCTION segment.install_default_stages() IS
+  'Define the stages lead, new_customer, repeat_buyer, loyal_customer and lapsed (see doc/segments.md)';
+
+-- ---------------------------------------------------------------------------
+-- Refresh: what changes without any write (time, expiry) and scheduled segments
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION segment.refresh(name text DEFAULT NULL)
+  RETURNS TABLE (segment text, entered bigint, exited bigint)
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  start   bigint;
+  me      xid8 := pg_current_xact_id();
+  s       segment.segments;
+  targets text[];
+  n       record;
+  ids     bigint[];
+  tags    text[];
+  staged  boolean := false;
+BEGIN
+  SELECT coalesce(max(c.id), 0) INTO start FROM segment.changes c;
+  IF name IS NOT NULL THEN
+    s := segment._segment(name);
+    IF s.mode = 'static' THEN
+      RAISE EXCEPTION 'segment "%" is static', name
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = 'A static segment has no rule to refresh from.',
+              HINT = 'Add and remove its members with segment.add_to_segment and segment.remove_from_segment.';
+    END IF;
+    targets := ARRAY[name];
+    PERFORM segment._recompute('segment', name);
+  ELSE
+    -- Expired tags: delete them (the tag trigger re-evaluates the rules naming them) ...
+    WITH gone AS (
+      DELETE FROM segment.contact_tags ct WHERE ct.expires_at <= segment.now()
+      RETURNING ct.contact_id, ct.tag),
+    logged AS (
+      INSERT INTO segment.changes (contact_id, kind, name, source)
+        SELECT g.contact_id, 'tag_remove', g.tag, 'expiry' FROM gone g)
+    SELECT array_agg(g.contact_id), array_agg(g.tag) INTO ids, tags FROM gone g;
+    -- ... and give a tag rule that still holds the tag back.
+    FOR n IN SELECT r.tag, array_agg(u.c) AS ids
+               FROM unnest(ids, tags) AS u(c, t) JOIN segment.tag_rules r ON r.tag = u.t
+              GROUP BY r.tag LOOP
+      PERFORM segment._maintain(ARRAY['n:t:' || n.tag], n.ids);
+    END LOOP;
+    -- Rules on time, and scheduled segments.
+    FOR n IN SELECT DISTINCT d.node_kind, d.node_name FROM segment.dependency_index d
+              WHERE d.key_kind = 'time'
+             UNION
+             SELECT 'segment', g.name FROM segment.segments g WHERE g.mode = 'scheduled'
+             ORDER BY 1, 2 LOOP
+      IF n.node_kind = 'stage' THEN
+        CONTINUE WHEN staged;
+        staged := true;
+        PERFORM segment._recompute('stage', NULL);
+      ELSE
+        IF n.node_kind = 'segment' THEN
+          targets := targets || n.node_name;
+        END IF;
+        PERFORM segment._recompute(n.node_kind, n.node_name);
+      END IF;
+    END LOOP;
+  END IF;
+  UPDATE segment.segments g SET refreshed_at = segment.now() WHERE g.name = ANY (targets);
+  UPDATE segment.tag_rules r SET refreshed_at = segment.now()
+   WHERE name IS NULL AND r.tag IN (SELECT d.node_name FROM segment.dependency_index d
+                                     WHERE d.key_kind = 'time' AND d.node_kind = 'tag_rule');
+  RETURN QUERY
+    SELECT g.name,
+           count(*) FILTER (WHERE c.kind = 'segment_enter'),
+           count(*) FILTER (WHERE c.kind = 'segment_exit')
+      FROM segment.segments g
+      LEFT JOIN segment.changes c
+        ON c.name = g.name AND c.id > start AND c.xid = me
+       AND c.kind IN ('segment_enter', 'segment_exit')
+     WHERE g.name = ANY (targets) OR c.id IS NOT NULL
+     GROUP BY g.name
+     ORDER BY g.name;
+END $$;
+COMMENT ON FUNCTION segment.refresh(text) IS
+  'Re-evaluate what changes without writes: expired tags, time-relative rules, scheduled segments (or one segment); returns entries and exits per segment';

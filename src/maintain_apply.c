@@ -1,0 +1,564 @@
+/*
+ * maintain_apply.c — run a maintenance request: lock the contacts, evaluate
+ * each level of the request with its cached query, compare with the current
+ * membership, rule tags and stage, and write only the differences (each with
+ * its row in segment.changes).
+ *
+ * Concurrency: two transactions writing for the same contact must not both
+ * decide from a state that lacks the other's write.  Each run takes a
+ * transaction-level advisory lock per contact (sorted, so concurrent runs do
+ * not deadlock among themselves) before it evaluates; under READ COMMITTED
+ * every query after the lock sees what the previous holder committed.  Large
+ * runs (many contacts, or a transaction that already locked many) take one
+ * global lock in exclusive mode instead, which small runs take in share mode;
+ * rule changes take it in exclusive mode too.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+#include "maintain.h"
+
+/* Advisory lock space (locktag_field4) of maintenance locks. */
+#define MAINT_LOCK_CONTACT	0x5E6D
+#define MAINT_LOCK_GLOBAL	0x5E6E
+/* A run over more contacts than this takes the global lock instead. */
+#define MAINT_MAX_CONTACT_LOCKS_RUN	64
+/* A transaction holding more contact locks than this switches to the global lock. */
+#define MAINT_MAX_CONTACT_LOCKS_XACT 1024
+
+static int	run_depth = 0;
+static bool applying = false;
+static LocalTransactionId locks_lxid = InvalidLocalTransactionId;
+static int	locks_held = 0;
+
+/* Kept plans of the writes (they refer only to tables, so they survive rule changes). */
+static SPIPlanPtr plan_enter = NULL;
+static SPIPlanPtr plan_exit = NULL;
+static SPIPlanPtr plan_tag_add = NULL;
+static SPIPlanPtr plan_tag_remove = NULL;
+static SPIPlanPtr plan_stage = NULL;
+
+/* Changes decided for one level, applied together. */
+typedef struct MaintChanges
+{
+	List	   *enter_seg,
+			   *enter_contact,
+			   *enter_name;
+	List	   *exit_seg,
+			   *exit_contact,
+			   *exit_name;
+	List	   *tag_add_contact,
+			   *tag_add_tag;
+	List	   *tag_rm_contact,
+			   *tag_rm_tag;
+	List	   *stage_contact,
+			   *stage_new,
+			   *stage_old;
+} MaintChanges;
+
+PG_FUNCTION_INFO_V1(segment_maintain);
+PG_FUNCTION_INFO_V1(segment_rules_changed);
+PG_FUNCTION_INFO_V1(segment_lock_all);
+
+/* True while maintenance writes rule tags (the tag trigger then stays quiet). */
+bool
+MaintApplying(void)
+{
+	return applying;
+}
+
+static void
+LockGlobal(LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, MAINT_LOCK_GLOBAL);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * Serialize maintenance of these contacts (sorted, unique) with every other
+ * transaction's, until the end of the transaction.
+ */
+void
+MaintLockContacts(int64 *ids, int nids)
+{
+	int			i;
+
+	if (MyProc->lxid != locks_lxid)
+	{
+		locks_lxid = MyProc->lxid;
+		locks_held = 0;
+	}
+	if (nids > MAINT_MAX_CONTACT_LOCKS_RUN ||
+		locks_held + nids > MAINT_MAX_CONTACT_LOCKS_XACT)
+	{
+		LockGlobal(ExclusiveLock);
+		return;
+	}
+	LockGlobal(ShareLock);
+	for (i = 0; i < nids; i++)
+	{
+		LOCKTAG		tag;
+		uint64		id = (uint64) ids[i];
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+							 MAINT_LOCK_CONTACT);
+		if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK)
+			locks_held++;
+	}
+}
+
+/* Prepare and keep a write statement once per backend. */
+static SPIPlanPtr
+KeptPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare segment maintenance write: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*slot = p;
+	}
+	return *slot;
+}
+
+/* A bigint[] or text[] datum from a List of int64 pointers / C strings. */
+static Datum
+Int8Array(List *l)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (list_length(l) + 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, l)
+		d[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+TextArray(List *l)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (list_length(l) + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (list_length(l) + 1));
+	ListCell   *lc;
+	int			n = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	foreach(lc, l)
+	{
+		char	   *s = (char *) lfirst(lc);
+
+		nulls[n] = (s == NULL);
+		d[n] = s ? CStringGetTextDatum(s) : (Datum) 0;
+		n++;
+	}
+	dims[0] = n;
+	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Run a kept write with its array arguments. */
+static void
+RunWrite(SPIPlanPtr plan, int nargs, Datum *args)
+{
+	char		nulls[4] = "    ";
+	int			ret = SPI_execute_plan(plan, args, nulls, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "segment maintenance write failed: %s", SPI_result_code_string(ret));
+}
+
+/* Write the changes of one level. */
+static void
+ApplyChanges(MaintChanges *ch)
+{
+	Oid			t3[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Oid			t2[2] = {INT8ARRAYOID, TEXTARRAYOID};
+	Oid			s3[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		a[3];
+
+	if (ch->enter_seg)
+	{
+		a[0] = Int8Array(ch->enter_seg);
+		a[1] = Int8Array(ch->enter_contact);
+		a[2] = TextArray(ch->enter_name);
+		RunWrite(KeptPlan(&plan_enter,
+						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
+						  " ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
+						  "         SELECT u.s, u.c, segment.now() FROM u ON CONFLICT DO NOTHING"
+						  "         RETURNING segment_id, contact_id)"
+						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
+						  " SELECT u.c, 'segment_enter', u.n, 'rule'"
+						  "   FROM u JOIN ins ON ins.segment_id = u.s AND ins.contact_id = u.c",
+						  3, t3), 3, a);
+	}
+	if (ch->exit_seg)
+	{
+		a[0] = Int8Array(ch->exit_seg);
+		a[1] = Int8Array(ch->exit_contact);
+		a[2] = TextArray(ch->exit_name);
+		RunWrite(KeptPlan(&plan_exit,
+						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
+						  " del AS (DELETE FROM segment.segment_members m USING u"
+						  "         WHERE m.segment_id = u.s AND m.contact_id = u.c"
+						  "         RETURNING m.segment_id, m.contact_id)"
+						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
+						  " SELECT u.c, 'segment_exit', u.n, 'rule'"
+						  "   FROM u JOIN del ON del.segment_id = u.s AND del.contact_id = u.c",
+						  3, t3), 3, a);
+	}
+	applying = true;
+	PG_TRY();
+	{
+		if (ch->tag_add_contact)
+		{
+			a[0] = Int8Array(ch->tag_add_contact);
+			a[1] = TextArray(ch->tag_add_tag);
+			RunWrite(KeptPlan(&plan_tag_add,
+							  "WITH up AS (INSERT INTO segment.contact_tags AS ct"
+							  "              (contact_id, tag, source, tagged_at, expires_at)"
+							  "            SELECT u.c, u.t, 'rule', segment.now(), NULL"
+							  "              FROM unnest($1::bigint[], $2::text[]) AS u(c, t)"
+							  "            ON CONFLICT (contact_id, tag) DO UPDATE"
+							  "               SET source = 'rule', tagged_at = EXCLUDED.tagged_at, expires_at = NULL"
+							  "             WHERE ct.expires_at <= segment.now()"
+							  "            RETURNING ct.contact_id, ct.tag)"
+							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
+							  " SELECT contact_id, 'tag_add', tag, 'rule' FROM up",
+							  2, t2), 2, a);
+		}
+		if (ch->tag_rm_contact)
+		{
+			a[0] = Int8Array(ch->tag_rm_contact);
+			a[1] = TextArray(ch->tag_rm_tag);
+			RunWrite(KeptPlan(&plan_tag_remove,
+							  "WITH del AS (DELETE FROM segment.contact_tags ct"
+							  "              USING unnest($1::bigint[], $2::text[]) AS u(c, t)"
+							  "             WHERE ct.contact_id = u.c AND ct.tag = u.t AND ct.source = 'rule'"
+							  "             RETURNING ct.contact_id, ct.tag)"
+							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
+							  " SELECT contact_id, 'tag_remove', tag, 'rule' FROM del",
+							  2, t2), 2, a);
+		}
+	}
+	PG_FINALLY();
+	{
+		applying = false;
+	}
+	PG_END_TRY();
+	if (ch->stage_contact)
+	{
+		a[0] = Int8Array(ch->stage_contact);
+		a[1] = TextArray(ch->stage_new);
+		a[2] = TextArray(ch->stage_old);
+		RunWrite(KeptPlan(&plan_stage,
+						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(c, st, old)),"
+						  " d AS (DELETE FROM segment.contact_stages cs USING u"
+						  "       WHERE u.st IS NULL AND cs.contact_id = u.c RETURNING cs.contact_id),"
+						  " i AS (INSERT INTO segment.contact_stages AS cs (contact_id, stage, since)"
+						  "       SELECT u.c, u.st, segment.now() FROM u WHERE u.st IS NOT NULL"
+						  "       ON CONFLICT (contact_id) DO UPDATE SET stage = EXCLUDED.stage, since = EXCLUDED.since"
+						  "        WHERE cs.stage IS DISTINCT FROM EXCLUDED.stage"
+						  "       RETURNING cs.contact_id)"
+						  " INSERT INTO segment.changes (contact_id, kind, name, previous, source)"
+						  " SELECT u.c, 'stage_change', u.st, u.old, 'rule' FROM u"
+						  "  WHERE u.c IN (SELECT contact_id FROM d UNION ALL SELECT contact_id FROM i)",
+						  3, s3), 3, a);
+	}
+}
+
+static bool
+Int8ArrayHas(Datum *elems, bool *nulls, int n, int64 v)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && DatumGetInt64(elems[i]) == v)
+			return true;
+	return false;
+}
+
+static bool
+TextArrayHas(Datum *elems, bool *nulls, int n, const char *v)
+{
+	int			i;
+	size_t		len = strlen(v);
+
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		if (VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), v, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int64 *
+BoxInt64(int64 v)
+{
+	int64	   *p = palloc(sizeof(int64));
+
+	*p = v;
+	return p;
+}
+
+/* Deconstruct column col (an array of elemtype) of a row. */
+static void
+RowArray(HeapTuple tup, TupleDesc desc, int col, Oid elemtype,
+		 Datum **elems, bool **nulls, int *n)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (isnull)
+	{
+		*elems = NULL;
+		*nulls = NULL;
+		*n = 0;
+		return;
+	}
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(DatumGetArrayTypeP(d), elemtype, typlen, typbyval, typalign,
+					  elems, nulls, n);
+}
+
+/*
+ * Evaluate one level for the contacts and decide the changes: compare each
+ * node's value with the current state returned by the same query.
+ */
+static void
+EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
+{
+	char		nulls[1] = {' '};
+	int			ret;
+	uint64		r;
+	MaintChanges ch;
+	SPITupleTable *tt;
+
+	memset(&ch, 0, sizeof(ch));
+	ret = SPI_execute_plan(lv->plan, &ids, nulls, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "segment maintenance query failed: %s", SPI_result_code_string(ret));
+	tt = SPI_tuptable;
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = tt->vals[r];
+		TupleDesc	desc = tt->tupdesc;
+		bool		isnull;
+		int64		contact = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum	   *want,
+				   *segs,
+				   *rtags,
+				   *mtags;
+		bool	   *wantn,
+				   *segsn,
+				   *rtagsn,
+				   *mtagsn;
+		int			nwant,
+					nsegs,
+					nrtags,
+					nmtags;
+		int			i,
+					b = 0;
+
+		RowArray(tup, desc, 2, BOOLOID, &want, &wantn, &nwant);
+		RowArray(tup, desc, 3, INT8OID, &segs, &segsn, &nsegs);
+		RowArray(tup, desc, 4, TEXTOID, &rtags, &rtagsn, &nrtags);
+		RowArray(tup, desc, 5, TEXTOID, &mtags, &mtagsn, &nmtags);
+		for (i = 0; i < lv->nnodes; i++)
+		{
+			MaintNode  *node = &g->nodes[lv->nodes[i]];
+			bool		w;
+
+			if (node->kind == 'g')
+			{
+				char	   *cur = SPI_getvalue(tup, desc, 6);
+				char	   *new = SPI_getvalue(tup, desc, 7);
+
+				if ((cur == NULL) != (new == NULL) || (cur && strcmp(cur, new) != 0))
+				{
+					ch.stage_contact = lappend(ch.stage_contact, BoxInt64(contact));
+					ch.stage_new = lappend(ch.stage_new, new);
+					ch.stage_old = lappend(ch.stage_old, cur);
+				}
+				continue;
+			}
+			if (b >= nwant)
+				elog(ERROR, "segment maintenance query returned too few values");
+			/* rule_condition_sql never yields NULL; treat one as false all the same */
+			w = !wantn[b] && DatumGetBool(want[b]);
+			b++;
+			if (node->kind == 's')
+			{
+				bool		have = Int8ArrayHas(segs, segsn, nsegs, node->id);
+
+				if (w && !have)
+				{
+					ch.enter_seg = lappend(ch.enter_seg, BoxInt64(node->id));
+					ch.enter_contact = lappend(ch.enter_contact, BoxInt64(contact));
+					ch.enter_name = lappend(ch.enter_name, node->name);
+				}
+				else if (!w && have)
+				{
+					ch.exit_seg = lappend(ch.exit_seg, BoxInt64(node->id));
+					ch.exit_contact = lappend(ch.exit_contact, BoxInt64(contact));
+					ch.exit_name = lappend(ch.exit_name, node->name);
+				}
+			}
+			else
+			{
+				bool		by_rule = TextArrayHas(rtags, rtagsn, nrtags, node->name);
+
+				if (w && !by_rule && !TextArrayHas(mtags, mtagsn, nmtags, node->name))
+				{
+					ch.tag_add_contact = lappend(ch.tag_add_contact, BoxInt64(contact));
+					ch.tag_add_tag = lappend(ch.tag_add_tag, node->name);
+				}
+				else if (!w && by_rule)
+				{
+					ch.tag_rm_contact = lappend(ch.tag_rm_contact, BoxInt64(contact));
+					ch.tag_rm_tag = lappend(ch.tag_rm_tag, node->name);
+				}
+			}
+		}
+	}
+	SPI_freetuptable(tt);
+	ApplyChanges(&ch);
+}
+
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Maintain the rules named by keys (see maintain.h) for these contacts.  SPI
+ * must be connected.  ids is sorted and deduplicated in place.
+ */
+void
+MaintRun(List *keys, int64 *ids, int nids)
+{
+	int			i,
+				n = 0;
+
+	if (nids == 0 || keys == NIL)
+		return;
+	qsort(ids, nids, sizeof(int64), CompareInt64);
+	for (i = 0; i < nids; i++)
+		if (n == 0 || ids[n - 1] != ids[i])
+			ids[n++] = ids[i];
+
+	run_depth++;
+	PG_TRY();
+	{
+		MaintGraph *g;
+
+		/* Lock first, then look at the rules: a rule change committed while we waited is seen. */
+		MaintLockContacts(ids, n);
+		AcceptInvalidationMessages();
+		g = MaintGetGraph(run_depth == 1);
+		if (g->nnodes > 0)
+		{
+			MaintRequest *req = MaintGetRequest(g, keys);
+
+			if (req->nlevels > 0)
+			{
+				Datum	   *d = palloc(sizeof(Datum) * n);
+				Datum		arr;
+
+				for (i = 0; i < n; i++)
+					d[i] = Int64GetDatum(ids[i]);
+				arr = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				for (i = 0; i < req->nlevels; i++)
+					EvalLevel(g, &req->levels[i], arr);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		run_depth--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * segment._maintain(keys text[], contact_ids bigint[]): re-evaluate the rules
+ * named by keys for these contacts (used by the SQL functions of the area).
+ */
+Datum
+segment_maintain(PG_FUNCTION_ARGS)
+{
+	ArrayType  *karr = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *iarr = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *kd,
+			   *id;
+	bool	   *kn,
+			   *in;
+	int			nk,
+				ni,
+				i,
+				n = 0;
+	List	   *keys = NIL;
+	int64	   *ids;
+
+	deconstruct_array(karr, TEXTOID, -1, false, TYPALIGN_INT, &kd, &kn, &nk);
+	deconstruct_array(iarr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id, &in, &ni);
+	for (i = 0; i < nk; i++)
+		if (!kn[i])
+			keys = lappend(keys, TextDatumGetCString(kd[i]));
+	ids = palloc(sizeof(int64) * (ni + 1));
+	for (i = 0; i < ni; i++)
+		if (!in[i])
+			ids[n++] = DatumGetInt64(id[i]);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MaintRun(keys, ids, n);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* segment._rules_changed(): the rules changed; rebuild the graph everywhere. */
+Datum
+segment_rules_changed(PG_FUNCTION_ARGS)
+{
+	MaintInvalidateAtCommit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * segment._lock_all(): hold off every maintenance run until the end of this
+ * transaction (rule changes, refresh of large sets).
+ */
+Datum
+segment_lock_all(PG_FUNCTION_ARGS)
+{
+	LockGlobal(ExclusiveLock);
+	PG_RETURN_VOID();
+}
