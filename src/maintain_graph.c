@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <malloc.h>
+
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -259,6 +261,14 @@ MaintGetGraph(bool may_rebuild)
 {
 	if (!callback_registered)
 	{
+		/*
+		 * Each evaluation starts one index scan per rule condition, and each
+		 * btree scan allocates ~27 kB outside the allocator's free lists; with
+		 * glibc's default trim threshold (128 kB) every statement then shrinks
+		 * and regrows the heap (brk + page faults: a fifth of the time with 50
+		 * segments).  Keep up to 4 MB of freed heap in this backend instead.
+		 */
+		mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 		CacheRegisterRelcacheCallback(MaintRelcacheCallback, (Datum) 0);
 		callback_registered = true;
 	}
@@ -325,7 +335,8 @@ LevelSql(MaintGraph *g, MaintLevel *lv)
 	MaintNode  *stages = NULL;
 
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT c.id, ARRAY[");
+	appendStringInfoString(&sql, "SELECT x.* FROM unnest($1::bigint[]) AS k(id), LATERAL (\n"
+						   "SELECT c.id, ARRAY[");
 	for (i = 0; i < lv->nnodes; i++)
 	{
 		MaintNode  *node = &g->nodes[lv->nodes[i]];
@@ -375,7 +386,8 @@ LevelSql(MaintGraph *g, MaintLevel *lv)
 	}
 	else
 		appendStringInfoString(&sql, " NULL::text, NULL::text\n");
-	appendStringInfoString(&sql, " FROM segment.contacts c WHERE c.id = ANY($1)");
+	/* OFFSET 0 keeps the subquery apart: one primary-key probe per contact */
+	appendStringInfoString(&sql, " FROM segment.contacts c WHERE c.id = k.id OFFSET 0) x");
 	return sql.data;
 }
 
@@ -483,7 +495,7 @@ BuildRequest(MaintGraph *g, List *keys, char *key)
 				lv->nodes[lv->nnodes++] = i;
 		if (lv->nnodes == 0)
 			continue;
-		lv->plan = SPI_prepare(LevelSql(g, lv), 1, &argtype);
+		lv->plan = SPI_prepare_cursor(LevelSql(g, lv), 1, &argtype, CURSOR_OPT_GENERIC_PLAN);
 		if (lv->plan == NULL)
 			elog(ERROR, "could not prepare segment maintenance query: %s",
 				 SPI_result_code_string(SPI_result));
