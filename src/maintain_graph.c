@@ -172,13 +172,13 @@ LoadGraph(void)
 
 	ret = SPI_execute("SELECT 's', s.id, s.name, s.mode = 'scheduled',"
 					  "       segment.rule_condition_sql(s.rule, true), 0"
-					  "  FROM segment.segments s WHERE s.mode <> 'static'"
+					  "  FROM segment.segments s WHERE s.mode <> 'static' AND s.rule IS NOT NULL"
 					  " UNION ALL "
 					  "SELECT 't', r.id, r.tag, false, segment.rule_condition_sql(r.rule, true), 0"
 					  "  FROM segment.tag_rules r"
 					  " UNION ALL "
 					  "SELECT 'g', 0, st.name, false, segment.rule_condition_sql(st.rule, true), st.position"
-					  "  FROM segment.stages st"
+					  "  FROM segment.stages st WHERE st.rule IS NOT NULL"
 					  " ORDER BY 1, 6 DESC, 2", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not load segment rules: %s", SPI_result_code_string(ret));

@@ -8,11 +8,11 @@ CREATE TABLE segment.segments (
   created_at   timestamptz NOT NULL DEFAULT segment.now(),
   refreshed_at timestamptz,
   rule         segment.rule,
-  deps         jsonb NOT NULL DEFAULT '{}',
-  CONSTRAINT segments_rule CHECK (rule IS NOT NULL OR mode = 'static')
+  deps         jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE segment.segments IS 'Named segments: dynamic, scheduled or static';
-COMMENT ON COLUMN segment.segments.rule IS 'The rule (for a static segment: the rule its first members came from, if any)';
+COMMENT ON COLUMN segment.segments.rule IS
+  'The rule (NULL only for static segments; for them, the rule their first members came from, if any)';
 COMMENT ON COLUMN segment.segments.deps IS 'segment.rule_dependencies(rule), as indexed in segment.dependency_index';
 
 CREATE TABLE segment.segment_members (
@@ -39,10 +39,11 @@ CREATE TABLE segment.stages (
   name       text PRIMARY KEY,
   position   integer NOT NULL UNIQUE,
   created_at timestamptz NOT NULL DEFAULT segment.now(),
-  rule       segment.rule NOT NULL,
+  rule       segment.rule,
   deps       jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE segment.stages IS 'Lifecycle stages; a contact is in the highest-position stage whose rule holds';
+COMMENT ON COLUMN segment.stages.rule IS 'The rule that puts a contact in this stage (a stage without one never holds)';
 
 CREATE TABLE segment.contact_stages (
   contact_id bigint PRIMARY KEY REFERENCES segment.contacts (id) ON DELETE CASCADE,
@@ -451,7 +452,7 @@ BEGIN
   ELSE
     SELECT string_agg(format('WHEN (%s) THEN %L', segment.rule_condition_sql(st.rule, false), st.name),
                       ' ' ORDER BY st.position DESC)
-      INTO expr FROM segment.stages st;
+      INTO expr FROM segment.stages st WHERE st.rule IS NOT NULL;
     EXECUTE format('SELECT array_agg(c.id) FROM segment.contacts c'
                    '  LEFT JOIN segment.contact_stages cs ON cs.contact_id = c.id'
                    ' WHERE cs.stage IS DISTINCT FROM (CASE %s END)', coalesce(expr, 'WHEN false THEN NULL'))

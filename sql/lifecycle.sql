@@ -1,0 +1,65 @@
+-- Lifecycle stages: the highest-position stage whose rule holds; transitions
+-- recorded; the five default stages; errors.
+CREATE EXTENSION segment;
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+SET segment.clock_override = '2030-01-01 00:00:00+00';
+SELECT segment.upsert_contact('c' || g || '@example.com') FROM generate_series(1, 5) g;
+
+SELECT segment.install_default_stages();
+SELECT stage, position, contacts, rule FROM segment.stage_counts ORDER BY position;
+SELECT segment.stage(1);
+
+-- First purchase: new customer.
+SELECT segment.track(1, 'purchase', '{}', 40) > 0 AS tracked;
+SELECT segment.stage(1);
+-- Still one purchase, 40 days later: no default stage holds (see doc/segments.md).
+SET segment.clock_override = '2030-02-10 00:00:00+00';
+SELECT * FROM segment.refresh();
+SELECT segment.stage(1);
+-- A second purchase: repeat buyer.
+SELECT segment.track(1, 'purchase', '{}', 40) > 0 AS tracked;
+SELECT segment.stage(1);
+-- Four purchases within 180 days worth 500 or more: loyal customer.
+SELECT segment.track(1, 'purchase', '{}', 300) > 0, segment.track(1, 'purchase', '{}', 200) > 0;
+SELECT segment.stage(1);
+-- Nothing for 180 days: lapsed (time passes, refresh notices).
+SET segment.clock_override = '2030-09-01 00:00:00+00';
+SELECT * FROM segment.refresh();
+SELECT segment.stage(1);
+
+-- Events in the past count too: contact 2 bought a year ago, once.
+SELECT segment.track(2, 'purchase', '{}', 10, '2029-09-01') > 0 AS tracked;
+SELECT segment.stage(2);
+SELECT stage, contacts FROM segment.stage_counts ORDER BY position;
+
+SELECT at, contact_id, from_stage, to_stage FROM segment.stage_history ORDER BY id;
+
+-- A rule on stages follows the stage.
+SELECT segment.create_segment('winback', 'stage = ''lapsed''');
+SELECT segment.segment_members('winback');
+SELECT segment.track(2, 'purchase', '{}', 10) > 0 AS tracked;
+SELECT segment.stage(2), segment.in_segment(2, 'winback');
+
+-- A custom stage between the defaults: single-purchase customers past 30 days.
+SELECT segment.define_stage('one_time_buyer', 15, 'did purchase');
+SELECT segment.stage(3);
+SELECT segment.track(3, 'purchase', '{}', 10, '2030-06-01') > 0 AS tracked;
+SELECT segment.stage(3);
+-- Dropping a stage moves its contacts to the next stage whose rule holds.
+SELECT segment.drop_stage('lapsed');
+SELECT segment.stage(1), segment.stage(2);
+SELECT contact_id, from_stage, to_stage FROM segment.stage_history WHERE at = segment.now() ORDER BY id;
+
+-- Errors.
+SELECT segment.define_stage('lead', 99, 'true');
+SELECT segment.define_stage('other', 10, 'true');
+SELECT segment.define_stage('', 99, 'true');
+SELECT segment.define_stage('x', NULL, 'true');
+SELECT segment.define_stage('self', 99, 'stage = ''lead''');
+SELECT segment.drop_stage('nope');
+SELECT segment.stage(99);
+
+RESET segment.clock_override;
+DROP EXTENSION segment;
