@@ -1,18 +1,420 @@
 /*
- * queue.c — the sending worker's pass over the send queue.
+ * queue.c — the sending worker's pass over the send queue (segment.messages).
+ *
+ * A pass: requeue rows whose lease expired (all leased rows on the worker's
+ * first pass: only one worker runs, so they were in flight when its
+ * predecessor died), claim a batch of due rows with FOR UPDATE SKIP LOCKED
+ * and a lease in one transaction, transmit them (smtp.c), and record every
+ * outcome in one more transaction.  Delivery is at-least-once: a message
+ * transmitted but not yet recorded when the worker dies is sent again.
  */
 #include "segment.h"
 
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
 #include "queue.h"
+#include "smtp.h"
+
+int			segment_smtp_timeout = 30;
+int			segment_retry_delay = 60;
+
+/* Longest wait between attempts of one message, and between passes. */
+#define MAX_RETRY_DELAY_S 86400
+#define MAX_IDLE_MS 60000L
+/* After an error in a pass (not an SMTP failure), wait this long. */
+#define ERROR_PAUSE_MS 10000L
+
+static MemoryContext pass_cxt = NULL;
+static bool recovered_at_start = false;
+static long server_backoff_ms = 0;
+
+void
+SegmentQueueDefineGucs(void)
+{
+	DefineCustomIntVariable("segment.smtp_timeout",
+							"How long the worker waits to connect to the SMTP server or for any reply.",
+							"A server silent for longer counts as a connection error (the message is retried).",
+							&segment_smtp_timeout, 30, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("segment.retry_delay",
+							"Delay before the first retry of a temporarily failed message.",
+							"Each further retry waits twice as long (at most a day), with random jitter.",
+							&segment_retry_delay, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+void
+SegmentQueueWorkerInit(void)
+{
+	SmtpInstallSignalHandlers();
+}
+
+static void
+StartTx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+CommitTx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Put leased rows back in the queue: all of them (first pass) or expired ones. */
+static void
+RequeueLeased(bool all)
+{
+	int			rc;
+
+	rc = SPI_execute(all
+					 ? "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
+					 "WHERE status = 'sending'"
+					 : "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
+					 "WHERE status = 'sending' AND lease_until < segment.now()",
+					 false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "requeueing leased messages failed");
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("segment worker: requeued %llu message(s) %s",
+						(unsigned long long) SPI_processed,
+						all ? "left in flight by a previous worker" : "whose lease expired"),
+				 errdetail("They may have been delivered already; they will be sent again (at-least-once).")));
+}
+
+/* Claim up to batch_size due rows; the jobs live in the pass context. */
+static SmtpJob *
+ClaimBatch(int *njobs)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		vals[2];
+	SmtpJob    *jobs;
+	uint64		i;
+	MemoryContext spi;
+
+	vals[0] = Int32GetDatum(segment_batch_size);
+	vals[1] = Int32GetDatum(segment_lease_timeout);
+	if (SPI_execute_with_args(
+							  "WITH due AS ("
+							  "  SELECT id FROM segment.messages"
+							  "   WHERE status IN ('queued', 'retry') AND next_attempt_at <= segment.now()"
+							  "   ORDER BY next_attempt_at, id LIMIT $1"
+							  "   FOR UPDATE SKIP LOCKED) "
+							  "UPDATE segment.messages m"
+							  "   SET status = 'sending', lease_until = segment.now() + $2 * interval '1 second'"
+							  "  FROM due WHERE m.id = due.id "
+							  "RETURNING m.id, coalesce(m.contact_id, 0), m.attempts, m.mail_from, m.rcpt_to, m.mime",
+							  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claiming messages failed");
+
+	*njobs = (int) SPI_processed;
+	spi = MemoryContextSwitchTo(pass_cxt);
+	jobs = palloc0(sizeof(SmtpJob) * Max(*njobs, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		SmtpJob    *j = &jobs[i];
+
+		j->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		j->contact_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		j->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		j->mail_from = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		j->rcpt_to = TextDatumGetCString(SPI_getbinval(tup, desc, 5, &isnull));
+		j->data = TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull));
+		j->len = strlen(j->data);
+	}
+	MemoryContextSwitchTo(spi);
+	return jobs;
+}
+
+/* Milliseconds until the next row is due or a lease expires (capped). */
+static long
+NextDueMs(void)
+{
+	bool		isnull;
+	Datum		d;
+	double		secs;
+
+	if (SPI_execute("SELECT extract(epoch FROM least("
+					"  (SELECT min(next_attempt_at) FROM segment.messages WHERE status IN ('queued', 'retry')),"
+					"  (SELECT min(lease_until) FROM segment.messages WHERE status = 'sending'))"
+					"  - segment.now())::float8",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up the next due message failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return MAX_IDLE_MS;
+	secs = DatumGetFloat8(d);
+	/* Due but not claimable (locked by someone else): look again soon. */
+	if (secs * 1000.0 < 100.0)
+		return 100;
+	if (secs * 1000.0 > MAX_IDLE_MS)
+		return MAX_IDLE_MS;
+	return (long) ceil(secs * 1000.0);
+}
+
+/* Seconds until retry number `attempt` (1-based): exponential, +-25% jitter (random() is 0..2^31-1). */
+static double
+RetryDelay(int attempt)
+{
+	double		d = segment_retry_delay * pow(2.0, Min(attempt - 1, 30));
+
+	if (d > MAX_RETRY_DELAY_S)
+		d = MAX_RETRY_DELAY_S;
+	return d * (0.75 + 0.5 * ((double) random() / 2147483647.0));
+}
+
+typedef struct PassCounts
+{
+	int			sent;
+	int			retried;
+	int			failed;
+	int			bounced;
+	int			untried;
+} PassCounts;
+
+/* Write the outcomes of a batch, hard bounces included, in the current transaction. */
+static void
+RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *statuses = palloc(sizeof(Datum) * n);
+	Datum	   *codes = palloc(sizeof(Datum) * n);
+	Datum	   *responses = palloc(sizeof(Datum) * n);
+	Datum	   *delays = palloc(sizeof(Datum) * n);
+	Datum	   *b_contacts = palloc(sizeof(Datum) * n);
+	Datum	   *b_addresses = palloc(sizeof(Datum) * n);
+	Datum	   *b_responses = palloc(sizeof(Datum) * n);
+	int			nb = 0;
+	int			i;
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID};
+	Datum		vals[5];
+
+	memset(counts, 0, sizeof(*counts));
+	for (i = 0; i < n; i++)
+	{
+		SmtpJob    *j = &jobs[i];
+		const char *status;
+		double		delay = 0;
+
+		switch (j->outcome)
+		{
+			case SMTP_SENT:
+				status = "sent";
+				counts->sent++;
+				break;
+			case SMTP_TEMPFAIL:
+				if (j->attempts + 1 >= segment_max_attempts)
+				{
+					status = "failed";
+					counts->failed++;
+				}
+				else
+				{
+					status = "retry";
+					delay = RetryDelay(j->attempts + 1);
+					counts->retried++;
+				}
+				break;
+			case SMTP_BOUNCE:
+				b_contacts[nb] = Int64GetDatum(j->contact_id);
+				b_addresses[nb] = CStringGetTextDatum(j->rcpt_to);
+				b_responses[nb] = CStringGetTextDatum(j->response);
+				nb++;
+				counts->bounced++;
+				/* FALLTHROUGH */
+			case SMTP_PERMFAIL:
+				status = "failed";
+				counts->failed++;
+				break;
+			default:
+				/* not attempted: back to the queue as it was */
+				status = "queued";
+				counts->untried++;
+				break;
+		}
+		ids[i] = Int64GetDatum(j->id);
+		statuses[i] = CStringGetTextDatum(status);
+		codes[i] = Int32GetDatum(j->code);
+		responses[i] = CStringGetTextDatum(j->response);
+		delays[i] = Float8GetDatum(delay);
+	}
+
+	vals[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[1] = PointerGetDatum(construct_array(statuses, n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(codes, n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(responses, n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[4] = PointerGetDatum(construct_array(delays, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args(
+							  "UPDATE segment.messages m SET"
+							  "  status = r.status,"
+							  "  attempts = m.attempts + CASE WHEN r.status = 'queued' THEN 0 ELSE 1 END,"
+							  "  next_attempt_at = CASE WHEN r.status = 'retry'"
+							  "    THEN segment.now() + r.delay * interval '1 second' ELSE m.next_attempt_at END,"
+							  "  lease_until = NULL,"
+							  "  last_code = CASE WHEN r.status = 'queued' THEN m.last_code ELSE nullif(r.code, 0) END,"
+							  "  last_response = CASE WHEN r.status = 'queued' THEN m.last_response ELSE nullif(r.response, '') END,"
+							  "  sent_at = CASE WHEN r.status = 'sent' THEN segment.now() ELSE m.sent_at END"
+							  " FROM unnest($1, $2, $3, $4, $5) AS r (id, status, code, response, delay)"
+							  " WHERE m.id = r.id AND m.status = 'sending'",
+							  5, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording message outcomes failed");
+
+	if (nb > 0)
+	{
+		Oid			btypes[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		bvals[3];
+
+		bvals[0] = PointerGetDatum(construct_array(b_contacts, nb, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		bvals[1] = PointerGetDatum(construct_array(b_addresses, nb, TEXTOID, -1, false, TYPALIGN_INT));
+		bvals[2] = PointerGetDatum(construct_array(b_responses, nb, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_with_args(
+								  "WITH b AS (SELECT * FROM unnest($1, $2, $3) AS b (contact_id, address, response)),"
+								  " c AS (UPDATE segment.contacts c SET status = 'bounced', updated_at = segment.now()"
+								  "        FROM b WHERE c.id = b.contact_id AND c.status NOT IN ('bounced', 'complained')"
+								  "        RETURNING c.id) "
+								  "INSERT INTO segment.suppressions (address_hash, address, reason, detail)"
+								  " SELECT DISTINCT ON (segment.address_hash(address))"
+								  "        segment.address_hash(address), lower(address), 'bounce', response FROM b"
+								  " ON CONFLICT (address_hash) DO NOTHING",
+								  3, btypes, bvals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "recording hard bounces failed");
+	}
+}
+
+static void
+AddCounters(const PassCounts *c)
+{
+	if (segment_shared == NULL)
+		return;
+	SpinLockAcquire(&segment_shared->mutex);
+	segment_shared->sent += c->sent;
+	segment_shared->failed += c->failed;
+	segment_shared->retried += c->retried;
+	SpinLockRelease(&segment_shared->mutex);
+}
+
+/* One pass; returns ms to sleep. */
+static long
+DoPass(void)
+{
+	SmtpJob    *jobs;
+	int			n;
+	bool		server_down;
+	PassCounts	counts;
+	char		detail[SEGMENT_DETAIL_LEN];
+
+	StartTx("claiming messages");
+	RequeueLeased(!recovered_at_start);
+	recovered_at_start = true;
+	jobs = ClaimBatch(&n);
+	if (n == 0)
+	{
+		long		ms = NextDueMs();
+
+		CommitTx();
+		if (ms >= MAX_IDLE_MS)
+			snprintf(detail, sizeof(detail), "idle: nothing queued");
+		else
+			snprintf(detail, sizeof(detail), "idle: next message due in %.1f s", ms / 1000.0);
+		SegmentSetWorkerState(SWS_IDLE, detail);
+		return ms;
+	}
+	CommitTx();
+
+	snprintf(detail, sizeof(detail), "sending %d message(s) over up to %d connection(s)",
+			 n, segment_connections);
+	SegmentSetWorkerState(SWS_SENDING, detail);
+	SmtpSendBatch(jobs, n, &server_down);
+
+	StartTx("recording outcomes");
+	RecordOutcomes(jobs, n, &counts);
+	CommitTx();
+	AddCounters(&counts);
+
+	if (server_down)
+	{
+		const char *why = "";
+		int			i;
+
+		for (i = 0; i < n; i++)
+			if (jobs[i].outcome == SMTP_TEMPFAIL)
+				why = jobs[i].response;
+		server_backoff_ms = server_backoff_ms ? server_backoff_ms * 2 : 1000;
+		server_backoff_ms = Min(server_backoff_ms, Min((long) segment_retry_delay * 1000L, MAX_IDLE_MS));
+		snprintf(detail, sizeof(detail), "SMTP server unavailable (%s); trying again in %.0f s",
+				 why, server_backoff_ms / 1000.0);
+		ereport(LOG, (errmsg("segment worker: %s", detail)));
+		SegmentSetWorkerState(SWS_SENDING, detail);
+		return server_backoff_ms;
+	}
+	server_backoff_ms = 0;
+	return 0;
+}
 
 long
 SegmentWorkerCycle(void)
 {
-	if (segment_smtp_url == NULL || segment_smtp_url[0] == '\0')
+	char		detail[SEGMENT_DETAIL_LEN];
+	long		ms;
+	MemoryContext oldcxt;
+
+	if (!SmtpConfigured(detail, sizeof(detail)))
 	{
-		SegmentSetWorkerState(SWS_NO_SMTP, "waiting for segment.smtp_url to be set");
-		return 60 * 1000L;
+		SmtpReset();
+		SegmentSetWorkerState(SWS_NO_SMTP, detail);
+		return MAX_IDLE_MS;
 	}
-	SegmentSetWorkerState(SWS_IDLE, "idle");
-	return 60 * 1000L;
+	if (pass_cxt == NULL)
+		pass_cxt = AllocSetContextCreate(TopMemoryContext, "segment worker pass",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(pass_cxt);
+	oldcxt = MemoryContextSwitchTo(pass_cxt);
+
+	PG_TRY();
+	{
+		ms = DoPass();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* Report, clean up, and try again later instead of dying. */
+		MemoryContextSwitchTo(pass_cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		SmtpReset();
+		snprintf(detail, sizeof(detail), "error: %s; trying again in %ld s",
+				 edata->message, ERROR_PAUSE_MS / 1000);
+		SegmentSetWorkerState(SWS_IDLE, detail);
+		ms = ERROR_PAUSE_MS;
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(pass_cxt);
+	return ms;
 }

@@ -14,6 +14,8 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
+#include "queue.h"
+
 PG_MODULE_MAGIC;
 
 char	   *segment_database = NULL;
@@ -202,6 +204,7 @@ _PG_init(void)
 {
 	DefineGucs();
 	TemplateDefineGucs();
+	SegmentQueueDefineGucs();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

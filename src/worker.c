@@ -322,6 +322,7 @@ segment_worker_main(Datum arg)
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	SegmentQueueWorkerInit();	/* SIGTERM also cuts SMTP connections */
 	BackgroundWorkerUnblockSignals();
 
 	/* Only one sending worker at a time, whoever started it. */

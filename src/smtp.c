@@ -1,0 +1,507 @@
+/*
+ * smtp.c — the worker's SMTP client over libcurl's multi interface.
+ *
+ * One easy handle per connection slot (segment.connections of them); the
+ * multi handle keeps the connections open between messages, so a message
+ * costs MAIL, RCPT, DATA and the end of data, not a new TCP/TLS session.
+ * libcurl's SMTP waits for the reply to the end of data in a blocking call,
+ * and so does its QUIT on close; to keep SIGTERM prompt even when a server
+ * stalls, we track every socket libcurl opens and the SIGTERM handler shuts
+ * them down, which makes any such wait return at once.
+ *
+ * Outcomes come from the server's last reply (seen through the debug
+ * callback) and the command it answered: 4xx and connection errors are
+ * temporary, 5xx permanent, and a 5xx to RCPT (or 550/551/553 after the
+ * data) is a hard bounce.  A failure before MAIL FROM (connect, greeting,
+ * TLS, AUTH) means the server is unusable: the batch stops there.
+ */
+#include "segment.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "queue.h"
+#include "smtp.h"
+
+/* Which command the server's next reply answers. */
+typedef enum SmtpStage
+{
+	STAGE_CONNECT,				/* greeting, EHLO, STARTTLS, AUTH */
+	STAGE_MAIL,
+	STAGE_RCPT,
+	STAGE_DATA,					/* DATA sent, waiting for 354 */
+	STAGE_BODY					/* data sent, waiting for the final reply */
+} SmtpStage;
+
+typedef struct SmtpSlot
+{
+	CURL	   *easy;
+	SmtpJob    *job;			/* NULL when free */
+	SmtpStage	stage;
+	struct curl_slist rcpt;		/* one recipient, no allocation */
+	char		errbuf[CURL_ERROR_SIZE];
+	char		reply[256];		/* the last complete reply line */
+	int			reply_code;
+} SmtpSlot;
+
+#define MAX_SLOTS 64
+#define MAX_SOCKETS (MAX_SLOTS * 2)
+
+static CURLM *multi = NULL;
+static SmtpSlot slots[MAX_SLOTS];
+static int	nslots = 0;
+static bool curl_ready = false;
+static bool exit_callback_registered = false;
+
+/* The settings the handles were made with; a change rebuilds them. */
+static char *cur_url = NULL;
+static char *cur_user = NULL;
+static char *cur_password = NULL;
+static int	cur_connections = 0;
+static int	cur_timeout = 0;
+
+/* Sockets libcurl has open, for the SIGTERM handler (-1: free). */
+static volatile sig_atomic_t open_sockets[MAX_SOCKETS];
+
+/* Rate limiting: the earliest time the next transfer may start. */
+static TimestampTz next_start_allowed = 0;
+
+/* The worker's SIGTERM: cut the SMTP sockets so no libcurl wait blocks, then die(). */
+static void
+SmtpSigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+	int			i;
+
+	for (i = 0; i < MAX_SOCKETS; i++)
+		if (open_sockets[i] >= 0)
+			shutdown((int) open_sockets[i], SHUT_RDWR);
+	errno = save_errno;
+	die(postgres_signal_arg);
+}
+
+void
+SmtpInstallSignalHandlers(void)
+{
+	int			i;
+
+	for (i = 0; i < MAX_SOCKETS; i++)
+		open_sockets[i] = -1;
+	pqsignal(SIGTERM, SmtpSigterm);
+}
+
+static curl_socket_t
+OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	int			fd = socket(addr->family, addr->socktype, addr->protocol);
+	int			i;
+
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	for (i = 0; i < MAX_SOCKETS; i++)
+		if (open_sockets[i] < 0)
+		{
+			open_sockets[i] = fd;
+			break;
+		}
+	return fd;
+}
+
+static int
+CloseSocket(void *clientp, curl_socket_t fd)
+{
+	int			i;
+
+	for (i = 0; i < MAX_SOCKETS; i++)
+		if (open_sockets[i] == fd)
+			open_sockets[i] = -1;
+	return close(fd);
+}
+
+/* Shut every SMTP socket down so that closing cannot wait on the server. */
+static void
+ShutdownSockets(void)
+{
+	int			i;
+
+	for (i = 0; i < MAX_SOCKETS; i++)
+		if (open_sockets[i] >= 0)
+			shutdown((int) open_sockets[i], SHUT_RDWR);
+}
+
+void
+SmtpReset(void)
+{
+	int			i;
+
+	if (multi == NULL)
+		return;
+	/* No polite QUIT: it would block on a stalled server. */
+	ShutdownSockets();
+	for (i = 0; i < nslots; i++)
+	{
+		if (slots[i].easy)
+		{
+			if (slots[i].job)
+				curl_multi_remove_handle(multi, slots[i].easy);
+			curl_easy_cleanup(slots[i].easy);
+		}
+		slots[i].easy = NULL;
+		slots[i].job = NULL;
+	}
+	nslots = 0;
+	curl_multi_cleanup(multi);
+	multi = NULL;
+}
+
+/* Free libcurl's handles however the worker exits (FATAL on SIGTERM included). */
+static void
+SmtpAtExit(int code, Datum arg)
+{
+	SmtpReset();
+}
+
+/* libcurl asks for message data: hand over the next piece of the job's text. */
+static size_t
+ReadJob(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	SmtpSlot   *slot = (SmtpSlot *) userdata;
+	SmtpJob    *job = slot->job;
+	size_t		room = size * nitems;
+	size_t		n;
+
+	if (job == NULL)
+		return 0;
+	n = job->len - job->pos;
+	if (n > room)
+		n = room;
+	memcpy(buf, job->data + job->pos, n);
+	job->pos += n;
+	return n;
+}
+
+/*
+ * The conversation as libcurl reports it: the commands we send tell which
+ * reply comes next, and each reply line is kept (the last one explains a
+ * failure).
+ */
+static int
+Debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userptr)
+{
+	SmtpSlot   *slot = (SmtpSlot *) userptr;
+
+	if (type == CURLINFO_HEADER_OUT && size >= 4)
+	{
+		if (strncmp(data, "MAIL", 4) == 0)
+			slot->stage = STAGE_MAIL;
+		else if (strncmp(data, "RCPT", 4) == 0)
+			slot->stage = STAGE_RCPT;
+		else if (strncmp(data, "DATA", 4) == 0)
+			slot->stage = STAGE_DATA;
+	}
+	else if (type == CURLINFO_HEADER_IN && size >= 3)
+	{
+		size_t		n = size;
+
+		while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
+			n--;
+		if (n >= sizeof(slot->reply))
+			n = sizeof(slot->reply) - 1;
+		memcpy(slot->reply, data, n);
+		slot->reply[n] = '\0';
+		if (data[0] >= '1' && data[0] <= '5' && data[1] >= '0' && data[1] <= '9' &&
+			data[2] >= '0' && data[2] <= '9')
+			slot->reply_code = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
+		if (slot->stage == STAGE_DATA && slot->reply_code == 354)
+			slot->stage = STAGE_BODY;
+	}
+	return 0;
+}
+
+bool
+SmtpConfigured(char *detail, size_t size)
+{
+	if (segment_smtp_url == NULL || segment_smtp_url[0] == '\0')
+	{
+		strlcpy(detail, "waiting for segment.smtp_url to be set", size);
+		return false;
+	}
+	if (pg_strncasecmp(segment_smtp_url, "smtp://", 7) != 0 &&
+		pg_strncasecmp(segment_smtp_url, "smtps://", 8) != 0)
+	{
+		strlcpy(detail, "segment.smtp_url must start with smtp:// or smtps://", size);
+		return false;
+	}
+	return true;
+}
+
+static bool
+SameString(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static char *
+KeepString(char *old, const char *s)
+{
+	if (old)
+		pfree(old);
+	return MemoryContextStrdup(TopMemoryContext, s ? s : "");
+}
+
+/* Make (or remake, after a settings change) the multi handle and the slots. */
+static void
+EnsureHandles(void)
+{
+	int			i;
+	int			n;
+
+	if (multi &&
+		SameString(cur_url, segment_smtp_url) && SameString(cur_user, segment_smtp_username) &&
+		SameString(cur_password, segment_smtp_password) &&
+		cur_connections == segment_connections && cur_timeout == segment_smtp_timeout)
+		return;
+	if (multi)
+		ereport(LOG, (errmsg("segment worker: SMTP settings changed, reconnecting")));
+	SmtpReset();
+
+	if (!curl_ready)
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			elog(ERROR, "curl_global_init failed");
+		curl_ready = true;
+	}
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(SmtpAtExit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	cur_url = KeepString(cur_url, segment_smtp_url);
+	cur_user = KeepString(cur_user, segment_smtp_username);
+	cur_password = KeepString(cur_password, segment_smtp_password);
+	cur_connections = segment_connections;
+	cur_timeout = segment_smtp_timeout;
+
+	multi = curl_multi_init();
+	if (multi == NULL)
+		elog(ERROR, "curl_multi_init failed");
+	n = Min(cur_connections, MAX_SLOTS);
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) n);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) n);
+
+	for (i = 0; i < n; i++)
+	{
+		SmtpSlot   *slot = &slots[i];
+		CURL	   *e = curl_easy_init();
+
+		memset(slot, 0, sizeof(*slot));
+		if (e == NULL)
+		{
+			nslots = i;
+			elog(ERROR, "curl_easy_init failed");
+		}
+		slot->easy = e;
+		nslots = i + 1;
+		curl_easy_setopt(e, CURLOPT_URL, cur_url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+#endif
+		if (pg_strncasecmp(cur_url, "smtp://", 7) == 0)
+			curl_easy_setopt(e, CURLOPT_USE_SSL, (long) CURLUSESSL_TRY);
+		if (cur_user[0])
+		{
+			curl_easy_setopt(e, CURLOPT_USERNAME, cur_user);
+			curl_easy_setopt(e, CURLOPT_PASSWORD, cur_password);
+		}
+		/* TLS verification stays at libcurl's default: on. */
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) cur_timeout);
+		curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, (long) cur_timeout);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long) cur_timeout);
+		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, ReadJob);
+		curl_easy_setopt(e, CURLOPT_READDATA, slot);
+		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+		curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, Debug);
+		curl_easy_setopt(e, CURLOPT_DEBUGDATA, slot);
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot->errbuf);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, CloseSocket);
+		curl_easy_setopt(e, CURLOPT_PRIVATE, slot);
+	}
+}
+
+/* Start a job on a free slot. */
+static void
+StartJob(SmtpSlot *slot, SmtpJob *job)
+{
+	CURL	   *e = slot->easy;
+	CURLMcode	rc;
+
+	slot->job = job;
+	slot->stage = STAGE_CONNECT;
+	slot->reply[0] = '\0';
+	slot->reply_code = 0;
+	slot->errbuf[0] = '\0';
+	slot->rcpt.data = (char *) job->rcpt_to;
+	slot->rcpt.next = NULL;
+	job->pos = 0;
+	job->outcome = SMTP_UNTRIED;
+	curl_easy_setopt(e, CURLOPT_MAIL_FROM, job->mail_from);
+	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, &slot->rcpt);
+	curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) job->len);
+	rc = curl_multi_add_handle(multi, e);
+	if (rc != CURLM_OK)
+		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
+}
+
+/* A transfer ended: classify it (see the file comment). */
+static void
+FinishJob(SmtpSlot *slot, CURLcode result, bool *server_down)
+{
+	SmtpJob    *job = slot->job;
+	int			code = slot->reply_code;
+
+	curl_multi_remove_handle(multi, slot->easy);
+	slot->job = NULL;
+	job->code = 0;
+	if (result == CURLE_OK)
+	{
+		job->outcome = SMTP_SENT;
+		job->code = code;
+		strlcpy(job->response, slot->reply, sizeof(job->response));
+		return;
+	}
+	if (code >= 400 && code <= 599)
+	{
+		job->code = code;
+		strlcpy(job->response, slot->reply, sizeof(job->response));
+		if (slot->stage == STAGE_CONNECT)
+		{
+			/* Greeting, EHLO, STARTTLS or AUTH refused: the server, not the message. */
+			job->outcome = SMTP_TEMPFAIL;
+			*server_down = true;
+		}
+		else if (code < 500)
+			job->outcome = SMTP_TEMPFAIL;
+		else if (slot->stage == STAGE_RCPT)
+			job->outcome = SMTP_BOUNCE;
+		else if ((slot->stage == STAGE_DATA || slot->stage == STAGE_BODY) &&
+				 (code == 550 || code == 551 || code == 553))
+			job->outcome = SMTP_BOUNCE;
+		else
+			job->outcome = SMTP_PERMFAIL;
+		return;
+	}
+	/* No error reply: the connection failed (refused, timed out, dropped). */
+	job->outcome = SMTP_TEMPFAIL;
+	snprintf(job->response, sizeof(job->response), "%s",
+			 slot->errbuf[0] ? slot->errbuf : curl_easy_strerror(result));
+	if (slot->stage == STAGE_CONNECT)
+		*server_down = true;
+}
+
+/* May another transfer start now (segment.max_rate)?  If not, ms to wait. */
+static long
+RateWait(void)
+{
+	TimestampTz now;
+
+	if (segment_max_rate <= 0)
+		return 0;
+	now = GetCurrentTimestamp();
+	if (next_start_allowed < now)
+		next_start_allowed = now;
+	if (next_start_allowed > now)
+		return (long) ((next_start_allowed - now + 999) / 1000);
+	return 0;
+}
+
+static void
+RateTake(void)
+{
+	if (segment_max_rate > 0)
+		next_start_allowed += (TimestampTz) (USECS_PER_SEC / segment_max_rate);
+}
+
+void
+SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
+{
+	int			next = 0;
+	int			active = 0;
+	int			i;
+
+	*server_down = false;
+	EnsureHandles();
+
+	while (next < njobs || active > 0)
+	{
+		int			running;
+		int			queued;
+		CURLMsg    *msg;
+		long		wait_ms = 100;
+		CURLMcode	rc;
+
+		CHECK_FOR_INTERRUPTS();
+
+		/* Fill free slots, unless the server is down or the rate says wait. */
+		for (i = 0; i < nslots && next < njobs && !*server_down; i++)
+		{
+			long		rw;
+
+			if (slots[i].job != NULL)
+				continue;
+			rw = RateWait();
+			if (rw > 0)
+			{
+				wait_ms = Min(wait_ms, rw);
+				break;
+			}
+			RateTake();
+			StartJob(&slots[i], &jobs[next++]);
+			active++;
+		}
+		if (active == 0)
+		{
+			if (next >= njobs || *server_down)
+				break;
+			/* Only waiting for the rate limit. */
+			pg_usleep(wait_ms * 1000L);
+			continue;
+		}
+
+		rc = curl_multi_perform(multi, &running);
+		if (rc != CURLM_OK)
+			elog(ERROR, "curl_multi_perform failed: %s", curl_multi_strerror(rc));
+		while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+		{
+			SmtpSlot   *slot = NULL;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &slot);
+			if (slot == NULL || slot->job == NULL)
+				continue;
+			FinishJob(slot, msg->data.result, server_down);
+			active--;
+		}
+		if (active > 0 && running > 0)
+		{
+			/* Short waits: interrupts are checked at least every 100 ms. */
+			rc = curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
+			if (rc != CURLM_OK)
+				elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(rc));
+		}
+	}
+}
