@@ -324,6 +324,9 @@ DoPass(void)
 	bool		server_down;
 	PassCounts	counts;
 	char		detail[SEGMENT_DETAIL_LEN];
+	TimestampTz t0 = GetCurrentTimestamp();
+	TimestampTz t1;
+	TimestampTz t2;
 
 	StartTx("claiming messages");
 	RequeueLeased(!recovered_at_start);
@@ -346,12 +349,17 @@ DoPass(void)
 	snprintf(detail, sizeof(detail), "sending %d message(s) over up to %d connection(s)",
 			 n, segment_connections);
 	SegmentSetWorkerState(SWS_SENDING, detail);
+	t1 = GetCurrentTimestamp();
 	SmtpSendBatch(jobs, n, &server_down);
+	t2 = GetCurrentTimestamp();
 
 	StartTx("recording outcomes");
 	RecordOutcomes(jobs, n, &counts);
 	CommitTx();
 	AddCounters(&counts);
+	elog(DEBUG1, "segment worker: batch of %d: claim %.1f ms, send %.1f ms, record %.1f ms; %d sent, %d retry, %d failed (%d bounced), %d not tried",
+		 n, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, (GetCurrentTimestamp() - t2) / 1000.0,
+		 counts.sent, counts.retried, counts.failed, counts.bounced, counts.untried);
 
 	if (server_down)
 	{
