@@ -146,11 +146,18 @@ MimeValidAddress(MimeText addr, CoreError *err, const char *what)
 			nat++;
 			at = i;
 		}
+		else if (c >= 127)
+			return CoreErrorSet(err, CORE_ERR_INVALID, (int) i + 1,
+								"%s address \"%.*s\" contains non-ASCII characters (internationalized addresses are not supported)",
+								what, (int) addr.len, addr.data);
+		else if (c <= 32)
+			return CoreErrorSet(err, CORE_ERR_INVALID, (int) i + 1,
+								"%s address \"%.*s\" contains a space or control character",
+								what, (int) addr.len, addr.data);
 		else if (AddressSpecial(c))
 			return CoreErrorSet(err, CORE_ERR_INVALID, (int) i + 1,
-								"%s address \"%.*s\" contains a character not allowed in an address (%s)",
-								what, (int) addr.len, addr.data,
-								c >= 127 ? "non-ASCII addresses are not supported" : "at byte position shown");
+								"%s address \"%.*s\" contains '%c', which is not allowed in an address",
+								what, (int) addr.len, addr.data, c);
 	}
 	if (nat != 1 || at == 0 || at == addr.len - 1)
 		return CoreErrorSet(err, CORE_ERR_INVALID, 0,

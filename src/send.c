@@ -47,7 +47,8 @@ ReportMimeError(const CoreError *err)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("cannot build the message: %s", err->message),
-			 errhint("Header values (subject, names, addresses, custom headers) must not contain line breaks or NUL characters.")));
+			 strstr(err->message, "CR, LF or NUL") ?
+			 errdetail("A line break in a header value could add headers of its own (header injection).") : 0));
 }
 
 /* A fresh Message-ID: 128 random bits at the sender's domain. */
@@ -88,7 +89,7 @@ SpiString(int col)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
 }
 
-/* segment.unsubscribe_url(contact, campaign) when that function exists, else NULL. */
+/* segment.unsubscribe_url(contact, campaign): NULL when it is not configured. */
 static char *
 UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 {
@@ -96,10 +97,6 @@ UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
 
-	if (SPI_execute("SELECT to_regprocedure('segment.unsubscribe_url(bigint,text)') IS NOT NULL",
-					true, 1) != SPI_OK_SELECT ||
-		strcmp(SpiString(1), "t") != 0)
-		return NULL;
 	vals[0] = Int64GetDatum(contact_id);
 	if (campaign)
 		vals[1] = CStringGetTextDatum(campaign);
@@ -150,8 +147,7 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	if (!MimeParseMailbox(Text(from), &from_name, &from_addr, &err))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid From address \"%s\"", from),
-				 errdetail("%s.", err.message),
+				 errmsg("invalid From address: %s", err.message),
 				 errhint("Use 'Name <address@domain>' or 'address@domain'.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)

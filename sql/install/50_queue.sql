@@ -64,15 +64,18 @@ COMMENT ON FUNCTION segment.address_hash(text) IS
 
 CREATE FUNCTION segment.is_suppressed(address text) RETURNS boolean
   LANGUAGE sql STABLE STRICT PARALLEL SAFE
-  RETURN EXISTS (SELECT 1 FROM segment.suppressions s WHERE s.address_hash = segment.address_hash(address));
+  RETURN EXISTS (SELECT 1 FROM segment.suppressions s
+                  WHERE s.address_hash = segment.address_hash(is_suppressed.address));
 COMMENT ON FUNCTION segment.is_suppressed(text) IS 'Is the address on the suppression list';
 
 CREATE FUNCTION segment.suppress(address text, reason text DEFAULT 'manual', detail text DEFAULT NULL)
   RETURNS void
-  LANGUAGE sql VOLATILE STRICT
+  LANGUAGE sql VOLATILE
   BEGIN ATOMIC
     INSERT INTO segment.suppressions (address_hash, address, reason, detail)
-    VALUES (segment.address_hash(address), lower(address), reason, detail)
+    SELECT segment.address_hash(suppress.address), lower(suppress.address),
+           coalesce(suppress.reason, 'manual'), suppress.detail
+     WHERE suppress.address IS NOT NULL
     ON CONFLICT (address_hash) DO NOTHING;
   END;
 COMMENT ON FUNCTION segment.suppress(text, text, text) IS
@@ -81,7 +84,8 @@ COMMENT ON FUNCTION segment.suppress(text, text, text) IS
 CREATE FUNCTION segment.unsuppress(address text) RETURNS boolean
   LANGUAGE sql VOLATILE STRICT
   BEGIN ATOMIC
-    WITH d AS (DELETE FROM segment.suppressions s WHERE s.address_hash = segment.address_hash(address) RETURNING 1)
+    WITH d AS (DELETE FROM segment.suppressions s
+                WHERE s.address_hash = segment.address_hash(unsuppress.address) RETURNING 1)
     SELECT count(*) > 0 FROM d;
   END;
 COMMENT ON FUNCTION segment.unsuppress(text) IS 'Remove an address from the suppression list; true when it was there';
@@ -93,8 +97,7 @@ CREATE FUNCTION segment.enqueue(contact_id bigint, subject text, html text, text
                                 options jsonb DEFAULT '{}')
   RETURNS bigint
   AS 'MODULE_PATHNAME', 'segment_enqueue'
-  LANGUAGE C VOLATILE
-  SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp;
+  LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION segment.enqueue(bigint, text, text, text, jsonb) IS
   'Build an RFC 5322 message for a contact and queue it; the building block of send, campaigns and flows';
 
@@ -102,8 +105,7 @@ CREATE FUNCTION segment.send(contact_id bigint, template text, extra jsonb DEFAU
                              send_at timestamptz DEFAULT now())
   RETURNS bigint
   AS 'MODULE_PATHNAME', 'segment_send'
-  LANGUAGE C VOLATILE
-  SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp;
+  LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION segment.send(bigint, text, jsonb, timestamptz) IS
   'Render a template for a contact and queue it as transactional mail; returns the message id';
 
@@ -129,18 +131,3 @@ CREATE VIEW segment.queue_status AS
    ORDER BY s.ord;
 COMMENT ON VIEW segment.queue_status IS
   'The send queue by status: how many messages, the next due attempt, the oldest, the last sent';
-
-REVOKE ALL ON TABLE segment.messages, segment.suppressions, segment.queue_status FROM PUBLIC;
-REVOKE ALL ON FUNCTION segment.enqueue(bigint, text, text, text, jsonb),
-                       segment.send(bigint, text, jsonb, timestamptz),
-                       segment.cancel_message(bigint),
-                       segment.suppress(text, text, text),
-                       segment.unsuppress(text),
-                       segment.is_suppressed(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION segment.send(bigint, text, jsonb, timestamptz) TO segment_app, segment_admin;
-GRANT EXECUTE ON FUNCTION segment.enqueue(bigint, text, text, text, jsonb),
-                          segment.cancel_message(bigint),
-                          segment.suppress(text, text, text),
-                          segment.unsuppress(text),
-                          segment.is_suppressed(text) TO segment_admin;
-GRANT SELECT ON segment.messages, segment.suppressions, segment.queue_status TO segment_admin;

@@ -1,0 +1,123 @@
+-- The send queue: enqueue builds the message in C and queues it; send renders a
+-- template first; suppressions; the queue view.  (The worker is tested by the
+-- integration tests; this database is not the one it drains.)
+CREATE EXTENSION segment;
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+SET segment.from_address = 'Shop <news@shop.example>';
+
+SELECT segment.upsert_contact('ann@example.com', first_name => 'Ann', last_name => 'Müller') AS ann \gset
+SELECT segment.upsert_contact('bob@example.com') AS bob \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :ann;
+
+-- Headers of a queued message, unfolded, one per line, without the varying ones.
+CREATE FUNCTION pg_temp.headers(msg bigint) RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT regexp_replace(h, E'\r\n([ \t])', '\1', 'g') AS header FROM segment.messages m,
+         regexp_split_to_table(split_part(m.mime, E'\r\n\r\n', 1), E'\r\n(?![ \t])') AS h
+   WHERE m.id = msg AND h !~ '^(Date|Message-ID|Content-Type):'
+$$;
+
+-- A transactional message to a pending contact: queued at once, no List-Unsubscribe.
+SELECT segment.enqueue(:bob, 'Your receipt', '<p>Thanks</p>', 'Thanks') AS m1 \gset
+SELECT kind, status, attempts, mail_from, rcpt_to, subject, lease_until, sent_at,
+       next_attempt_at <= now() AS due_now, message_id ~ '^[0-9a-f]{32}@shop\.example$' AS message_id_ok
+  FROM segment.messages WHERE id = :m1;
+SELECT * FROM pg_temp.headers(:m1);
+SELECT mime ~ E'\r\nMessage-ID: <[0-9a-f]{32}@shop\\.example>\r\n' AS has_message_id,
+       mime ~ E'\r\nDate: [A-Z][a-z]{2}, \\d\\d [A-Z][a-z]{2} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\r\n' AS has_date,
+       mime ~ E'multipart/alternative;\r\n boundary="=_segment_[0-9A-F]{16}"' AS multipart,
+       mime !~ E'[^\r]\n' AS crlf_only
+  FROM segment.messages WHERE id = :m1;
+
+-- Non-ASCII names and subjects become encoded-words; custom headers and Reply-To.
+SELECT segment.enqueue(:ann, 'Grüße, Ann', '<p>Hallo</p>', NULL,
+                       '{"reply_to": "Support <help@shop.example>",
+                         "headers": {"X-Campaign": "spring", "X-Note": "süß"},
+                         "template": "welcome"}') AS m2 \gset
+SELECT * FROM pg_temp.headers(:m2);
+SELECT template, subject FROM segment.messages WHERE id = :m2;
+
+-- Marketing mail to a subscribed contact carries List-Unsubscribe and one-click.
+SELECT segment.enqueue(:ann, 'Spring sale', '<p>Sale</p>', 'Sale',
+                       '{"kind": "marketing", "unsubscribe_url": "https://shop.example/u/abc",
+                         "unsubscribe_mailto": "mailto:unsub@shop.example?subject=unsubscribe",
+                         "campaign_id": 7, "variant": "B", "from": "Deals <deals@shop.example>"}') AS m3 \gset
+SELECT * FROM pg_temp.headers(:m3);
+SELECT kind, campaign_id, variant, mail_from FROM segment.messages WHERE id = :m3;
+
+-- Without an explicit URL, marketing mail uses segment.unsubscribe_url(contact, campaign).
+SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+SET segment.secret = 'queue-test-secret';
+SELECT segment.enqueue(:ann, 'News', NULL, 'News', '{"kind": "marketing", "campaign": "news"}') AS m4 \gset
+SELECT h ~ '^List-Unsubscribe: <https://shop\.example/unsubscribe\?token=[A-Za-z0-9_.-]+>$' AS signed_link
+  FROM pg_temp.headers(:m4) AS h WHERE h LIKE 'List-Unsubscribe:%';
+SELECT segment.unsubscribe(substring(mime FROM 'token=([A-Za-z0-9_.-]+)>')) = :ann AS token_unsubscribes
+  FROM segment.messages WHERE id = :m4;
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :ann;
+RESET segment.unsubscribe_url;
+RESET segment.secret;
+
+-- A later send_at is when it becomes due.
+SELECT segment.enqueue(:bob, 'Later', NULL, 'Later', '{"send_at": "2099-01-01 09:00+00"}') AS m5 \gset
+SELECT next_attempt_at FROM segment.messages WHERE id = :m5;
+
+-- segment.send renders a stored template: transactional, pending contacts too.
+SELECT segment.create_template('receipt', 'Receipt {{order}} for {{first_name | default: "you"}}',
+                               '<p>Order {{order}}</p>', 'Order {{order}}') IS NOT NULL AS created;
+SELECT segment.send(:bob, 'receipt', '{"order": "A-17"}') AS m6 \gset
+SELECT kind, template, subject, status FROM segment.messages WHERE id = :m6;
+SELECT * FROM pg_temp.headers(:m6);
+SELECT mime LIKE E'%\r\n\r\nOrder A-17\r\n--=\\_segment\\_%' AS text_part,
+       mime LIKE E'%\r\n\r\n<p>Order A-17</p>\r\n--=\\_segment\\_%' AS html_part
+  FROM segment.messages WHERE id = :m6;
+SELECT segment.send(:ann, 'receipt', '{"order": "B-2"}', '2099-06-01 12:00+00') AS m7 \gset
+SELECT subject, next_attempt_at FROM segment.messages WHERE id = :m7;
+
+-- The queue by status.
+SELECT segment.cancel_message(:m5) AS cancelled, segment.cancel_message(:m5) AS again;
+SELECT status, messages FROM segment.queue_status;
+
+-- Suppressions: keyed by the hash of the lower-cased address.
+SELECT segment.address_hash('Bob@Example.com') = sha256('bob@example.com'::bytea) AS hash_of_lower;
+SELECT segment.suppress('Bob@Example.com', 'manual', 'asked by phone');
+SELECT segment.suppress('carl@example.com', 'complaint');
+SELECT segment.suppress('CARL@example.com', 'manual');
+SELECT address, reason, detail FROM segment.suppressions ORDER BY address;
+SELECT segment.is_suppressed('bob@example.com') AS bob, segment.is_suppressed('ann@example.com') AS ann;
+-- Never mailed while suppressed, not even transactional mail.
+SELECT segment.send(:bob, 'receipt', '{"order": "C-3"}');
+SELECT segment.unsuppress('BOB@example.com') AS removed, segment.unsuppress('bob@example.com') AS again;
+SELECT segment.is_suppressed('bob@example.com') AS bob, segment.is_suppressed('carl@example.com') AS carl;
+
+-- Bounced and complained contacts get nothing.
+UPDATE segment.contacts SET status = 'bounced' WHERE id = :bob;
+SELECT segment.send(:bob, 'receipt', '{"order": "C-3"}');
+UPDATE segment.contacts SET status = 'complained' WHERE id = :bob;
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi');
+UPDATE segment.contacts SET status = 'pending' WHERE id = :bob;
+
+-- Errors.
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"kind": "marketing", "unsubscribe_url": "https://x.example/u"}');
+SELECT segment.enqueue(:ann, 'Hi', NULL, 'Hi', '{"kind": "marketing"}');
+SELECT segment.enqueue(999999, 'Hi', NULL, 'Hi');
+SELECT segment.send(:bob, 'no_such_template');
+SELECT segment.enqueue(:bob, E'Hi\r\nBcc: victim@example.com', NULL, 'Hi');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"headers": {"X-Tag": "a\nb"}}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"headers": {"Subject": "other"}}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"headers": {"X Bad": "v"}}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"headers": ["X-Tag"]}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"headers": {"X-Tag": 1}}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"reply_to": "Support <help@shop.example"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"kind": "newsletter"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"colour": "red"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": 42}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '[]');
+SELECT segment.enqueue(:ann, 'Hi', NULL, 'Hi', '{"kind": "marketing", "unsubscribe_url": "http://shop.example/u"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": "Shop news@shop.example>"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": "Shop <news@shop example>"}');
+RESET segment.from_address;
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi');
+SELECT segment.send(NULL, 'receipt');
+SELECT count(*) AS queued_after_errors FROM segment.messages;
+
+DROP EXTENSION segment;
