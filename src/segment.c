@@ -191,12 +191,6 @@ DefineGucs(void)
 							   "For tests and demos: moves rule windows, delays and send times without sleeping.",
 							   &segment_clock_override, "",
 							   PGC_SUSET, 0, CheckClockOverride, AssignClockOverride, NULL);
-
-#if PG_VERSION_NUM >= 150000
-	MarkGUCPrefixReserved("segment");
-#else
-	EmitWarningsOnPlaceholders("segment");
-#endif
 }
 
 void
@@ -205,6 +199,12 @@ _PG_init(void)
 	DefineGucs();
 	TemplateDefineGucs();
 	SegmentQueueDefineGucs();
+	/* Only after every area defined its settings: reserving drops unknown placeholders. */
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("segment");
+#else
+	EmitWarningsOnPlaceholders("segment");
+#endif
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

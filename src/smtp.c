@@ -9,8 +9,8 @@
  * stalls, we track every socket libcurl opens and the SIGTERM handler shuts
  * them down, which makes any such wait return at once.
  *
- * Outcomes come from the server's last reply (seen through the debug
- * callback) and the command it answered: 4xx and connection errors are
+ * Outcomes come from the server's last reply before any QUIT (seen through
+ * the debug callback) and the command it answered: 4xx and connection errors are
  * temporary, 5xx permanent, and a 5xx to RCPT (or 550/551/553 after the
  * data) is a hard bounce.  A failure before MAIL FROM (connect, greeting,
  * TLS, AUTH) means the server is unusable: the batch stops there.
@@ -51,6 +51,7 @@ typedef struct SmtpSlot
 	char		errbuf[CURL_ERROR_SIZE];
 	char		reply[256];		/* the last complete reply line */
 	int			reply_code;
+	bool		quitting;		/* QUIT sent: later replies say nothing about the message */
 } SmtpSlot;
 
 #define MAX_SLOTS 64
@@ -199,9 +200,13 @@ Debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userptr)
 {
 	SmtpSlot   *slot = (SmtpSlot *) userptr;
 
+	if (slot->quitting)
+		return 0;
 	if (type == CURLINFO_HEADER_OUT && size >= 4)
 	{
-		if (strncmp(data, "MAIL", 4) == 0)
+		if (strncmp(data, "QUIT", 4) == 0)
+			slot->quitting = true;
+		else if (strncmp(data, "MAIL", 4) == 0)
 			slot->stage = STAGE_MAIL;
 		else if (strncmp(data, "RCPT", 4) == 0)
 			slot->stage = STAGE_RCPT;
@@ -353,6 +358,7 @@ StartJob(SmtpSlot *slot, SmtpJob *job)
 	slot->stage = STAGE_CONNECT;
 	slot->reply[0] = '\0';
 	slot->reply_code = 0;
+	slot->quitting = false;
 	slot->errbuf[0] = '\0';
 	slot->rcpt.data = (char *) job->rcpt_to;
 	slot->rcpt.next = NULL;
