@@ -766,6 +766,7 @@ CREATE TABLE bench.latency (message_id text PRIMARY KEY, committed_at float8 NOT
 -- One transactional message at a time: enqueue, commit, note the commit time,
 -- wait until the worker reports it sent (so the next one finds it idle).
 CREATE PROCEDURE bench.latency_sends(n int) LANGUAGE plpgsql AS $$
+<<latency_sends>>
 DECLARE
   id bigint; st text; t float8; ids bigint[] := '{}'; ts float8[] := '{}';
   who bigint[] := ARRAY(SELECT c.id FROM segment.contacts c WHERE c.status = 'subscribed' ORDER BY c.id LIMIT n);
