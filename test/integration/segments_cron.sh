@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# segment.refresh() scheduled with pg_cron, exactly as doc/segments.md shows: time
+# moves (clock_override via ALTER SYSTEM, seen by pg_cron's job too), nothing is
+# written, and the next scheduled run takes the contact out of the time-relative
+# segment and records the exit.  pg_cron 1.4 schedules by the minute: bounded wait
+# of 150 s.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib.sh
+name=segments_cron
+test/cluster stop $name >/dev/null 2>&1 || true
+eval "$(test/cluster start $name -c cron.use_background_workers=on)"
+trap 'test/cluster stop $name' EXIT
+
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+ALTER SYSTEM SET segment.clock_override = '2030-01-01 00:00:00+00';
+SELECT pg_reload_conf();
+SQL
+sleep 0.5
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE EXTENSION segment;
+CREATE EXTENSION pg_cron;
+SELECT segment.upsert_contact('ann@example.com');
+SELECT segment.track(1, 'purchase', '{}', 10, '2029-12-20');
+SELECT segment.create_segment('active', 'did purchase within 30 days');
+SQL
+before=$(psql -X -At -c "SELECT count(*) FROM segment.segment_members('active')")
+echo "members of active before: $before"
+[ "$before" = 1 ]
+
+# Time moves on, no write happens; the scheduled refresh notices.
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+ALTER SYSTEM SET segment.clock_override = '2030-01-25 00:00:00+00';
+SELECT pg_reload_conf();
+SELECT cron.schedule('segment-refresh', '* * * * *', 'SELECT segment.refresh()');
+SQL
+for i in $(seq 1 150); do
+  n=$(psql -X -At -c "SELECT count(*) FROM segment.segment_members('active')")
+  [ "$n" = 0 ] && break
+  sleep 1
+done
+psql -X -c "SELECT status, command, return_message FROM cron.job_run_details ORDER BY runid"
+[ "$n" = 0 ] || { echo "the scheduled refresh did not run within 150 s"; exit 1; }
+exits=$(psql -X -At -c "SELECT count(*) FROM segment.segment_history WHERE segment = 'active' AND action = 'exited' AND at = '2030-01-25 00:00:00+00'")
+ok=$(psql -X -At -c "SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded' AND command = 'SELECT segment.refresh()'")
+echo "exits recorded at the new time: $exits, successful scheduled runs: $ok"
+[ "$exits" = 1 ] && [ "$ok" -ge 1 ]
