@@ -201,6 +201,15 @@ class Results:
             out.append(" | ".join(v.ljust(w[i]) for i, v in enumerate(x)))
         return "\n".join(out)
 
+    def markdown(self):
+        """The table as Markdown, for doc/performance.md."""
+        out = ["| benchmark | ours | peer | ratio | target | verdict |", "|---|---|---|---|---|---|"]
+        for r in self.rows:
+            cells = [r["benchmark"], fmt_stat(r["ours"], r["unit"]), fmt_stat(r["peer"], r["unit"]),
+                     "-" if r["ratio"] is None else f"{r['ratio']:.2f}x", r["target"], r["verdict"]]
+            out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        return "\n".join(out) + "\n"
+
     def write(self, outdir, machine):
         os.makedirs(outdir, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -219,6 +228,8 @@ class Results:
                             "" if r["ratio"] is None else f"{r['ratio']:.4g}", r["target"], r["verdict"],
                             r["note"], machine])
         shutil.copyfile(path, os.path.join(outdir, f"latest-{self.mode}.csv"))
+        with open(os.path.join(outdir, f"latest-{self.mode}.md"), "w") as f:
+            f.write(self.markdown())
         return path
 
     def chart(self, outdir, machine):
