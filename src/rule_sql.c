@@ -270,30 +270,30 @@ CompileValueCond(Compiler *c, const Rule *r, const char *alias)
 			if (r->ref.type == RT_TEXT_ARRAY)
 			{
 				/* membership; a missing or non-array value matches neither way */
-				CoreBufAppendStr(out, "coalesce(jsonb_typeof(");
+				CoreBufAppendStr(out, "((jsonb_typeof(");
 				SqlJsonPath(out, base, &r->ref, false);
 				CoreBufAppendStr(out, r->negated ? ") = 'array' AND NOT (" : ") = 'array' AND (");
 				SqlJsonPath(out, base, &r->ref, false);
 				CoreBufAppendStr(out, " ? ");
 				SqlQuote(out, r->lits[0].text);
-				CoreBufAppendStr(out, "), false)");
+				CoreBufAppendStr(out, ")) IS TRUE)");
 				return;
 			}
-			CoreBufAppendStr(out, "coalesce(");
+			CoreBufAppendStr(out, "((");
 			SqlValue(out, &r->ref, alias, RL_STRING);
 			CoreBufAppendStr(out, r->negated ? " NOT LIKE " : " LIKE ");
 			SqlLikePattern(out, r);
-			CoreBufAppendStr(out, ", false)");
+			CoreBufAppendStr(out, ") IS TRUE)");
 			return;
 		case RK_CMP:
-			CoreBufAppendStr(out, "coalesce(");
+			CoreBufAppendStr(out, "((");
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufPrintf(out, " %s ", SqlCmp(r->cmp));
 			SqlLit(out, &r->lits[0], r->ref.type);
-			CoreBufAppendStr(out, ", false)");
+			CoreBufAppendStr(out, ") IS TRUE)");
 			return;
 		case RK_IN:
-			CoreBufAppendStr(out, "coalesce(");
+			CoreBufAppendStr(out, "((");
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufAppendStr(out, r->negated ? " NOT IN (" : " IN (");
 			for (i = 0; i < r->nlits; i++)
@@ -302,16 +302,16 @@ CompileValueCond(Compiler *c, const Rule *r, const char *alias)
 					CoreBufAppendStr(out, ", ");
 				SqlLit(out, &r->lits[i], r->ref.type);
 			}
-			CoreBufAppendStr(out, "), false)");
+			CoreBufAppendStr(out, ")) IS TRUE)");
 			return;
 		case RK_BETWEEN:
-			CoreBufAppendStr(out, "coalesce(");
+			CoreBufAppendStr(out, "((");
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufAppendStr(out, r->negated ? " NOT BETWEEN " : " BETWEEN ");
 			SqlLit(out, &r->lits[0], r->ref.type);
 			CoreBufAppendStr(out, " AND ");
 			SqlLit(out, &r->lits[1], r->ref.type);
-			CoreBufAppendStr(out, ", false)");
+			CoreBufAppendStr(out, ") IS TRUE)");
 			return;
 		default:
 			return;
@@ -354,14 +354,19 @@ ZeroSatisfies(RuleCmp op, const char *n)
 	return false;
 }
 
-/* Can segment.event_stats answer this event condition? */
+/*
+ * Can segment.event_stats answer this event condition?  A window on did is
+ * answered by last_at for one contact; for the whole base the (type,
+ * occurred_at) index of events reads only the window, which event_stats
+ * (last_at not indexed, so updates stay HOT) cannot.
+ */
 static bool
-UsesStats(const Rule *r)
+UsesStats(const Rule *r, bool per_contact)
 {
 	if (r->where != NULL)
 		return false;
 	if (r->kind == RK_DID)
-		return r->window.kind != RW_BETWEEN;
+		return r->window.kind == RW_NONE || (per_contact && r->window.kind != RW_BETWEEN);
 	if (r->window.kind != RW_NONE)
 		return false;
 	if (r->agg == RA_COUNT || r->agg == RA_LAST)
@@ -427,10 +432,10 @@ RawAggregate(CoreBuf *out, const Rule *r)
 	prop.name = r->prop;
 	prop.path = path;
 	prop.npath = 1;
-	CoreBufAppendStr(out, r->agg == RA_SUM ? "coalesce(sum(" : r->agg == RA_AVG ? "avg(" :
+	CoreBufAppendStr(out, r->agg == RA_SUM ? "sum(" : r->agg == RA_AVG ? "avg(" :
 					 r->agg == RA_MIN ? "min(" : "max(");
 	SqlValue(out, &prop, "e", RL_NUMBER);
-	CoreBufAppendStr(out, r->agg == RA_SUM ? "), 0)" : ")");
+	CoreBufAppendChar(out, ')');
 }
 
 /* The aggregate as read from segment.event_stats (alias s). */
@@ -442,7 +447,7 @@ StatsAggregate(const Rule *r)
 		case RA_COUNT:
 			return "s.count";
 		case RA_SUM:
-			return "coalesce(s.sum_amount, 0)";
+			return "s.sum_amount";
 		case RA_AVG:
 			return "(s.sum_amount / nullif(s.amount_count, 0))";
 		case RA_MIN:
@@ -483,7 +488,7 @@ static void
 CompileDid(Compiler *c, const Rule *r)
 {
 	CoreBuf    *out = c->out;
-	bool		stats = UsesStats(r);
+	bool		stats = UsesStats(r, c->per_contact);
 
 	if (c->per_contact)
 	{
@@ -519,7 +524,7 @@ static void
 CompileAgg(Compiler *c, const Rule *r)
 {
 	CoreBuf    *out = c->out;
-	bool		stats = UsesStats(r);
+	bool		stats = UsesStats(r, c->per_contact);
 	bool		zero = (r->agg == RA_COUNT || r->agg == RA_SUM) && ZeroSatisfies(r->cmp, r->lits[0].text);
 	const char *op = SqlCmp(r->cmp);
 
@@ -528,20 +533,19 @@ CompileAgg(Compiler *c, const Rule *r)
 		/* count and sum of nothing are 0; the others are NULL (false) */
 		bool		nullable = !(r->agg == RA_COUNT || r->agg == RA_SUM);
 
-		CoreBufAppendStr(out, nullable ? "coalesce((SELECT " : stats ? "(coalesce((SELECT " : "((SELECT ");
+		CoreBufAppendStr(out, nullable ? "coalesce((SELECT " : "(coalesce((SELECT ");
 		if (stats)
 		{
 			CoreBufPrintf(out, "%s FROM segment.event_stats s WHERE s.contact_id = c.id AND ", StatsAggregate(r));
 			StatsFilter(out, r);
-			CoreBufAppendStr(out, nullable ? ")" : "), 0)");
 		}
 		else
 		{
 			RawAggregate(out, r);
 			CoreBufAppendStr(out, " FROM segment.events e WHERE e.contact_id = c.id AND ");
 			EventFilter(c, r);
-			CoreBufAppendChar(out, ')');
 		}
+		CoreBufAppendStr(out, nullable ? ")" : "), 0)");
 		CoreBufPrintf(out, " %s ", op);
 		AggLiteral(out, r);
 		CoreBufAppendStr(out, nullable ? ", false)" : ")");
@@ -551,7 +555,10 @@ CompileAgg(Compiler *c, const Rule *r)
 	/*
 	 * Set form: the contacts whose aggregate satisfies the comparison; when a
 	 * contact without such events (count or sum 0) satisfies it too, the
-	 * complement of those whose aggregate fails it.
+	 * complement of those whose aggregate fails it.  A sum without amounts is
+	 * NULL here and 0 by the language: NULL fails "sum cmp n" and is not
+	 * counted among the failures of the complement either, which is right
+	 * exactly when 0 satisfies (complement form) or fails (direct form).
 	 */
 	CoreBufAppendStr(out, zero ? "(NOT (c.id IN (SELECT " : "(c.id IN (SELECT ");
 	if (stats)
