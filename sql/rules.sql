@@ -174,6 +174,15 @@ BEGIN
 END
 $$;
 SELECT r FROM bin;
+-- Rules group, sort and index by canonical text.
+SELECT r, count(*) FROM bin GROUP BY r;
+SELECT DISTINCT r FROM bin;
+CREATE TEMP TABLE uniq (r segment.rule UNIQUE);
+INSERT INTO uniq VALUES ('tagged ''b'''), ('did a'), ('TAGGED ''a''');
+INSERT INTO uniq VALUES ('(did  a)');
+SELECT r FROM uniq ORDER BY r;
+SELECT 'did a'::segment.rule < 'did b'::segment.rule AS lt, 'did b'::segment.rule >= 'did a'::segment.rule AS ge;
+DROP TABLE uniq;
 
 -- Evaluation.  Events, their per-contact aggregates (kept by triggers when
 -- present, computed here otherwise), tags, stages and segment members.

@@ -7,6 +7,7 @@
 #include "rule_glue.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -439,4 +440,53 @@ Datum
 rule_ne(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(CompareRules(fcinfo) != 0);
+}
+
+/* Ordering by canonical text (bytewise), so rules can be sorted, grouped and indexed. */
+PG_FUNCTION_INFO_V1(rule_cmp);
+Datum
+rule_cmp(PG_FUNCTION_ARGS)
+{
+	int			c = CompareRules(fcinfo);
+
+	PG_RETURN_INT32(c < 0 ? -1 : c > 0 ? 1 : 0);
+}
+
+PG_FUNCTION_INFO_V1(rule_lt);
+Datum
+rule_lt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CompareRules(fcinfo) < 0);
+}
+
+PG_FUNCTION_INFO_V1(rule_le);
+Datum
+rule_le(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CompareRules(fcinfo) <= 0);
+}
+
+PG_FUNCTION_INFO_V1(rule_gt);
+Datum
+rule_gt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CompareRules(fcinfo) > 0);
+}
+
+PG_FUNCTION_INFO_V1(rule_ge);
+Datum
+rule_ge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CompareRules(fcinfo) >= 0);
+}
+
+/* Hash of the canonical text, consistent with rule_eq (hash joins, GROUP BY). */
+PG_FUNCTION_INFO_V1(rule_hash);
+Datum
+rule_hash(PG_FUNCTION_ARGS)
+{
+	struct varlena *v = PG_GETARG_RULE_P(0);
+	const char *text = RuleStoredText(v);
+
+	PG_RETURN_UINT32(hash_bytes((const unsigned char *) text, strlen(text)));
 }

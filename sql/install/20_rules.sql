@@ -51,10 +51,35 @@ CREATE FUNCTION segment.rule_ne(segment.rule, segment.rule) RETURNS boolean
 COMMENT ON FUNCTION segment.rule_ne(segment.rule, segment.rule) IS
   'True when two rules have different canonical texts';
 
+CREATE FUNCTION segment.rule_cmp(segment.rule, segment.rule) RETURNS integer
+  AS 'MODULE_PATHNAME', 'rule_cmp'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_cmp(segment.rule, segment.rule) IS
+  'Order of two rules by canonical text (bytewise): -1, 0 or 1';
+
+CREATE FUNCTION segment.rule_lt(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_lt' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_lt(segment.rule, segment.rule) IS 'Canonical text sorts before';
+CREATE FUNCTION segment.rule_le(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_le' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_le(segment.rule, segment.rule) IS 'Canonical text sorts before or equal';
+CREATE FUNCTION segment.rule_gt(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_gt' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_gt(segment.rule, segment.rule) IS 'Canonical text sorts after';
+CREATE FUNCTION segment.rule_ge(segment.rule, segment.rule) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'rule_ge' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_ge(segment.rule, segment.rule) IS 'Canonical text sorts after or equal';
+
+CREATE FUNCTION segment.rule_hash(segment.rule) RETURNS integer
+  AS 'MODULE_PATHNAME', 'rule_hash'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.rule_hash(segment.rule) IS
+  'Hash of the canonical text, consistent with = (hash joins, GROUP BY, DISTINCT)';
+
 CREATE OPERATOR segment.= (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_eq,
   COMMUTATOR = OPERATOR(segment.=), NEGATOR = OPERATOR(segment.<>),
-  RESTRICT = eqsel, JOIN = eqjoinsel
+  RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES
 );
 COMMENT ON OPERATOR segment.= (segment.rule, segment.rule) IS 'Same canonical rule';
 
@@ -64,6 +89,44 @@ CREATE OPERATOR segment.<> (
   RESTRICT = neqsel, JOIN = neqjoinsel
 );
 COMMENT ON OPERATOR segment.<> (segment.rule, segment.rule) IS 'Different canonical rules';
+
+CREATE OPERATOR segment.< (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_lt,
+  COMMUTATOR = OPERATOR(segment.>), NEGATOR = OPERATOR(segment.>=),
+  RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+COMMENT ON OPERATOR segment.< (segment.rule, segment.rule) IS 'Canonical text sorts before';
+CREATE OPERATOR segment.<= (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_le,
+  COMMUTATOR = OPERATOR(segment.>=), NEGATOR = OPERATOR(segment.>),
+  RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+COMMENT ON OPERATOR segment.<= (segment.rule, segment.rule) IS 'Canonical text sorts before or equal';
+CREATE OPERATOR segment.> (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_gt,
+  COMMUTATOR = OPERATOR(segment.<), NEGATOR = OPERATOR(segment.<=),
+  RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+COMMENT ON OPERATOR segment.> (segment.rule, segment.rule) IS 'Canonical text sorts after';
+CREATE OPERATOR segment.>= (
+  LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_ge,
+  COMMUTATOR = OPERATOR(segment.<=), NEGATOR = OPERATOR(segment.<),
+  RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+COMMENT ON OPERATOR segment.>= (segment.rule, segment.rule) IS 'Canonical text sorts after or equal';
+
+CREATE OPERATOR CLASS segment.rule_ops DEFAULT FOR TYPE segment.rule USING btree AS
+  OPERATOR 1 segment.<, OPERATOR 2 segment.<=, OPERATOR 3 segment.=,
+  OPERATOR 4 segment.>=, OPERATOR 5 segment.>,
+  FUNCTION 1 segment.rule_cmp(segment.rule, segment.rule);
+COMMENT ON OPERATOR CLASS segment.rule_ops USING btree IS
+  'Rules ordered by canonical text: ORDER BY, unique constraints, merge joins';
+
+CREATE OPERATOR CLASS segment.rule_hash_ops DEFAULT FOR TYPE segment.rule USING hash AS
+  OPERATOR 1 segment.=,
+  FUNCTION 1 segment.rule_hash(segment.rule);
+COMMENT ON OPERATOR CLASS segment.rule_hash_ops USING hash IS
+  'Rules hashed by canonical text: GROUP BY, DISTINCT, hash joins';
 
 CREATE FUNCTION segment.rule_sql(rule segment.rule) RETURNS text
   AS 'MODULE_PATHNAME', 'rule_sql'
