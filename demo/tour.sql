@@ -100,3 +100,58 @@ SELECT segment.create_template('winback',
 SELECT subject, text FROM segment.render_for('winback', 17);
 SELECT segment.render('{{#items}}{{name}}: {{price | money: "EUR"}}
 {{/items}}', '{"items": [{"name": "Driver", "price": 349}, {"name": "Balls <12>", "price": 24.5}]}') AS rendered;
+
+\echo
+\echo '== 8. Segments kept current on every commit (no cron, no rebuild)'
+SELECT segment.create_segment('high_value', 'sum(purchase.amount) > 500') AS high_value,
+       segment.create_segment('cart_abandoners', 'did cart_add within 1 day and not did purchase within 1 day') AS cart_abandoners,
+       segment.create_segment('golf_fans_de', $$country = 'DE' and did purchase where (category = 'golf')$$) AS golf_fans_de;
+SELECT * FROM segment.segment_sizes ORDER BY 1;
+\echo 'customer18 puts a driver in the cart ... and is a cart abandoner the moment it commits:'
+SELECT segment.track(18, 'cart_add', '{"product_id": "sku-7", "category": "golf"}') > 0 AS tracked;
+SELECT segment.in_segment(18, 'cart_abandoners') AS abandoner, segment.in_segment(18, 'high_value') AS high_value;
+\echo '... then buys it (and a lot more): out of cart_abandoners, into high_value, in the same commit:'
+SELECT segment.track(18, 'purchase', '{"product_id": "sku-7", "category": "golf"}', 899) > 0 AS tracked;
+SELECT segment.in_segment(18, 'cart_abandoners') AS abandoner, segment.in_segment(18, 'high_value') AS high_value;
+SELECT at, contact_id, segment, action FROM segment.segment_history WHERE contact_id = 18 ORDER BY id;
+\echo 'Time-relative rules change with time alone: two days later, segment.refresh() (schedule it with pg_cron):'
+SET segment.clock_override = '2026-12-03 09:00:00+00';
+SELECT * FROM segment.refresh() ORDER BY 1;
+SET segment.clock_override = '2026-12-01 09:00:00+00';
+
+\echo
+\echo '== 9. Tag rules and lifecycle stages, maintained the same way'
+SELECT segment.create_tag_rule('big_spender', 'sum(purchase.amount) > 1000') AS tag_rule;
+SELECT segment.install_default_stages();
+SELECT * FROM segment.stage_counts ORDER BY 1;
+SELECT segment.upsert_contact('newbie@shop.example', '{"country": "DE", "plan": "free"}', 'Nia') AS newbie \gset
+SELECT segment.stage(:newbie) AS stage_at_signup;
+SELECT segment.track(:newbie, 'purchase', '{"category": "running"}', 120) > 0 AS first_order;
+SELECT segment.stage(:newbie) AS stage_after_first_order;
+SELECT segment.track(:newbie, 'purchase', '{"category": "running"}', 80) > 0 AS second_order;
+SELECT segment.stage(:newbie) AS stage_after_second_order;
+SELECT contact_id, from_stage, to_stage FROM segment.stage_history WHERE contact_id = :newbie ORDER BY id;
+
+\echo
+\echo '== 10. Sending: transactional mail through the background worker and libcurl SMTP'
+-- The worker runs on the real clock: back to it for sending.
+RESET segment.clock_override;
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :newbie;
+SELECT segment.create_template('order_confirmation',
+  'Thanks for your order, {{ first_name }}!',
+  '<p>Hi {{ first_name }},</p><p>We received your order of {{ total | money: "EUR" }}.</p>'
+  '{{#each items}}<li>{{ name }} × {{ qty }}</li>{{/each}}<p>Grüße aus München</p>') AS template_id;
+SELECT segment.send(:newbie, 'order_confirmation',
+  '{"total": 200, "items": [{"name": "Trail shoes", "qty": 1}, {"name": "Socks", "qty": 2}]}') AS message_id \gset
+SELECT set_config('demo.message_id', :'message_id', false) IS NOT NULL AS queued;
+\echo 'Waiting for the worker (woken by the commit) to deliver it ...'
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT status FROM segment.messages WHERE id = current_setting('demo.message_id')::bigint) IN ('sent', 'failed');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT id, status, attempts, last_code, rcpt_to, message_id FROM segment.messages WHERE id = :message_id;
+SELECT * FROM segment.queue_status;
+SELECT state, sent, failed FROM segment.worker_status();
