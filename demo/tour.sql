@@ -123,7 +123,7 @@ SET segment.clock_override = '2026-12-01 09:00:00+00';
 \echo '== 9. Tag rules and lifecycle stages, maintained the same way'
 SELECT segment.create_tag_rule('big_spender', 'sum(purchase.amount) > 1000') AS tag_rule;
 SELECT segment.install_default_stages();
-SELECT * FROM segment.stage_counts ORDER BY 1;
+SELECT * FROM segment.stage_counts ORDER BY position;
 SELECT segment.upsert_contact('newbie@shop.example', '{"country": "DE", "plan": "free"}', 'Nia') AS newbie \gset
 SELECT segment.stage(:newbie) AS stage_at_signup;
 SELECT segment.track(:newbie, 'purchase', '{"category": "running"}', 120) > 0 AS first_order;
@@ -138,7 +138,7 @@ SELECT contact_id, from_stage, to_stage FROM segment.stage_history WHERE contact
 RESET segment.clock_override;
 UPDATE segment.contacts SET status = 'subscribed' WHERE id = :newbie;
 SELECT segment.create_template('order_confirmation',
-  'Thanks for your order, {{ first_name }}!',
+  'Danke für deine Bestellung, {{ first_name }}!',
   '<p>Hi {{ first_name }},</p><p>We received your order of {{ total | money: "EUR" }}.</p>'
   '{{#each items}}<li>{{ name }} × {{ qty }}</li>{{/each}}<p>Grüße aus München</p>') AS template_id;
 SELECT segment.send(:newbie, 'order_confirmation',
