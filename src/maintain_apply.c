@@ -294,25 +294,6 @@ Int8ArrayHas(Datum *elems, bool *nulls, int n, int64 v)
 	return false;
 }
 
-static bool
-TextArrayHas(Datum *elems, bool *nulls, int n, const char *v)
-{
-	int			i;
-	size_t		len = strlen(v);
-
-	for (i = 0; i < n; i++)
-	{
-		text	   *t;
-
-		if (nulls[i])
-			continue;
-		t = DatumGetTextPP(elems[i]);
-		if (VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), v, len) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int64 *
 BoxInt64(int64 v)
 {
@@ -371,23 +352,20 @@ EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
 		int64		contact = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		Datum	   *want,
 				   *segs,
-				   *rtags,
-				   *mtags;
+				   *tags;
 		bool	   *wantn,
 				   *segsn,
-				   *rtagsn,
-				   *mtagsn;
+				   *tagsn;
 		int			nwant,
 					nsegs,
-					nrtags,
-					nmtags;
+					ntags;
 		int			i,
-					b = 0;
+					b = 0,
+					t = 0;
 
 		RowArray(tup, desc, 2, BOOLOID, &want, &wantn, &nwant);
 		RowArray(tup, desc, 3, INT8OID, &segs, &segsn, &nsegs);
-		RowArray(tup, desc, 4, TEXTOID, &rtags, &rtagsn, &nrtags);
-		RowArray(tup, desc, 5, TEXTOID, &mtags, &mtagsn, &nmtags);
+		RowArray(tup, desc, 4, TEXTOID, &tags, &tagsn, &ntags);
 		for (i = 0; i < lv->nnodes; i++)
 		{
 			MaintNode  *node = &g->nodes[lv->nodes[i]];
@@ -395,8 +373,8 @@ EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
 
 			if (node->kind == 'g')
 			{
-				char	   *cur = SPI_getvalue(tup, desc, 6);
-				char	   *new = SPI_getvalue(tup, desc, 7);
+				char	   *cur = SPI_getvalue(tup, desc, 5);
+				char	   *new = SPI_getvalue(tup, desc, 6);
 
 				if ((cur == NULL) != (new == NULL) || (cur && strcmp(cur, new) != 0))
 				{
@@ -430,9 +408,15 @@ EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
 			}
 			else
 			{
-				bool		by_rule = TextArrayHas(rtags, rtagsn, nrtags, node->name);
+				char		state;
+				bool		by_rule;
 
-				if (w && !by_rule && !TextArrayHas(mtags, mtagsn, nmtags, node->name))
+				if (t >= ntags)
+					elog(ERROR, "segment maintenance query returned too few tag states");
+				state = tagsn[t] ? '-' : VARDATA_ANY(DatumGetTextPP(tags[t]))[0];
+				t++;
+				by_rule = (state == 'r');
+				if (w && !by_rule && state != 'm')
 				{
 					ch.tag_add_contact = lappend(ch.tag_add_contact, BoxInt64(contact));
 					ch.tag_add_tag = lappend(ch.tag_add_tag, node->name);

@@ -21,7 +21,9 @@ CREATE TABLE segment.segment_members (
   since      timestamptz NOT NULL DEFAULT segment.now(),
   PRIMARY KEY (segment_id, contact_id)
 );
-CREATE INDEX segment_members_contact ON segment.segment_members (contact_id);
+-- "the segments of this contact" as an index-only scan (incremental maintenance
+-- reads it for every contact it re-evaluates).
+CREATE INDEX segment_members_contact ON segment.segment_members (contact_id, segment_id);
 COMMENT ON TABLE segment.segment_members IS 'Current members of each segment';
 
 CREATE TABLE segment.contact_tags (
