@@ -43,7 +43,8 @@ typedef struct TmplValue
 
 /*
  * How the renderer reaches data and partials.  get/at return false when the
- * key or index does not exist (or the value is not an object/array).
+ * key or index does not exist (or the value is not an object/array), and
+ * then leave out untouched; get must work when out is the object itself.
  * to_json writes an array or object as JSON text.  partial returns the
  * compiled partial of that name, NULL when there is none (renders empty) or
  * on error (then err is set).

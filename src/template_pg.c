@@ -32,70 +32,16 @@ FromContainer(JsonbContainer *c, TmplValue *out)
 		out->kind = TMPL_OBJECT;
 }
 
-/* A jsonb scalar or container as a template value (no copying). */
-static void
-FromJsonbValue(const JsonbValue *jv, TmplValue *out)
-{
-	memset(out, 0, sizeof(*out));
-	switch (jv->type)
-	{
-		case jbvNull:
-			out->kind = TMPL_NULL;
-			break;
-		case jbvString:
-			out->kind = TMPL_STRING;
-			out->str = jv->val.string.val;
-			out->len = jv->val.string.len;
-			break;
-		case jbvNumeric:
-			out->kind = TMPL_NUMBER;
-			out->str = DatumGetCString(DirectFunctionCall1(numeric_out,
-														   NumericGetDatum(jv->val.numeric)));
-			out->len = strlen(out->str);
-			break;
-		case jbvBool:
-			out->kind = TMPL_BOOL;
-			out->b = jv->val.boolean;
-			break;
-		case jbvBinary:
-			FromContainer(jv->val.binary.data, out);
-			break;
-		default:
-			out->kind = TMPL_NULL;
-			break;
-	}
-}
-
-static bool
-JbGet(void *ctx, const TmplValue *object, const char *key, size_t keylen, TmplValue *out)
-{
-	JsonbValue	jv;
-
-	if (object->kind != TMPL_OBJECT ||
-		getKeyJsonValueFromContainer((JsonbContainer *) object->ref, key, (int) keylen, &jv) == NULL)
-		return false;
-	FromJsonbValue(&jv, out);
-	return true;
-}
-
 /*
- * Element i of a jsonb array, read in place (getIthJsonbValueFromContainer
- * would palloc a JsonbValue per element).
+ * The value of child `index` of container c (an array element or an object
+ * value) whose data starts at base + off and is len bytes long, read in
+ * place: strings point into the jsonb, containers stay containers.
  */
-static bool
-JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
+static void
+FillEntry(JsonbContainer *c, int index, char *base, uint32 off, uint32 len, TmplValue *out)
 {
-	JsonbContainer *c = (JsonbContainer *) array->ref;
-	uint32		n = JsonContainerSize(c);
-	JEntry		e;
-	char	   *base;
-	uint32		off;
+	JEntry		e = c->children[index];
 
-	if (array->kind != TMPL_ARRAY || index >= n)
-		return false;
-	e = c->children[index];
-	base = (char *) &c->children[n];
-	off = getJsonbOffset(c, (int) index);
 	memset(out, 0, sizeof(*out));
 	if (JBE_ISNULL(e))
 		out->kind = TMPL_NULL;
@@ -103,7 +49,7 @@ JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
 	{
 		out->kind = TMPL_STRING;
 		out->str = base + off;
-		out->len = getJsonbLength(c, (int) index);
+		out->len = len;
 	}
 	else if (JBE_ISNUMERIC(e))
 	{
@@ -119,6 +65,70 @@ JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
 	}
 	else
 		FromContainer((JsonbContainer *) (base + INTALIGN(off)), out);
+}
+
+/*
+ * Look a key up in a jsonb object.  Keys are stored sorted by length, then
+ * bytes, and each JEntry holds a length (or, every JB_OFFSET_STRIDE entries,
+ * an end offset): one running sum over the entries finds the key and its
+ * value, cheaper for the small objects of a template context than a binary
+ * search that recomputes every probe's offset.
+ */
+static bool
+JbGet(void *ctx, const TmplValue *object, const char *key, size_t keylen, TmplValue *out)
+{
+	JsonbContainer *c = (JsonbContainer *) object->ref;
+	uint32		count;
+	char	   *base;
+	uint32		end = 0;
+	uint32		i;
+
+	if (object->kind != TMPL_OBJECT)
+		return false;
+	count = JsonContainerSize(c);
+	base = (char *) &c->children[count * 2];
+	for (i = 0; i < count; i++)
+	{
+		JEntry		e = c->children[i];
+		uint32		start = end;
+		uint32		len;
+
+		end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : start + JBE_OFFLENFLD(e);
+		len = end - start;
+		if (len < keylen)
+			continue;
+		if (len > keylen)
+			return false;
+		if (memcmp(base + start, key, keylen) == 0)
+		{
+			uint32		j;
+
+			/* the value is entry count + i: keep summing up to it */
+			for (j = i + 1; j <= count + i; j++)
+			{
+				JEntry		ej = c->children[j];
+
+				start = end;
+				end = JBE_HAS_OFF(ej) ? JBE_OFFLENFLD(ej) : start + JBE_OFFLENFLD(ej);
+			}
+			FillEntry(c, (int) (count + i), base, start, end - start, out);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Element i of a jsonb array, read in place. */
+static bool
+JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
+{
+	JsonbContainer *c = (JsonbContainer *) array->ref;
+	uint32		n;
+
+	if (array->kind != TMPL_ARRAY || index >= (n = JsonContainerSize(c)))
+		return false;
+	FillEntry(c, (int) index, (char *) &c->children[n], getJsonbOffset(c, (int) index),
+			  getJsonbLength(c, (int) index), out);
 	return true;
 }
 
@@ -167,6 +177,7 @@ typedef struct CallCache
 	const char *text;			/* the cached entry's copy (valid while generation holds) */
 	size_t		len;
 	const TmplProgram *prog;
+	bool		stable;			/* the template argument is the same all query */
 	size_t		out_guess;
 	/* render_stored: partial sources already read from segment.templates */
 	MemoryContext mcxt;
@@ -182,6 +193,7 @@ GetCallCache(FunctionCallInfo fcinfo)
 	{
 		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
 		cc->mcxt = fcinfo->flinfo->fn_mcxt;
+		cc->stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
 		fcinfo->flinfo->fn_extra = cc;
 	}
 	return cc;
@@ -197,7 +209,7 @@ ProgramFor(CallCache *cc, const char *src, size_t len)
 	const TmplProgram *volatile prog = NULL;
 
 	if (cc->prog && cc->generation == template_cache_generation &&
-		cc->len == len && memcmp(cc->text, src, len) == 0)
+		cc->len == len && (cc->stable || memcmp(cc->text, src, len) == 0))
 		return cc->prog;
 	TemplateCacheEnter();
 	PG_TRY();

@@ -56,6 +56,7 @@ typedef struct Render
 	int			override_limit; /* blocks search overrides[0, limit) */
 	CoreBuf		scratch[2];
 	bool		have_scratch;
+	size_t		limit;			/* output length allowed (the fast path's check) */
 } Render;
 
 static bool RenderRange(Render *r, const TmplProgram *p, int from, int to);
@@ -87,10 +88,22 @@ OutputFailed(Render *r)
 	return Fail(r, CORE_ERR_OOM, "out of memory");
 }
 
-static bool
+/*
+ * Append to the output.  The common case (room left, under the limit) is a
+ * plain copy; the terminating NUL is written once at the end of rendering.
+ */
+static inline bool
 Put(Render *r, const char *s, size_t len)
 {
-	if (!CoreBufAppend(r->out, s, len))
+	CoreBuf    *b = r->out;
+
+	if (b->len + len < b->cap && b->len + len <= r->limit)
+	{
+		memcpy(b->data + b->len, s, len);
+		b->len += len;
+		return true;
+	}
+	if (!CoreBufAppend(b, s, len))
 		return OutputFailed(r);
 	return true;
 }
@@ -134,50 +147,89 @@ EmitText(Render *r, const char *s, size_t len)
 	return true;
 }
 
+/* Characters HTML escaping replaces. */
+static const unsigned char html_special[256] = {
+	['&'] = 1,['<'] = 1,['>'] = 1,['"'] = 1,['\''] = 1
+};
+
+/* Does the 8-byte word w contain byte c?  (The classic has-zero-byte test.) */
+#define HAS_BYTE(w, c) \
+	((((w) ^ (0x0101010101010101ULL * (c))) - 0x0101010101010101ULL) & \
+	 ~((w) ^ (0x0101010101010101ULL * (c))) & 0x8080808080808080ULL)
+
+/*
+ * Length of the prefix of s that needs no HTML escaping.  Values are mostly
+ * plain text, so whole words are checked at a time.
+ */
+static size_t
+SafePrefix(const char *s, size_t len)
+{
+	size_t		i = 0;
+
+	while (i + 8 <= len)
+	{
+		uint64_t	w;
+
+		memcpy(&w, s + i, 8);
+		if (HAS_BYTE(w, '&') | HAS_BYTE(w, '<') | HAS_BYTE(w, '>') |
+			HAS_BYTE(w, '"') | HAS_BYTE(w, '\''))
+			break;
+		i += 8;
+	}
+	while (i < len && !html_special[(unsigned char) s[i]])
+		i++;
+	return i;
+}
+
 /* A value's text, HTML-escaped unless raw. */
 static bool
 EmitValue(Render *r, const char *s, size_t len, bool raw)
 {
-	size_t		i,
-				run = 0;
-
 	if (len == 0)
 		return true;
 	if (r->pending_indent && r->nindents > 0 && !PutIndent(r))
 		return false;
 	if (raw || !r->o->escape_html)
 		return Put(r, s, len);
-	for (i = 0; i < len; i++)
+	while (len > 0)
 	{
+		size_t		run = SafePrefix(s, len);
 		const char *ent;
+		size_t		elen;
 
-		switch (s[i])
+		if (run > 0 && !Put(r, s, run))
+			return false;
+		if (run == len)
+			break;
+		switch (s[run])
 		{
 			case '&':
 				ent = "&amp;";
+				elen = 5;
 				break;
 			case '<':
 				ent = "&lt;";
+				elen = 4;
 				break;
 			case '>':
 				ent = "&gt;";
+				elen = 4;
 				break;
 			case '"':
 				ent = "&quot;";
-				break;
-			case '\'':
-				ent = "&#39;";
+				elen = 6;
 				break;
 			default:
-				continue;
+				ent = "&#39;";
+				elen = 5;
+				break;
 		}
-		if (i > run && !Put(r, s + run, i - run))
+		if (!Put(r, ent, elen))
 			return false;
-		if (!Put(r, ent, strlen(ent)))
-			return false;
-		run = i + 1;
+		s += run + 1;
+		len -= run + 1;
 	}
-	return Put(r, s + run, len - run);
+	return true;
 }
 
 static void
@@ -198,22 +250,24 @@ SetIndex(Frame *f, TmplValue *v)
 	v->str = f->numbuf;
 }
 
-/* Resolve a name against the context stack (Mustache rules). */
+/*
+ * Resolve a name against the context stack (Mustache rules).  Values are
+ * written straight into out (the model allows out to be the object it reads),
+ * so nothing is copied around.
+ */
 static void
 ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 {
-	TmplValue	cur;
 	int			i;
 	int			seg = 0;
 
-	memset(out, 0, sizeof(*out));
 	switch (e->op)
 	{
 		case PR_DOT:
-			cur = r->nframes > 0 ? r->frames[r->nframes - 1].v : r->root;
+			*out = r->nframes > 0 ? r->frames[r->nframes - 1].v : r->root;
 			break;
 		case PR_ROOT:
-			cur = r->root;
+			*out = r->root;
 			break;
 		case PR_INDEX:
 		case PR_FIRST:
@@ -231,22 +285,25 @@ ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 						SetBool(out, f->index + 1 == f->count);
 					return;
 				}
+			out->kind = TMPL_MISSING;
 			return;
 		default:
 			{
 				const TmplSeg *s = &p->segs[e->first];
-				bool		found = false;
 
-				for (i = r->nframes - 1; i >= -1 && !found; i--)
+				for (i = r->nframes - 1; i >= -1; i--)
 				{
 					const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
 
 					if (ctx->kind == TMPL_OBJECT &&
-						r->m->get(r->m->ctx, ctx, p->pool + s->off, s->len, &cur))
-						found = true;
+						r->m->get(r->m->ctx, ctx, p->pool + s->off, s->len, out))
+						break;
 				}
-				if (!found)
+				if (i < -1)
+				{
+					out->kind = TMPL_MISSING;
 					return;
+				}
 				seg = 1;
 			}
 			break;
@@ -254,14 +311,14 @@ ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 	for (; seg < e->count; seg++)
 	{
 		const TmplSeg *s = &p->segs[e->first + seg];
-		TmplValue	next;
 
-		if (cur.kind != TMPL_OBJECT ||
-			!r->m->get(r->m->ctx, &cur, p->pool + s->off, s->len, &next))
+		if (out->kind != TMPL_OBJECT ||
+			!r->m->get(r->m->ctx, out, p->pool + s->off, s->len, out))
+		{
+			out->kind = TMPL_MISSING;
 			return;
-		cur = next;
+		}
 	}
-	*out = cur;
 }
 
 static void Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out);
@@ -319,11 +376,15 @@ Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out)
 {
 	const TmplExpr *e = &p->exprs[ei];
 
+	if (e->kind == EX_PATH)
+	{
+		ResolvePath(r, p, e, out);
+		return;
+	}
 	memset(out, 0, sizeof(*out));
 	switch (e->kind)
 	{
 		case EX_PATH:
-			ResolvePath(r, p, e, out);
 			break;
 		case EX_STRING:
 		case EX_NUMBER:
@@ -706,9 +767,16 @@ TmplRender(const TmplProgram *prog, const TmplModel *model,
 	r->have_scratch = false;
 	if (opts->max_output > 0)
 		out->limit = start + opts->max_output;
-	ok = RenderRange(r, prog, 0, prog->nnodes);
-	if (ok && out->oom)
+	r->limit = out->limit ? out->limit : (size_t) -1;
+	if (out->data == NULL || out->oom)
 		ok = Fail(r, CORE_ERR_OOM, "out of memory");
+	else
+	{
+		ok = RenderRange(r, prog, 0, prog->nnodes);
+		out->data[out->len] = '\0';
+		if (ok && out->oom)
+			ok = Fail(r, CORE_ERR_OOM, "out of memory");
+	}
 	if (r->have_scratch)
 	{
 		CoreBufFree(&r->scratch[0]);
