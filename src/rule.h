@@ -200,6 +200,7 @@ extern const char *const rule_builtin_columns[];
 /* rule_print.c */
 extern bool RulePrint(const Rule *r, CoreBuf *out);
 extern bool RulePrintTypes(const Rule *r, CoreBuf *out);
+extern void RulePrintRef(CoreBuf *out, const RuleRef *ref);
 extern bool RuleIsIdentifier(const char *s);
 extern bool RuleIsKeyword(const char *s);
 

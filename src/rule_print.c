@@ -141,8 +141,9 @@ PrintLitList(CoreBuf *out, const Rule *r)
 	CoreBufAppendChar(out, ')');
 }
 
-static void
-PrintRef(CoreBuf *out, const RuleRef *ref)
+/* A value reference as written: name, attrs.a.b, or a property path. */
+void
+RulePrintRef(CoreBuf *out, const RuleRef *ref)
 {
 	int			i;
 
@@ -236,28 +237,28 @@ PrintNode(CoreBuf *out, const Rule *r)
 			PrintKid(out, r->kids[0], RK_NOT);
 			break;
 		case RK_CMP:
-			PrintRef(out, &r->ref);
+			RulePrintRef(out, &r->ref);
 			CoreBufPrintf(out, " %s ", RuleCmpText(r->cmp));
 			PrintLit(out, &r->lits[0]);
 			break;
 		case RK_IN:
-			PrintRef(out, &r->ref);
+			RulePrintRef(out, &r->ref);
 			CoreBufAppendStr(out, r->negated ? " not in " : " in ");
 			PrintLitList(out, r);
 			break;
 		case RK_NULL:
-			PrintRef(out, &r->ref);
+			RulePrintRef(out, &r->ref);
 			CoreBufAppendStr(out, r->negated ? " is not null" : " is null");
 			break;
 		case RK_BETWEEN:
-			PrintRef(out, &r->ref);
+			RulePrintRef(out, &r->ref);
 			CoreBufAppendStr(out, r->negated ? " not between " : " between ");
 			PrintLit(out, &r->lits[0]);
 			CoreBufAppendStr(out, " and ");
 			PrintLit(out, &r->lits[1]);
 			break;
 		case RK_MATCH:
-			PrintRef(out, &r->ref);
+			RulePrintRef(out, &r->ref);
 			CoreBufAppendStr(out, r->negated ? " not " : " ");
 			CoreBufAppendStr(out, r->match == RM_CONTAINS ? "contains " :
 							 r->match == RM_STARTS ? "starts with " : "ends with ");

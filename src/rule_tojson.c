@@ -89,24 +89,14 @@ JsonLitArray(CoreBuf *out, const Rule *r)
 	CoreBufAppendChar(out, ']');
 }
 
+/* The reference as its rule text, as a JSON string. */
 static void
 JsonRef(CoreBuf *out, const RuleRef *ref)
 {
 	CoreBuf		name;
-	int			i;
 
 	CoreBufInit(&name, out->a, 32);
-	if (ref->kind == RR_ATTRS)
-		CoreBufAppendStr(&name, "attrs.");
-	if (ref->kind == RR_ATTRS || ref->kind == RR_PROP)
-		for (i = 0; i < ref->npath; i++)
-		{
-			if (i)
-				CoreBufAppendChar(&name, '.');
-			CoreBufAppendStr(&name, ref->path[i]);
-		}
-	else
-		CoreBufAppendStr(&name, ref->name);
+	RulePrintRef(&name, ref);
 	if (name.oom)
 		out->oom = true;
 	else
