@@ -851,6 +851,35 @@ FindStr(const char *hay, size_t hlen, const char *needle, size_t nlen)
 	return NULL;
 }
 
+/*
+ * For {{<parent}}: the end of a closing tag for it that follows at once
+ * ({{<parent}}{{/parent}}), or 0.  The pair counts as one tag for the
+ * standalone rule, as the inheritance spec expects.
+ */
+static size_t
+ImmediateClose(Parser *ps, size_t at)
+{
+	const char *c;
+	size_t		from,
+				to;
+
+	if (at + ps->olen + 1 > ps->len || memcmp(ps->src + at, ps->otag, ps->olen) != 0 ||
+		ps->src[at + ps->olen] != '/')
+		return 0;
+	from = at + ps->olen + 1;
+	c = FindStr(ps->src + from, ps->len - from, ps->ctag, ps->clen);
+	if (c == NULL)
+		return 0;
+	to = (size_t) (c - ps->src);
+	while (from < to && IsSpace(ps->src[from]))
+		from++;
+	while (to > from && IsSpace(ps->src[to - 1]))
+		to--;
+	if (to - from != ps->tlen || memcmp(ps->src + from, ps->t, ps->tlen) != 0)
+		return 0;
+	return (size_t) (c - ps->src) + ps->clen;
+}
+
 static bool
 Compile(Parser *ps)
 {
@@ -869,6 +898,7 @@ Compile(Parser *ps)
 		size_t		closer_len;
 		char		closebuf[MAX_DELIM + 1];
 		bool		standalone = false;
+		bool		closes_now;
 		size_t		line_start,
 					after;
 
@@ -904,6 +934,11 @@ Compile(Parser *ps)
 			line_start--;
 		after = tag_end;
 		SetTag(ps, inner, close_at);
+		closes_now = false;
+		if (sigil == '<' && (after = ImmediateClose(ps, tag_end)) > 0)
+			closes_now = true;
+		else
+			after = tag_end;
 		if (sigil != 0 && sigil != '&' && sigil != '{')
 			standalone = true;
 		else if (sigil == 0 && ps->tlen == 4 && memcmp(ps->t, "else", 4) == 0)
@@ -929,6 +964,8 @@ Compile(Parser *ps)
 					standalone = false;
 			}
 		}
+		if (!standalone)
+			closes_now = false; /* the close tag is parsed on its own */
 		if (standalone)
 		{
 			if (!EmitText(ps, text_start, line_start))
@@ -964,6 +1001,13 @@ Compile(Parser *ps)
 			case '$':
 				if (!ParseNamedTag(ps, sigil, tag_at, line_start, tag_at, standalone))
 					return false;
+				if (closes_now)
+				{
+					/* {{<parent}}{{/parent}} alone on its line, consumed together */
+					TmplNode   *n = &ps->p->nodes[ps->open[--ps->depth]];
+
+					n->end = n->mid = ps->p->nnodes;
+				}
 				break;
 			case '&':
 			case '{':

@@ -576,6 +576,22 @@ FindPartial(Render *r, const TmplProgram *p, const TmplNode *n)
 	return target;
 }
 
+/*
+ * A standalone partial or parent tag was indented: every line it renders
+ * starts with that indentation (on top of any outer one).
+ */
+static bool
+PushIndent(Render *r, const TmplProgram *p, const TmplNode *n)
+{
+	if (r->nindents >= MAX_INDENTS)
+		return Fail(r, CORE_ERR_LIMIT, "partials nested deeper than %d levels", MAX_INDENTS);
+	r->indents[r->nindents].s = p->pool + n->indent_off;
+	r->indents[r->nindents].len = n->indent_len;
+	r->nindents++;
+	r->pending_indent = true;
+	return true;
+}
+
 static bool
 RenderPartial(Render *r, const TmplProgram *p, const TmplNode *n)
 {
@@ -585,15 +601,8 @@ RenderPartial(Render *r, const TmplProgram *p, const TmplNode *n)
 
 	if (target == NULL)
 		return r->err->code == CORE_OK;
-	if (indent)
-	{
-		if (r->nindents >= MAX_INDENTS)
-			return Fail(r, CORE_ERR_LIMIT, "partials nested deeper than %d levels", MAX_INDENTS);
-		r->indents[r->nindents].s = p->pool + n->indent_off;
-		r->indents[r->nindents].len = n->indent_len;
-		r->nindents++;
-		r->pending_indent = true;
-	}
+	if (indent && !PushIndent(r, p, n))
+		return false;
 	r->partial_depth++;
 	ok = RenderRange(r, target, 0, target->nnodes);
 	r->partial_depth--;
@@ -608,12 +617,15 @@ RenderParent(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 {
 	const TmplProgram *target = FindPartial(r, p, n);
 	int			saved_limit = r->override_limit;
+	bool		indent = (n->flags & NF_STANDALONE) && n->indent_len > 0;
 	bool		ok;
 
 	if (target == NULL)
 		return r->err->code == CORE_OK;
 	if (r->noverrides >= MAX_OVERRIDES)
 		return Fail(r, CORE_ERR_LIMIT, "parents nested deeper than %d levels", MAX_OVERRIDES);
+	if (indent && !PushIndent(r, p, n))
+		return false;
 	r->overrides[r->noverrides].p = p;
 	r->overrides[r->noverrides].node = self;
 	r->noverrides++;
@@ -623,6 +635,8 @@ RenderParent(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 	r->partial_depth--;
 	r->noverrides--;
 	r->override_limit = saved_limit;
+	if (indent)
+		r->nindents--;
 	return ok;
 }
 

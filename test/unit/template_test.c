@@ -134,6 +134,11 @@ main(void)
 	   "<a1\nb\n>\n  a1\n  b\n", "partials, standalone indentation");
 	Is(RenderWith("{{>nope}}!", "{}", "{}", o), "!", "missing partial renders empty");
 	Is(R("{{#a}}{{@root.b}}{{/a}}", "{\"a\":{\"b\":1},\"b\":2}"), "2", "@root");
+	Is(RenderWith("{{<base}}{{$title}}Sale{{/title}}{{/base}}", "{}", "{\"base\":\"<h1>{{$title}}News{{/title}}</h1>{{$body}}-{{/body}}\"}", o),
+	   "<h1>Sale</h1>-", "inheritance: block override and default");
+	Is(RenderWith("Hi,\n  {{<p}}{{/p}}\n", "{}", "{\"p\":\"one\\ntwo\\n\"}", o), "Hi,\n  one\n  two\n",
+	   "inheritance: standalone parent indents");
+	Is(RenderWith("{{>*which}}", "{\"which\":\"b\"}", "{\"b\":\"B!\"}", o), "B!", "dynamic partial name");
 
 	/* helpers */
 	Is(R("{{#if vip}}VIP{{else}}regular{{/if}}", "{\"vip\":true}"), "VIP", "if true");
