@@ -300,6 +300,13 @@ SELECT r AS rule,
 
 -- The compiled SQL: set form for members(), per-contact form for matches().
 SELECT segment.rule_sql('did purchase and not did purchase within 180 days');
+-- Event, tag, segment and stage conditions alone compile to set algebra (no scan of contacts) ...
+SELECT segment.rule_sql('did email_open within 30 days');
+SELECT segment.rule_sql('tagged ''VIP'' or (did purchase and not stage = ''lead'')');
+SELECT segment.rule_sql('not (not did a or count(b) < 2)');
+-- ... but not when nothing positive bounds the set, or a field is read.
+SELECT segment.rule_sql('not did purchase and not tagged ''VIP''');
+SELECT segment.rule_sql('did purchase and lifetime > 5');
 SELECT segment.rule_condition_sql('count(purchase) < 3');
 SELECT segment.rule_condition_sql('count(purchase) < 3', true);
 SELECT segment.rule_condition_sql('did purchase where (category = ''golf'') within 365 days and lifetime > 5');

@@ -29,6 +29,7 @@ typedef struct Compiler
 } Compiler;
 
 static void CompileNode(Compiler *c, const Rule *r, const char *alias);
+static void CompileSetCond(Compiler *c, const Rule *r);
 
 /* A string literal: '...' with quotes doubled, E'...' when it has backslashes. */
 static void
@@ -354,6 +355,13 @@ ZeroSatisfies(RuleCmp op, const char *n)
 	return false;
 }
 
+/* Is the set form of an aggregate a complement (0 satisfies the comparison)? */
+static bool
+AggComplement(const Rule *r)
+{
+	return (r->agg == RA_COUNT || r->agg == RA_SUM) && ZeroSatisfies(r->cmp, r->lits[0].text);
+}
+
 /*
  * Can segment.event_stats answer this event condition?  A window on did is
  * answered by last_at for one contact; for the whole base the (type,
@@ -506,18 +514,26 @@ CompileDid(Compiler *c, const Rule *r)
 		CoreBufAppendStr(out, "))");
 		return;
 	}
-	CoreBufAppendStr(out, r->negated ? "(NOT (c.id IN (SELECT " : "(c.id IN (SELECT ");
-	if (stats)
+	CompileSetCond(c, r);
+}
+
+/* The set of contacts of did / did not (the latter is its complement). */
+static void
+DidSubquery(Compiler *c, const Rule *r, bool distinct)
+{
+	CoreBuf    *out = c->out;
+
+	if (UsesStats(r, false))
 	{
-		CoreBufAppendStr(out, "s.contact_id FROM segment.event_stats s WHERE ");
+		CoreBufAppendStr(out, "SELECT s.contact_id FROM segment.event_stats s WHERE ");
 		StatsFilter(out, r);
 	}
 	else
 	{
-		CoreBufAppendStr(out, "e.contact_id FROM segment.events e WHERE ");
+		CoreBufAppendStr(out, distinct ? "SELECT DISTINCT e.contact_id FROM segment.events e WHERE " :
+						 "SELECT e.contact_id FROM segment.events e WHERE ");
 		EventFilter(c, r);
 	}
-	CoreBufAppendStr(out, r->negated ? ")))" : "))");
 }
 
 static void
@@ -525,7 +541,6 @@ CompileAgg(Compiler *c, const Rule *r)
 {
 	CoreBuf    *out = c->out;
 	bool		stats = UsesStats(r, c->per_contact);
-	bool		zero = (r->agg == RA_COUNT || r->agg == RA_SUM) && ZeroSatisfies(r->cmp, r->lits[0].text);
 	const char *op = SqlCmp(r->cmp);
 
 	if (c->per_contact)
@@ -552,18 +567,28 @@ CompileAgg(Compiler *c, const Rule *r)
 		return;
 	}
 
-	/*
-	 * Set form: the contacts whose aggregate satisfies the comparison; when a
-	 * contact without such events (count or sum 0) satisfies it too, the
-	 * complement of those whose aggregate fails it.  A sum without amounts is
-	 * NULL here and 0 by the language: NULL fails "sum cmp n" and is not
-	 * counted among the failures of the complement either, which is right
-	 * exactly when 0 satisfies (complement form) or fails (direct form).
-	 */
-	CoreBufAppendStr(out, zero ? "(NOT (c.id IN (SELECT " : "(c.id IN (SELECT ");
-	if (stats)
+	CompileSetCond(c, r);
+}
+
+/*
+ * Set form of an aggregate: the contacts whose aggregate satisfies the
+ * comparison; when a contact without such events (count or sum 0)
+ * satisfies it too, the contacts whose aggregate fails it, to be taken as
+ * a complement.  A sum without amounts is NULL here and 0 by the language:
+ * NULL fails "sum cmp n" and is not among the failures of the complement
+ * either, which is right exactly when 0 satisfies (complement) or fails
+ * (direct).
+ */
+static void
+AggSubquery(Compiler *c, const Rule *r)
+{
+	CoreBuf    *out = c->out;
+	bool		zero = AggComplement(r);
+	const char *op = SqlCmp(r->cmp);
+
+	if (UsesStats(r, false))
 	{
-		CoreBufAppendStr(out, "s.contact_id FROM segment.event_stats s WHERE ");
+		CoreBufAppendStr(out, "SELECT s.contact_id FROM segment.event_stats s WHERE ");
 		StatsFilter(out, r);
 		CoreBufPrintf(out, zero ? " AND NOT (%s %s " : " AND %s %s ", StatsAggregate(r), op);
 		AggLiteral(out, r);
@@ -571,7 +596,7 @@ CompileAgg(Compiler *c, const Rule *r)
 	}
 	else
 	{
-		CoreBufAppendStr(out, "e.contact_id FROM segment.events e WHERE ");
+		CoreBufAppendStr(out, "SELECT e.contact_id FROM segment.events e WHERE ");
 		EventFilter(c, r);
 		CoreBufAppendStr(out, zero ? " GROUP BY e.contact_id HAVING NOT (" : " GROUP BY e.contact_id HAVING ");
 		RawAggregate(out, r);
@@ -579,35 +604,27 @@ CompileAgg(Compiler *c, const Rule *r)
 		AggLiteral(out, r);
 		CoreBufAppendStr(out, zero ? ")" : "");
 	}
-	CoreBufAppendStr(out, zero ? ")))" : "))");
 }
 
-/* tagged / in segment / stage: a lookup table keyed by contact. */
-static void
-CompileLookup(Compiler *c, const Rule *r)
+/* tagged / in segment / stage: " FROM ... WHERE ..." of the lookup table; returns its contact column. */
+static const char *
+LookupBody(Compiler *c, const Rule *r)
 {
 	CoreBuf    *out = c->out;
-	const char *col;
 	int			i;
 
 	switch (r->kind)
 	{
 		case RK_TAGGED:
-			col = "t.contact_id";
-			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT t.contact_id");
 			CoreBufAppendStr(out, " FROM segment.contact_tags t WHERE t.tag = ");
 			SqlQuote(out, r->lits[0].text);
 			CoreBufAppendStr(out, " AND (t.expires_at IS NULL OR t.expires_at > segment.now())");
-			break;
+			return "t.contact_id";
 		case RK_SEGMENT:
-			col = "m.contact_id";
-			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT m.contact_id");
 			CoreBufAppendStr(out, " FROM segment.segment_members m JOIN segment.segments g ON g.id = m.segment_id WHERE g.name = ");
 			SqlQuote(out, r->lits[0].text);
-			break;
+			return "m.contact_id";
 		default:
-			col = "cs.contact_id";
-			CoreBufAppendStr(out, c->per_contact ? "(EXISTS (SELECT 1" : "(c.id IN (SELECT cs.contact_id");
 			if (r->kind == RK_STAGE_IN)
 			{
 				CoreBufAppendStr(out, " FROM segment.contact_stages cs WHERE cs.stage");
@@ -633,11 +650,70 @@ CompileLookup(Compiler *c, const Rule *r)
 				SqlQuote(out, r->lits[0].text);
 				CoreBufAppendChar(out, ')');
 			}
-			break;
+			return "cs.contact_id";
 	}
-	if (c->per_contact)
-		CoreBufPrintf(out, " AND %s = c.id", col);
-	CoreBufAppendStr(out, "))");
+}
+
+static const char *
+LookupColumn(const Rule *r)
+{
+	return r->kind == RK_TAGGED ? "t.contact_id" : r->kind == RK_SEGMENT ? "m.contact_id" : "cs.contact_id";
+}
+
+static void
+CompileLookup(Compiler *c, const Rule *r)
+{
+	const char *col;
+
+	if (!c->per_contact)
+	{
+		CompileSetCond(c, r);
+		return;
+	}
+	CoreBufAppendStr(c->out, "(EXISTS (SELECT 1");
+	col = LookupBody(c, r);
+	CoreBufPrintf(c->out, " AND %s = c.id))", col);
+}
+
+/*
+ * The subquery of the contacts an event, tag, segment or stage condition
+ * selects — or, when SetComplement(r), of those it rejects.  Every contact
+ * id in it exists (foreign keys with ON DELETE CASCADE).
+ */
+static void
+SetSubquery(Compiler *c, const Rule *r, bool distinct)
+{
+	if (r->kind == RK_DID)
+		DidSubquery(c, r, distinct);
+	else if (r->kind == RK_AGG)
+		AggSubquery(c, r);
+	else
+	{
+		CoreBufPrintf(c->out, "SELECT %s", LookupColumn(r));
+		LookupBody(c, r);
+	}
+}
+
+/* Is the subquery of r the complement of its contacts (did not, count < n ...)? */
+static bool
+SetComplement(const Rule *r)
+{
+	if (r->kind == RK_DID)
+		return r->negated;
+	if (r->kind == RK_AGG)
+		return AggComplement(r);
+	return false;
+}
+
+/* Set form of one lookup condition: c.id [NOT] IN (subquery). */
+static void
+CompileSetCond(Compiler *c, const Rule *r)
+{
+	bool		neg = SetComplement(r);
+
+	CoreBufAppendStr(c->out, neg ? "(NOT (c.id IN (" : "(c.id IN (");
+	SetSubquery(c, r, false);
+	CoreBufAppendStr(c->out, neg ? ")))" : "))");
 }
 
 static void
@@ -715,10 +791,135 @@ RuleCompileCondition(const Rule *r, bool per_contact, CoreBuf *out, CoreError *e
 	return Finish(out, err);
 }
 
-/* SELECT c.id FROM segment.contacts c WHERE <set form>: the members. */
+/*
+ * Set algebra over lookups: a rule made only of event, tag, segment and
+ * stage conditions under and / or / not, with something positive to start
+ * from, needs no scan of segment.contacts: and is INTERSECT and EXCEPT, or is
+ * UNION (and, by De Morgan, an and of negatives is the complement of a
+ * UNION, an or of negatives the complement of an INTERSECT).  SK_POS: the rule's contacts are a set expression; SK_NEG: they
+ * are the complement of one; SK_NONE: anything else.
+ */
+typedef enum SetKind
+{
+	SK_NONE, SK_POS, SK_NEG
+} SetKind;
+
+static SetKind
+SetKindOf(const Rule *r)
+{
+	int			i;
+	bool		pos = false;
+	bool		neg = false;
+	SetKind		k;
+
+	switch (r->kind)
+	{
+		case RK_DID:
+		case RK_AGG:
+		case RK_TAGGED:
+		case RK_SEGMENT:
+		case RK_STAGE_CMP:
+		case RK_STAGE_IN:
+			return SetComplement(r) ? SK_NEG : SK_POS;
+		case RK_NOT:
+			k = SetKindOf(r->kids[0]);
+			return k == SK_POS ? SK_NEG : k == SK_NEG ? SK_POS : SK_NONE;
+		case RK_AND:
+		case RK_OR:
+			/* and: any positive kid makes it positive, all negative make it negative; or: alike */
+			for (i = 0; i < r->nkids; i++)
+			{
+				k = SetKindOf(r->kids[i]);
+				if (k == SK_NONE)
+					return SK_NONE;
+				pos |= k == SK_POS;
+				neg |= k == SK_NEG;
+			}
+			if (r->kind == RK_AND)
+				return pos ? SK_POS : SK_NEG;
+			return pos && neg ? SK_NONE : pos ? SK_POS : SK_NEG;
+		default:
+			return SK_NONE;
+	}
+}
+
+/*
+ * Write the set expression of r: its contacts when SetKindOf(r) is SK_POS,
+ * the contacts it rejects when SK_NEG.  distinct: the result must have no
+ * duplicates by itself (set operations remove them anyway).
+ */
+static void
+EmitSet(Compiler *c, const Rule *r, bool distinct)
+{
+	CoreBuf    *out = c->out;
+	int			i;
+	bool		first = true;
+
+	switch (r->kind)
+	{
+		case RK_NOT:
+			EmitSet(c, r->kids[0], distinct);
+			return;
+		case RK_AND:
+		case RK_OR:
+			if (SetKindOf(r) == SK_NEG)
+			{
+				/* not a and not b: not (a or b); not a or not b: not (a and b) */
+				for (i = 0; i < r->nkids; i++)
+				{
+					CoreBufAppendStr(out, i == 0 ? "(" : r->kind == RK_AND ? " UNION (" : " INTERSECT (");
+					EmitSet(c, r->kids[i], false);
+					CoreBufAppendChar(out, ')');
+				}
+				return;
+			}
+			if (r->kind == RK_OR)
+			{
+				for (i = 0; i < r->nkids; i++)
+				{
+					CoreBufAppendStr(out, i ? " UNION (" : "(");
+					EmitSet(c, r->kids[i], false);
+					CoreBufAppendChar(out, ')');
+				}
+				return;
+			}
+			/* (P1) INTERSECT (P2) ... EXCEPT (N1) EXCEPT (N2) ... */
+			for (i = 0; i < r->nkids; i++)
+				if (SetKindOf(r->kids[i]) == SK_POS)
+				{
+					CoreBufAppendStr(out, first ? "(" : " INTERSECT (");
+					EmitSet(c, r->kids[i], false);
+					CoreBufAppendChar(out, ')');
+					first = false;
+				}
+			for (i = 0; i < r->nkids; i++)
+				if (SetKindOf(r->kids[i]) == SK_NEG)
+				{
+					CoreBufAppendStr(out, " EXCEPT (");
+					EmitSet(c, r->kids[i], false);
+					CoreBufAppendChar(out, ')');
+				}
+			return;
+		default:
+			SetSubquery(c, r, distinct);
+			return;
+	}
+}
+
+/*
+ * The one statement of members(): set algebra when the rule allows it,
+ * otherwise SELECT c.id FROM segment.contacts c WHERE <set form>.
+ */
 bool
 RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
 {
+	Compiler	c = {out, false, err};
+
+	if (SetKindOf(r) == SK_POS)
+	{
+		EmitSet(&c, r, true);
+		return Finish(out, err);
+	}
 	CoreBufAppendStr(out, "SELECT c.id FROM segment.contacts c WHERE ");
 	return RuleCompileCondition(r, false, out, err);
 }

@@ -103,6 +103,9 @@ Run(const char *src, int what, CoreError *err)
 		case 4:
 			RuleCompileCondition(r, true, &b, err);
 			break;
+		case 6:
+			RuleCompileMembers(r, &b, err);
+			break;
 		default:
 			RulePrintTypes(r, &b);
 			break;
@@ -150,7 +153,7 @@ Contains(const char *src, int what, const char *want)
 	char		name[300];
 
 	snprintf(name, sizeof(name), "%s of %s has %s", what == 3 ? "set sql" : what == 4 ? "per-contact sql" :
-			 what == 1 ? "json" : what == 2 ? "deps" : "types", src, want);
+			 what == 1 ? "json" : what == 2 ? "deps" : what == 6 ? "members sql" : "types", src, want);
 	ok(got && strstr(got, want) != NULL, name, got ? got : err.message);
 	free(got);
 }
@@ -162,7 +165,7 @@ Equals(const char *src, int what, const char *want)
 	char	   *got = Run(src, what, &err);
 	char		name[300];
 
-	snprintf(name, sizeof(name), "%s of %s", what == 1 ? "json" : what == 2 ? "deps" : "output", src);
+	snprintf(name, sizeof(name), "%s of %s", what == 1 ? "json" : what == 2 ? "deps" : what == 6 ? "members sql" : "output", src);
 	ok(got && strcmp(got, want) == 0, name, got ? got : err.message);
 	free(got);
 }
@@ -278,6 +281,16 @@ main(void)
 	Contains("stage < 'b'", 3, "st.position < (SELECT p.position FROM segment.stages p WHERE p.name = 'b')");
 	Contains("lifetime > -5", 3, "> (-5)");
 	Contains("lifetime = 1 and country = 'x' and lifetime = 2", 5, ";lifetime:number;country:text;");
+
+	/* members: set algebra over lookups, or a scan of contacts */
+	Equals("did x within 1 day and not did y within 1 day", 6,
+		   "(SELECT e.contact_id FROM segment.events e WHERE e.type = 'x' AND e.occurred_at >= (segment.now() - interval '1 days')) EXCEPT (SELECT e.contact_id FROM segment.events e WHERE e.type = 'y' AND e.occurred_at >= (segment.now() - interval '1 days'))");
+	Equals("did x within 1 day", 6, "SELECT DISTINCT e.contact_id FROM segment.events e WHERE e.type = 'x' AND e.occurred_at >= (segment.now() - interval '1 days')");
+	Equals("not (not did x or not did y)", 6, "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x') INTERSECT (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y')");
+	Equals("did x or count(y) > 1", 6, "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x') UNION (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y' AND s.count > 1)");
+	Contains("did x or not did y", 6, "SELECT c.id FROM segment.contacts c WHERE ");
+	Contains("did x and country = 'a'", 6, "SELECT c.id FROM segment.contacts c WHERE ");
+	Contains("count(x) < 1", 6, "SELECT c.id FROM segment.contacts c WHERE (NOT (c.id IN");
 
 	/* JSON and dependencies */
 	Equals("did purchase within 3 days", 1, "{\"did\": \"purchase\", \"within\": {\"amount\": 3, \"unit\": \"day\"}}");
