@@ -42,7 +42,8 @@ CREATE TABLE segment.stages (
   position   integer NOT NULL UNIQUE,
   created_at timestamptz NOT NULL DEFAULT segment.now(),
   rule       segment.rule,
-  deps       jsonb NOT NULL DEFAULT '{}'
+  deps       jsonb NOT NULL DEFAULT '{}',
+  refreshed_at timestamptz
 );
 COMMENT ON TABLE segment.stages IS 'Lifecycle stages; a contact is in the highest-position stage whose rule holds';
 COMMENT ON COLUMN segment.stages.rule IS 'The rule that puts a contact in this stage (a stage without one never holds)';
@@ -465,21 +466,175 @@ END $$;
 COMMENT ON FUNCTION segment._candidates(text, text) IS
   'Internal: contacts whose segment membership, rule tag or stage may be out of date for one rule';
 
--- Bring one maintained rule up to date for every contact.
-CREATE FUNCTION segment._recompute(node_kind text, node_name text) RETURNS void
+-- The time offset of a relative time of the rule's JSON form (rules.md):
+-- {"ago": d} is -d, {"from_now": d} is +d, {"now": true} is 0; NULL for an
+-- absolute date or timestamp.
+CREATE FUNCTION segment._time_offset(t jsonb) RETURNS interval
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN t ? 'ago' THEN -((t -> 'ago' ->> 'amount') || ' ' || (t -> 'ago' ->> 'unit'))::interval
+              WHEN t ? 'from_now' THEN ((t -> 'from_now' ->> 'amount') || ' ' || (t -> 'from_now' ->> 'unit'))::interval
+              WHEN t ? 'now' THEN interval '0'
+         END
+$$;
+COMMENT ON FUNCTION segment._time_offset(jsonb) IS
+  'Internal: offset from now of a relative time in a rule''s JSON form (NULL when absolute)';
+
+-- The "window edges" of a rule between two refreshes: a query listing every
+-- contact for whom a time-relative part of the rule can have changed value
+-- between t0 and t1 without any write (an event of the window's type, or a
+-- timestamp column, crossing now + offset), '' when the rule does not move
+-- with the clock, NULL when its shape is not understood (then everything is
+-- re-evaluated).  Writes in between are maintained when they happen.
+CREATE FUNCTION segment._edge_sql(node jsonb, t0 timestamptz, t1 timestamptz) RETURNS text
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  parts   text[] := '{}';
+  sub     text;
+  x       jsonb;
+  ev      text;
+  o       interval;
+  times   jsonb := '[]';
+BEGIN
+  IF node ? 'and' OR node ? 'or' THEN
+    FOR x IN SELECT jsonb_array_elements(coalesce(node -> 'and', node -> 'or')) LOOP
+      sub := segment._edge_sql(x, t0, t1);
+      IF sub IS NULL THEN
+        RETURN NULL;
+      END IF;
+      IF sub <> '' THEN
+        parts := parts || sub;
+      END IF;
+    END LOOP;
+    RETURN array_to_string(parts, ' UNION ');
+  END IF;
+  IF node ? 'not' THEN
+    RETURN segment._edge_sql(node -> 'not', t0, t1);
+  END IF;
+  -- An atom with no relative time in it does not move with the clock.
+  IF node::text !~ '"(ago|from_now|now|within)"' THEN
+    RETURN '';
+  END IF;
+  -- The relative times of the atom: its window, or the value it compares with.
+  IF node ? 'within' THEN
+    times := times || jsonb_build_array(jsonb_build_object('ago', node -> 'within'));
+  END IF;
+  IF node ? 'since' THEN
+    times := times || jsonb_build_array(node -> 'since');
+  END IF;
+  IF node ? 'between' THEN
+    times := times || (node -> 'between');
+  END IF;
+  IF node ? 'value' THEN
+    times := times || jsonb_build_array(node -> 'value');
+  END IF;
+  IF node ? 'values' THEN
+    times := times || (node -> 'values');
+  END IF;
+  ev := coalesce(node ->> 'did', node ->> 'did_not', node ->> 'count', node ->> 'sum', node ->> 'avg',
+                 node ->> 'min', node ->> 'max', node ->> 'last');
+  IF ev IS NOT NULL THEN
+    IF node ? 'where' AND (node -> 'where')::text ~ '"(ago|from_now|now|within)"' THEN
+      RETURN NULL;                  -- a property compared with a relative time
+    END IF;
+    FOR x IN SELECT jsonb_array_elements(times) LOOP
+      o := segment._time_offset(x);
+      CONTINUE WHEN o IS NULL;
+      parts := parts || format('SELECT e.contact_id FROM segment.events e WHERE e.type = %L'
+                               ' AND e.occurred_at BETWEEN %L::timestamptz AND %L::timestamptz',
+                               ev, t0 + o, t1 + o);
+    END LOOP;
+  ELSIF node ->> 'field' IN ('created_at', 'updated_at', 'consent_at') THEN
+    FOR x IN SELECT jsonb_array_elements(times) LOOP
+      o := segment._time_offset(x);
+      CONTINUE WHEN o IS NULL;
+      parts := parts || format('SELECT c.id FROM segment.contacts c WHERE c.%I BETWEEN %L::timestamptz AND %L::timestamptz',
+                               node ->> 'field', t0 + o, t1 + o);
+    END LOOP;
+  ELSE
+    RETURN NULL;                    -- a custom date field, or a shape not known here
+  END IF;
+  IF cardinality(parts) = 0 THEN
+    RETURN NULL;
+  END IF;
+  RETURN array_to_string(parts, ' UNION ');
+END $$;
+COMMENT ON FUNCTION segment._edge_sql(jsonb, timestamptz, timestamptz) IS
+  'Internal: query of the contacts for whom a rule can have changed with the clock alone between t0 and t1 (NULL: unknown)';
+
+-- The contacts a refresh must re-evaluate for one dynamic rule, from its window
+-- edges since its last refresh; NULL when that cannot be told (first refresh,
+-- clock moved back, a rule shape _edge_sql does not know).  The last refresh
+-- time is taken an hour early: a writer that started before it and committed
+-- after it evaluated its contacts at its own, earlier time.
+CREATE FUNCTION segment._edge_candidates(node_kind text, node_name text) RETURNS bigint[]
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  ids bigint[] := segment._candidates(node_kind, node_name);
+  t0     timestamptz;
+  t1     timestamptz := segment.now();
+  rules  segment.rule[];
+  r      segment.rule;
+  sub    text;
+  parts  text[] := '{}';
+  result bigint[];
 BEGIN
+  IF node_kind = 'segment' THEN
+    SELECT s.refreshed_at, ARRAY[s.rule] INTO t0, rules
+      FROM segment.segments s WHERE s.name = node_name AND s.mode = 'dynamic';
+  ELSIF node_kind = 'tag_rule' THEN
+    SELECT tr.refreshed_at, ARRAY[tr.rule] INTO t0, rules
+      FROM segment.tag_rules tr WHERE tr.tag = node_name;
+  ELSE
+    SELECT CASE WHEN bool_and(st.refreshed_at IS NOT NULL) THEN min(st.refreshed_at) END,
+           array_agg(st.rule)
+      INTO t0, rules FROM segment.stages st WHERE st.rule IS NOT NULL;
+  END IF;
+  IF t0 IS NULL OR t1 < t0 THEN
+    RETURN NULL;
+  END IF;
+  FOREACH r IN ARRAY rules LOOP
+    sub := segment._edge_sql(segment.rule_to_jsonb(r), t0 - interval '1 hour', t1);
+    IF sub IS NULL THEN
+      RETURN NULL;
+    END IF;
+    IF sub <> '' THEN
+      parts := parts || sub;
+    END IF;
+  END LOOP;
+  IF cardinality(parts) = 0 THEN
+    RETURN '{}';
+  END IF;
+  EXECUTE 'SELECT array_agg(DISTINCT x.id) FROM (' || array_to_string(parts, ' UNION ') || ') AS x(id)'
+    INTO result;
+  RETURN coalesce(result, '{}');
+END $$;
+COMMENT ON FUNCTION segment._edge_candidates(text, text) IS
+  'Internal: contacts whose time-relative rule may have changed since its last refresh (NULL: re-evaluate all)';
+
+-- Bring one maintained rule up to date for every contact.
+CREATE FUNCTION segment._recompute(node_kind text, node_name text, by_edges boolean DEFAULT false)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  ids bigint[];
+BEGIN
+  IF by_edges THEN
+    ids := segment._edge_candidates(node_kind, node_name);
+  END IF;
+  IF ids IS NULL THEN
+    ids := segment._candidates(node_kind, node_name);
+  END IF;
   IF cardinality(ids) > 0 THEN
     PERFORM segment._maintain(ARRAY['n:' || CASE node_kind WHEN 'segment' THEN 's:' || node_name
                                                            WHEN 'tag_rule' THEN 't:' || node_name
                                                            ELSE 'g' END],
                               ids);
   END IF;
+  IF node_kind = 'stage' THEN
+    UPDATE segment.stages SET refreshed_at = segment.now();
+  END IF;
 END $$;
-COMMENT ON FUNCTION segment._recompute(text, text) IS
-  'Internal: re-evaluate one maintained rule for the contacts whose state may be out of date';
+COMMENT ON FUNCTION segment._recompute(text, text, boolean) IS
+  'Internal: re-evaluate one maintained rule for the contacts whose state may be out of date (by_edges: only those near a window edge)';
 
 -- ---------------------------------------------------------------------------
 -- Segments
@@ -909,12 +1064,12 @@ BEGIN
       IF n.node_kind = 'stage' THEN
         CONTINUE WHEN staged;
         staged := true;
-        PERFORM segment._recompute('stage', NULL);
+        PERFORM segment._recompute('stage', NULL, true);
       ELSE
         IF n.node_kind = 'segment' THEN
           targets := targets || n.node_name;
         END IF;
-        PERFORM segment._recompute(n.node_kind, n.node_name);
+        PERFORM segment._recompute(n.node_kind, n.node_name, true);
       END IF;
     END LOOP;
   END IF;

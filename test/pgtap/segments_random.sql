@@ -6,7 +6,7 @@
 -- and clock moves followed by segment.refresh().
 SET client_min_messages = warning;
 CREATE EXTENSION segment;
-SELECT plan(7);
+SELECT plan(9);
 SET timezone = 'UTC';
 SET segment.clock_override = '2030-01-01 00:00:00+00';
 \o /dev/null
@@ -149,6 +149,18 @@ SELECT is((SELECT count(*) FROM segment.contacts c
           0::bigint, 'the last stage change of each contact is its stage');
 SELECT is((SELECT count(*) FROM segment.changes c1 JOIN segment.changes c2 ON c2.id > c1.id AND c2.at < c1.at),
           0::bigint, 'change ids increase with time');
+
+-- refresh() found its work from window edges, not by re-evaluating everyone.
+SELECT is((SELECT count(*) FROM (SELECT DISTINCT node_kind, node_name FROM segment.dependency_index
+                                   WHERE key_kind = 'time') t
+            WHERE segment._edge_candidates(t.node_kind, t.node_name) IS NULL),
+          0::bigint, 'every time-relative rule here is refreshed by its window edges');
+SELECT is(segment._edge_sql(segment.rule_to_jsonb('did purchase within 30 days and country = ''DE'''),
+                            '2030-01-01 00:00+00', '2030-01-02 00:00+00'),
+          'SELECT e.contact_id FROM segment.events e WHERE e.type = ''purchase'' AND e.occurred_at BETWEEN '
+          || quote_literal('2029-12-02 00:00+00'::timestamptz::text) || '::timestamptz AND '
+          || quote_literal('2029-12-03 00:00+00'::timestamptz::text) || '::timestamptz',
+          'the window edge of did purchase within 30 days');
 
 SELECT * FROM finish();
 RESET segment.clock_override;
