@@ -224,4 +224,20 @@ SELECT html FROM segment.preview('selfish');
 SELECT segment.drop_template('selfish');
 SELECT count(*) FROM segment.templates;
 
+-- The application and editor roles render mail, signed unsubscribe link included.
+SET segment.unsubscribe_url = 'https://shop.example/unsub';
+CREATE ROLE regress_template_app IN ROLE segment_app;
+CREATE ROLE regress_template_editor IN ROLE segment_editor;
+SET ROLE regress_template_app;
+SELECT subject, text LIKE '%unsubscribe: https://shop.example/unsub?token=%' AS signed_link FROM segment.render_for('welcome', 1);
+SELECT segment.create_template('app_made', 's', 'h');
+RESET ROLE;
+SET ROLE regress_template_editor;
+SELECT subject FROM segment.preview('welcome', 1);
+SELECT segment.create_template('editor_made', 's', '<p>{{first_name}}</p>') > 0 AS created;
+RESET ROLE;
+RESET segment.unsubscribe_url;
+DROP ROLE regress_template_app;
+DROP ROLE regress_template_editor;
+
 DROP EXTENSION segment;

@@ -142,9 +142,13 @@ COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
 -- columns, its attrs keys at top level (a column wins over an attrs key of the
 -- same name), tags, segments, stage, purchase aggregates, the signed unsubscribe
 -- link (for extra->>'campaign'), and extra merged on top.
+--
+-- SECURITY DEFINER: the signed unsubscribe link needs segment.sign_token, which
+-- only segment_admin may call; the application and editor roles that render
+-- mail get the link of a contact they may already read, and nothing else.
 CREATE FUNCTION segment.contact_context(contact_id bigint, extra jsonb DEFAULT '{}')
   RETURNS jsonb
-  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, segment, pg_temp
 AS $$
 DECLARE
