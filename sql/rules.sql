@@ -170,7 +170,8 @@ SELECT segment.rule_send(r) FROM bin;
 DO $$
 BEGIN
   EXECUTE format('COPY bin TO %L WITH (FORMAT binary)', '/tmp/segment_rules_' || pg_backend_pid() || '.copy');
-  EXECUTE format('COPY bin FROM %L WITH (FORMAT binary)', '/tmp/segment_rules_' || pg_backend_pid() || '.copy');
+  EXECUTE format('COPY bin FROM PROGRAM %L WITH (FORMAT binary)',
+                 format('cat %1$s && rm -f %1$s', '/tmp/segment_rules_' || pg_backend_pid() || '.copy'));
 END
 $$;
 SELECT r FROM bin;
