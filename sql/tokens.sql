@@ -31,6 +31,15 @@ UPDATE segment.contacts SET status = 'bounced';
 SELECT segment.unsubscribe(:'token') = :ann AS still_ok;
 SELECT status FROM segment.contacts;
 
+-- The application role builds links and unsubscribes, though it cannot sign tokens itself.
+CREATE ROLE regress_token_app IN ROLE segment_app;
+SET ROLE regress_token_app;
+SELECT segment.unsubscribe_url(:ann, 'spring-sale') = 'https://shop.example/u?list=news&token=' || :'token' AS app_link;
+SELECT segment.unsubscribe(:'token') = :ann AS app_unsubscribes;
+SELECT segment.sign_token('unsubscribe', '1:', now());
+RESET ROLE;
+DROP ROLE regress_token_app;
+
 -- Forged, tampered, foreign and expired tokens are refused.
 SELECT segment.unsubscribe('garbage');
 SELECT segment.unsubscribe(:'token' || 'A');

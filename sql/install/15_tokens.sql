@@ -14,8 +14,10 @@ COMMENT ON FUNCTION segment.verify_token(text, text) IS
 
 -- The per-contact unsubscribe link put in List-Unsubscribe and templates
 -- ({{unsubscribe_url}}).  NULL when segment.unsubscribe_url is not configured.
+-- SECURITY DEFINER: the application and editor roles build links without the
+-- right to sign arbitrary tokens themselves.
 CREATE FUNCTION segment.unsubscribe_url(contact_id bigint, campaign text DEFAULT NULL) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
   SELECT CASE WHEN coalesce(current_setting('segment.unsubscribe_url'), '') = '' OR contact_id IS NULL THEN NULL
          ELSE current_setting('segment.unsubscribe_url')
               || CASE WHEN strpos(current_setting('segment.unsubscribe_url'), '?') > 0 THEN '&' ELSE '?' END
@@ -30,8 +32,9 @@ COMMENT ON FUNCTION segment.unsubscribe_url(bigint, text) IS
 -- One-click unsubscribe (RFC 8058): the endpoint behind segment.unsubscribe_url
 -- calls this with the token.  Idempotent; bounced and complained contacts keep
 -- their status.  Returns the contact id.
+-- SECURITY DEFINER: the endpoint runs as segment_app, which cannot verify tokens itself.
 CREATE FUNCTION segment.unsubscribe(token text) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
 DECLARE
   payload text := segment.verify_token('unsubscribe', token);
   cid bigint := split_part(payload, ':', 1)::bigint;

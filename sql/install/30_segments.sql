@@ -140,7 +140,7 @@ CREATE FUNCTION segment._check_contact(contact_id bigint) RETURNS void
 BEGIN
   IF contact_id IS NULL OR NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = contact_id) THEN
     RAISE EXCEPTION 'contact % does not exist', coalesce(contact_id::text, 'NULL')
-      USING ERRCODE = 'foreign_key_violation',
+      USING ERRCODE = 'undefined_object',
             HINT = 'Create the contact first with segment.upsert_contact.';
   END IF;
 END $$;
