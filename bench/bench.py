@@ -13,12 +13,10 @@ on a mismatch.
 import argparse
 import csv
 import datetime
-import json
 import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,7 +25,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 PGBIN = os.environ.get("PGBIN", "")
 
 MODES = {
@@ -258,7 +255,8 @@ class Results:
                     got, need = r["absolute"][1] / o.median, 1.0   # headroom under the limit
                 else:
                     continue
-                label = r["benchmark"].replace('"', "'")
+                got = min(max(got, 0.001), 1000) if got > 0 else 1000   # no growth at all: best
+                label = r["benchmark"].split(" (")[0].replace('"', "'")
                 f.write(f'"{label}" {got:.6g} {need:.6g}\n')
                 n += 1
         if n == 0:
@@ -269,7 +267,7 @@ set output "{png}"
 set title "segment benchmarks ({self.mode}) — {machine}\\nbar: our speed relative to the peer (for an absolute target: limit / measured); dot: target. Higher is better." noenhanced
 set style fill solid 0.85 border -1
 set logscale x 10
-set xrange [0.01:1000]
+set xrange [0.001:1000]
 set format x "%gx"
 set grid xtics
 set key top right
@@ -277,7 +275,7 @@ set yrange [{n - 0.4}:-0.6]
 set ytics nomirror noenhanced scale 0
 set xlabel "ratio (log scale)"
 set lmargin 52
-plot "{data}" using (sqrt(0.01 * $2)):0:(0.01):2:($0 - 0.3):($0 + 0.3):($2 >= $3 ? 0x2e8b57 : 0xd62728):ytic(1) \\
+plot "{data}" using (sqrt(0.001 * $2)):0:(0.001):2:($0 - 0.3):($0 + 0.3):($2 >= $3 ? 0x2e8b57 : 0xd62728):ytic(1) \\
        with boxxyerror lc rgb variable title "measured (green: meets target, red: misses)", \\
      "{data}" using 3:0 with points pt 7 ps 1.6 lc rgb "black" title "target"
 """
@@ -549,7 +547,10 @@ def define_segments(res):
     sql += "".join(f"SELECT segment.create_tag_rule({lit(n)}, {lit(r)}::segment.rule);\n" for n, r in tags)
     sql += "SELECT segment.install_default_stages();\n"
     psql("\\o /dev/null\n" + sql)
-    log(f"segments: 50 segments, 10 tag rules and the default stages defined in {time.time() - t0:.0f} s")
+    secs = time.time() - t0
+    log(f"segments: 50 segments, 10 tag rules and the default stages defined in {secs:.0f} s")
+    res.add("define 50 segments+10 tag rules+stages", "s", Stat([secs]), None,
+            note="create_segment/create_tag_rule/install_default_stages over the data set, one run; no target")
     return segs
 
 
@@ -870,13 +871,34 @@ def bench_latency(cfg, res, tmp):
 
 # ---------------------------------------------------------------- main
 
+def results_from_csv(path):
+    """Rebuild a Results from a CSV this script wrote (to redraw its chart)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    res = Results(rows[0]["mode"])
+    for r in rows:
+        st = lambda k: Stat([float(r[k + "_median"]), float(r[k + "_min"]), float(r[k + "_max"])]) \
+            if r[k + "_median"] else None
+        ours = st("ours") or r["verdict"]
+        t = r["target"]
+        target = float(t[3:-1]) if t.startswith(">= ") else None
+        absolute = (t.split()[0], float(t.split()[1])) if t[:1] in "<" else None
+        res.add(r["benchmark"], r["unit"], ours, st("peer"), target, absolute, r["note"])
+    return res, rows[0]["machine"]
+
+
 def main():
     global PGBIN
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=sorted(MODES), default="full")
     ap.add_argument("--only", help="comma-separated: members,matches,track,refresh,render,drain,latency")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--chart", metavar="CSV", help="only redraw the chart of a results CSV")
     args = ap.parse_args()
+    if args.chart:
+        res, machine = results_from_csv(args.chart)
+        print(res.chart(os.path.dirname(os.path.abspath(args.chart)), machine))
+        return 0
     PGBIN = os.environ.get("PGBIN") or PGBIN
     cfg = MODES[args.mode]
     only = set(args.only.split(",")) if args.only else None
