@@ -89,12 +89,23 @@ CacheReset(void)
 	template_cache_generation++;
 }
 
+/*
+ * Drop every entry when the cache is over its limits and no render is running.
+ * Called before looking a program up, never while the caller holds one: a
+ * trim between compiling a program and rendering it would free it under the
+ * renderer.
+ */
 void
-TemplateCacheEnter(void)
+TemplateCacheTrim(void)
 {
 	if (active_calls == 0 && cache != NULL &&
 		(hash_get_num_entries(cache) > CACHE_MAX_ENTRIES || cache_bytes > CACHE_MAX_BYTES))
 		CacheReset();
+}
+
+void
+TemplateCacheEnter(void)
+{
 	active_calls++;
 }
 

@@ -899,6 +899,7 @@ Compile(Parser *ps)
 		char		closebuf[MAX_DELIM + 1];
 		bool		standalone = false;
 		bool		closes_now;
+		bool		line_before_text;
 		size_t		line_start,
 					after;
 
@@ -928,10 +929,16 @@ Compile(Parser *ps)
 		close_at = (size_t) (o - ps->src);
 		tag_end = close_at + closer_len;
 
-		/* Standalone: only white space before the tag and after it on its line. */
+		/*
+		 * Standalone: only white space before the tag and after it on its line.
+		 * The scan back stops at the pending text: a line that began before it
+		 * holds an earlier tag, so the tag is not standalone (and a long line of
+		 * tags costs linear, not quadratic, time).
+		 */
 		line_start = tag_at;
-		while (line_start > 0 && ps->src[line_start - 1] != '\n')
+		while (line_start > text_start && ps->src[line_start - 1] != '\n')
 			line_start--;
+		line_before_text = line_start > 0 && ps->src[line_start - 1] != '\n';
 		after = tag_end;
 		SetTag(ps, inner, close_at);
 		closes_now = false;
@@ -947,7 +954,7 @@ Compile(Parser *ps)
 		{
 			size_t		i;
 
-			if (line_start < text_start)
+			if (line_before_text)
 				standalone = false;
 			for (i = line_start; standalone && i < tag_at; i++)
 				if (ps->src[i] != ' ' && ps->src[i] != '\t')

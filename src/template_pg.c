@@ -211,6 +211,7 @@ ProgramFor(CallCache *cc, const char *src, size_t len)
 	if (cc->prog && cc->generation == template_cache_generation &&
 		cc->len == len && (cc->stable || memcmp(cc->text, src, len) == 0))
 		return cc->prog;
+	TemplateCacheTrim();
 	TemplateCacheEnter();
 	PG_TRY();
 	{
@@ -348,6 +349,7 @@ segment_template_valid(PG_FUNCTION_ARGS)
 	t = PG_GETARG_TEXT_PP(0);
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 		what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TemplateCacheTrim();
 	TemplateCacheEnter();
 	PG_TRY();
 	{

@@ -26,9 +26,11 @@ extern const TmplProgram *TemplateCompile(const char *src, size_t len,
 										  const char *name, size_t namelen);
 
 /*
- * Top-level SQL calls bracket their work with these: the cache is trimmed
+ * Top-level SQL calls bracket their work with Enter/Leave, and call Trim
+ * before looking up a program (never while holding one): the cache is trimmed
  * only when no render is running, so programs in use are never freed.
  */
+extern void TemplateCacheTrim(void);
 extern void TemplateCacheEnter(void);
 extern void TemplateCacheLeave(void);
 
