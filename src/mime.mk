@@ -6,5 +6,5 @@ FUZZERS += test/fuzz/mime_fuzz
 test/unit/mime_test: test/unit/mime_test.c $(MIME_CORE) src/core.h src/mime.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^)
 
-test/fuzz/mime_fuzz: test/fuzz/mime_fuzz.c $(MIME_CORE) src/core.h src/mime.h
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o $@ $(filter %.c,$^)
+# Built by the Makefile's fuzz rule (libFuzzer + ASan + UBSan, and a corpus replay for valgrind).
+test/fuzz/mime_fuzz: $(MIME_CORE) src/core.h src/mime.h
