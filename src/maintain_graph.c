@@ -154,7 +154,12 @@ SpiText(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	return s ? MemoryContextStrdup(cxt, s) : NULL;
 }
 
-/* Load the graph from the catalog tables.  SPI must be connected. */
+/*
+ * Load the graph from the catalog tables.  SPI must be connected.  Not
+ * read-only: under READ COMMITTED that takes a fresh snapshot, so a run that
+ * waited for a rule change to commit (MaintRun locks, then loads) sees it;
+ * the statement's own snapshot predates the wait.
+ */
 static MaintGraph *
 LoadGraph(void)
 {
@@ -179,7 +184,7 @@ LoadGraph(void)
 					  " UNION ALL "
 					  "SELECT 'g', 0, st.name, false, segment.rule_condition_sql(st.rule, true), st.position"
 					  "  FROM segment.stages st WHERE st.rule IS NOT NULL"
-					  " ORDER BY 1, 6 DESC, 2", true, 0);
+					  " ORDER BY 1, 6 DESC, 2", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not load segment rules: %s", SPI_result_code_string(ret));
 
@@ -225,7 +230,7 @@ LoadGraph(void)
 					  "       CASE key_kind WHEN 'event' THEN 'e:' WHEN 'field' THEN 'f:'"
 					  "                     WHEN 'tag' THEN 't:' WHEN 'segment' THEN 's:' END || key,"
 					  "       key_kind = 'stage'"
-					  "  FROM segment.dependency_index WHERE key_kind <> 'time'", true, 0);
+					  "  FROM segment.dependency_index WHERE key_kind <> 'time'", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not load segment rule dependencies: %s", SPI_result_code_string(ret));
 	for (i = 0; i < SPI_processed; i++)
