@@ -3,7 +3,8 @@
 # (no checkpoint; WAL recovery at the next start) in the middle of a bulk
 # segment.track load leaves the per-contact aggregates equal to a GROUP BY over
 # the events, keeps only whole committed transactions, and the system keeps
-# working afterwards.
+# working afterwards.  Then the same for a crash in the middle of a large
+# segment.refresh: membership is all or nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
@@ -18,7 +19,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 q <<'SQL'
 CREATE EXTENSION segment;
-SELECT count(segment.upsert_contact('c' || g || '@example.com')) FROM generate_series(1, 200) g;
+SELECT FROM (SELECT count(segment.upsert_contact('c' || g || '@example.com')) FROM generate_series(1, 400) g) s;
 -- (type, contact) pairs whose aggregates differ from a GROUP BY over the events.
 CREATE VIEW stats_drift AS
 SELECT type, contact_id FROM (
@@ -40,8 +41,9 @@ SELECT count(segment.track((g % 200) + 1, CASE WHEN g % 3 = 0 THEN 'purchase' EL
 SQL
 pgbench -n -c 2 -j 2 -T 60 -f "$work/batch.sql" >"$work/pgbench.log" 2>&1 &
 bench=$!
-# One large transaction that cannot have committed when the crash comes.
-psql -X -q -c "SELECT count(segment.track((g % 200) + 1, 'bulk', jsonb_build_object('batch', 'big'), g, '2024-02-01'))
+# One large transaction that cannot have committed when the crash comes, on other
+# contacts (segment maintenance serialises writers per contact until commit).
+psql -X -q -c "SELECT count(segment.track((g % 200) + 201, 'bulk', jsonb_build_object('batch', 'big'), g, '2024-02-01'))
                  FROM generate_series(1, 1000000) g" >"$work/big.log" 2>&1 &
 big=$!
 
@@ -74,3 +76,46 @@ pgbench -n -c 2 -j 2 -t 20 -f "$work/batch.sql" >"$work/pgbench2.log" 2>&1 \
 drift=$(q -c 'SELECT count(*) FROM stats_drift')
 [ "$drift" = 0 ] || fail "event_stats differ from the events after tracking again"
 echo "after recovery: 40 more batches tracked, aggregates exact"
+
+# --- 2. An immediate shutdown in the middle of a large segment.refresh. -------
+# A scheduled segment changes only by refresh; after a bulk profile change half
+# of its members must leave and others enter.  The crash comes while the
+# refresh transaction runs (in the refresh itself, or just after it, before the
+# commit): afterwards membership is exactly what it was before -- never half
+# -- a dynamic segment maintained by the bulk change equals members(rule), and
+# the next refresh brings the scheduled one to members(rule).
+q <<'SQL'
+INSERT INTO segment.contacts (email, attrs)
+SELECT 'r' || g || '@example.com', jsonb_build_object('n', g % 1000) FROM generate_series(1, 40000) g;
+SELECT FROM segment.create_segment('big', 'attrs.n >= 500', 'scheduled');
+SELECT FROM segment.create_segment('dyn', 'attrs.n >= 800');
+UPDATE segment.contacts SET attrs = jsonb_build_object('n', ((attrs->>'n')::int + 250) % 1000)
+ WHERE email LIKE 'r%@example.com';
+CREATE TABLE big_before AS SELECT segment_members AS contact_id FROM segment.segment_members('big');
+SQL
+stale=$(q -c "SELECT count(*) FROM (SELECT segment.members('attrs.n >= 500') EXCEPT SELECT contact_id FROM big_before) d")
+[ "$stale" -gt 5000 ] || fail "the scheduled segment should be stale before the refresh ($stale to enter)"
+psql -X -q -c "BEGIN" -c "SELECT * FROM segment.refresh('big')" -c "SELECT pg_sleep(60)" -c "COMMIT" \
+  >"$work/refresh.log" 2>&1 &
+refresh=$!
+WAIT_SECONDS=60 wait_for sh -c "psql -X -At -c \"SELECT 1 FROM pg_stat_activity
+   WHERE state = 'active' AND (query LIKE '%segment.refresh%' OR query LIKE '%pg_sleep(60)%')
+     AND now() - query_start > interval '0.3 s'\" | grep -q 1" || fail "the refresh did not start"
+during=$(psql -X -At -c "SELECT CASE WHEN query LIKE '%refresh%' THEN 'during the refresh' ELSE 'after the refresh, before its commit' END
+                           FROM pg_stat_activity WHERE query LIKE '%segment.refresh%' OR query LIKE '%pg_sleep(60)%' LIMIT 1")
+test/cluster restart $name -m immediate
+wait $refresh || true
+
+differs=$(q -c "SELECT count(*) FROM ((SELECT segment_members FROM segment.segment_members('big') EXCEPT SELECT contact_id FROM big_before)
+                                      UNION ALL (SELECT contact_id FROM big_before EXCEPT SELECT segment_members FROM segment.segment_members('big'))) d")
+dyn=$(q -c "SELECT count(*) FROM ((SELECT segment_members FROM segment.segment_members('dyn') EXCEPT SELECT segment.members('attrs.n >= 800'))
+                                 UNION ALL (SELECT segment.members('attrs.n >= 800') EXCEPT SELECT segment_members FROM segment.segment_members('dyn'))) d")
+echo "refresh: crash $during; 'big' members differing from before the refresh: $differs; 'dyn' members differing from members(rule): $dyn"
+[ "$differs" = 0 ] || fail "the interrupted refresh left part of its changes"
+[ "$dyn" = 0 ] || fail "dynamic membership differs from members(rule) after recovery"
+q -c "SELECT * FROM segment.refresh('big')" >/dev/null
+after=$(q -c "SELECT count(*) FROM ((SELECT segment_members FROM segment.segment_members('big') EXCEPT SELECT segment.members('attrs.n >= 500'))
+                                   UNION ALL (SELECT segment.members('attrs.n >= 500') EXCEPT SELECT segment_members FROM segment.segment_members('big'))) d")
+size=$(q -c "SELECT count(*) FROM segment.segment_members('big')")
+echo "after a new refresh: 'big' has $size members, differing from members(rule): $after"
+[ "$after" = 0 ] || fail "refresh after recovery does not reach members(rule)"
