@@ -29,10 +29,16 @@ wait_for() {
 # loads it (preloading libasan into Debian's postgres deadlocks in glibc's gettext lock,
 # see doc/reliability.md), so ASan must accept not being first in the library list; keep
 # running after leaks (PostgreSQL frees by memory context, not by free()) and stop the
-# process at the first error.  Reports go to the server log; sanitizer_reports finds them.
+# process at the first error.  ASan's longjmp interceptors are then inactive, so a small
+# preloaded shim (test/asan_longjmp.c) tells it when PostgreSQL's error longjmp unwinds
+# the stack.  Reports go to the server log; sanitizer_reports finds them.
 server_env() {
   sanitized_build || return 0
-  printf '%s\n' env "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1" \
+  local shim=$SEGMENT_INSTALL/usr/lib/postgresql/15/lib/segment_asan_longjmp.so
+  [ -f "$shim" ] || gcc -shared -fPIC -O1 -Wall -o "$shim" "$SEGMENT_ROOT/test/asan_longjmp.c" -ldl >&2 || return 1
+  chmod a+r "$shim"
+  printf '%s\n' env "LD_PRELOAD=$shim" \
+    "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1" \
     "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
 }
 
