@@ -54,11 +54,9 @@ static SPIPlanPtr plan_stage = NULL;
 typedef struct MaintChanges
 {
 	List	   *enter_seg,
-			   *enter_contact,
-			   *enter_name;
+			   *enter_contact;
 	List	   *exit_seg,
-			   *exit_contact,
-			   *exit_name;
+			   *exit_contact;
 	List	   *tag_add_contact,
 			   *tag_add_tag;
 	List	   *tag_rm_contact,
@@ -188,40 +186,41 @@ RunWrite(SPIPlanPtr plan, int nargs, Datum *args)
 static void
 ApplyChanges(MaintChanges *ch)
 {
-	Oid			t3[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Oid			t2i[2] = {INT8ARRAYOID, INT8ARRAYOID};
 	Oid			t2[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Oid			s3[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		a[3];
 
+	/* The segment's name comes by primary key (cheaper than joining the arguments back). */
 	if (ch->enter_seg)
 	{
 		a[0] = Int8Array(ch->enter_seg);
 		a[1] = Int8Array(ch->enter_contact);
-		a[2] = TextArray(ch->enter_name);
 		RunWrite(KeptPlan(&plan_enter,
-						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
-						  " ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
-						  "         SELECT u.s, u.c, segment.now() FROM u ON CONFLICT DO NOTHING"
-						  "         RETURNING segment_id, contact_id)"
+						  "WITH ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
+						  "             SELECT u.s, u.c, segment.now()"
+						  "               FROM unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
+						  "             ON CONFLICT DO NOTHING RETURNING segment_id, contact_id)"
 						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-						  " SELECT u.c, 'segment_enter', u.n, 'rule'"
-						  "   FROM u JOIN ins ON ins.segment_id = u.s AND ins.contact_id = u.c",
-						  3, t3), 3, a);
+						  " SELECT ins.contact_id, 'segment_enter',"
+						  "        (SELECT g.name FROM segment.segments g WHERE g.id = ins.segment_id), 'rule'"
+						  "   FROM ins",
+						  2, t2i), 2, a);
 	}
 	if (ch->exit_seg)
 	{
 		a[0] = Int8Array(ch->exit_seg);
 		a[1] = Int8Array(ch->exit_contact);
-		a[2] = TextArray(ch->exit_name);
 		RunWrite(KeptPlan(&plan_exit,
-						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
-						  " del AS (DELETE FROM segment.segment_members m USING u"
-						  "         WHERE m.segment_id = u.s AND m.contact_id = u.c"
-						  "         RETURNING m.segment_id, m.contact_id)"
+						  "WITH del AS (DELETE FROM segment.segment_members m"
+						  "              USING unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
+						  "             WHERE m.segment_id = u.s AND m.contact_id = u.c"
+						  "             RETURNING m.segment_id, m.contact_id)"
 						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-						  " SELECT u.c, 'segment_exit', u.n, 'rule'"
-						  "   FROM u JOIN del ON del.segment_id = u.s AND del.contact_id = u.c",
-						  3, t3), 3, a);
+						  " SELECT del.contact_id, 'segment_exit',"
+						  "        (SELECT g.name FROM segment.segments g WHERE g.id = del.segment_id), 'rule'"
+						  "   FROM del",
+						  2, t2i), 2, a);
 	}
 	applying = true;
 	PG_TRY();
@@ -397,13 +396,11 @@ EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
 				{
 					ch.enter_seg = lappend(ch.enter_seg, BoxInt64(node->id));
 					ch.enter_contact = lappend(ch.enter_contact, BoxInt64(contact));
-					ch.enter_name = lappend(ch.enter_name, node->name);
 				}
 				else if (!w && have)
 				{
 					ch.exit_seg = lappend(ch.exit_seg, BoxInt64(node->id));
 					ch.exit_contact = lappend(ch.exit_contact, BoxInt64(contact));
-					ch.exit_name = lappend(ch.exit_name, node->name);
 				}
 			}
 			else
