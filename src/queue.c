@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -79,18 +80,40 @@ CommitTx(void)
 	CommitTransactionCommand();
 }
 
+/*
+ * Run a statement through a plan prepared once per worker (planning costs
+ * more than executing these short statements).  Kept plans are revalidated
+ * by the plan cache, also after DROP and CREATE EXTENSION.
+ */
+static int
+RunPlan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *vals)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return SPI_execute_plan(*plan, vals, NULL, false, 0);
+}
+
 /* Put leased rows back in the queue: all of them (first pass) or expired ones. */
 static void
 RequeueLeased(bool all)
 {
+	static SPIPlanPtr plan_all = NULL;
+	static SPIPlanPtr plan_expired = NULL;
 	int			rc;
 
-	rc = SPI_execute(all
-					 ? "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
-					 "WHERE status = 'sending'"
-					 : "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
-					 "WHERE status = 'sending' AND lease_until < segment.now()",
-					 false, 0);
+	rc = all
+		? RunPlan(&plan_all, "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
+				  "WHERE status = 'sending'", 0, NULL, NULL)
+		: RunPlan(&plan_expired, "UPDATE segment.messages SET status = 'queued', lease_until = NULL "
+				  "WHERE status = 'sending' AND lease_until < segment.now()", 0, NULL, NULL);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "requeueing leased messages failed");
 	if (SPI_processed > 0)
@@ -101,19 +124,34 @@ RequeueLeased(bool all)
 				 errdetail("They may have been delivered already; they will be sent again (at-least-once).")));
 }
 
-/* Claim up to batch_size due rows; the jobs live in the pass context. */
+/*
+ * Claim up to batch_size due rows (after requeueing expired leases); the jobs
+ * are allocated in cxt.
+ */
 static SmtpJob *
-ClaimBatch(int *njobs)
+ClaimBatch(int *njobs, MemoryContext cxt)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2];
 	SmtpJob    *jobs;
 	uint64		i;
 	MemoryContext spi;
 
+	/*
+	 * The claim must walk messages_due in order and stop after batch_size
+	 * rows, whatever the statistics say right after a bulk enqueue (a bitmap
+	 * scan and sort would read the whole backlog for every batch).
+	 */
+	if (SPI_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not set the claim's plan settings");
+	RequeueLeased(!recovered_at_start);
+	recovered_at_start = true;
+
 	vals[0] = Int32GetDatum(segment_batch_size);
 	vals[1] = Int32GetDatum(segment_lease_timeout);
-	if (SPI_execute_with_args(
+	if (RunPlan(&plan,
 							  "WITH due AS ("
 							  "  SELECT id FROM segment.messages"
 							  "   WHERE status IN ('queued', 'retry') AND next_attempt_at <= segment.now()"
@@ -123,11 +161,11 @@ ClaimBatch(int *njobs)
 							  "   SET status = 'sending', lease_until = segment.now() + $2 * interval '1 second'"
 							  "  FROM due WHERE m.id = due.id "
 							  "RETURNING m.id, coalesce(m.contact_id, 0), m.attempts, m.mail_from, m.rcpt_to, m.mime",
-							  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  2, types, vals) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "claiming messages failed");
 
 	*njobs = (int) SPI_processed;
-	spi = MemoryContextSwitchTo(pass_cxt);
+	spi = MemoryContextSwitchTo(cxt);
 	jobs = palloc0(sizeof(SmtpJob) * Max(*njobs, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -206,6 +244,8 @@ RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
 	Datum	   *b_contacts = palloc(sizeof(Datum) * n);
 	Datum	   *b_addresses = palloc(sizeof(Datum) * n);
 	Datum	   *b_responses = palloc(sizeof(Datum) * n);
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr bounce_plan = NULL;
 	int			nb = 0;
 	int			i;
 	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID};
@@ -266,7 +306,7 @@ RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
 	vals[2] = PointerGetDatum(construct_array(codes, n, INT4OID, 4, true, TYPALIGN_INT));
 	vals[3] = PointerGetDatum(construct_array(responses, n, TEXTOID, -1, false, TYPALIGN_INT));
 	vals[4] = PointerGetDatum(construct_array(delays, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args(
+	if (RunPlan(&plan,
 							  "UPDATE segment.messages m SET"
 							  "  status = r.status,"
 							  "  attempts = m.attempts + CASE WHEN r.status = 'queued' THEN 0 ELSE 1 END,"
@@ -278,7 +318,7 @@ RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
 							  "  sent_at = CASE WHEN r.status = 'sent' THEN segment.now() ELSE m.sent_at END"
 							  " FROM unnest($1, $2, $3, $4, $5) AS r (id, status, code, response, delay)"
 							  " WHERE m.id = r.id AND m.status = 'sending'",
-							  5, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+							  5, types, vals) != SPI_OK_UPDATE)
 		elog(ERROR, "recording message outcomes failed");
 
 	if (nb > 0)
@@ -289,7 +329,7 @@ RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
 		bvals[0] = PointerGetDatum(construct_array(b_contacts, nb, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		bvals[1] = PointerGetDatum(construct_array(b_addresses, nb, TEXTOID, -1, false, TYPALIGN_INT));
 		bvals[2] = PointerGetDatum(construct_array(b_responses, nb, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args(
+		if (RunPlan(&bounce_plan,
 								  "WITH b AS (SELECT * FROM unnest($1, $2, $3) AS b (contact_id, address, response)),"
 								  " c AS (UPDATE segment.contacts c SET status = 'bounced', updated_at = segment.now()"
 								  "        FROM b WHERE c.id = b.contact_id AND c.status NOT IN ('bounced', 'complained')"
@@ -298,7 +338,7 @@ RecordOutcomes(SmtpJob *jobs, int n, PassCounts *counts)
 								  " SELECT DISTINCT ON (segment.address_hash(address))"
 								  "        segment.address_hash(address), lower(address), 'bounce', response FROM b"
 								  " ON CONFLICT (address_hash) DO NOTHING",
-								  3, btypes, bvals, NULL, false, 0) != SPI_OK_INSERT)
+								  3, btypes, bvals) != SPI_OK_INSERT)
 			elog(ERROR, "recording hard bounces failed");
 	}
 }
@@ -315,23 +355,51 @@ AddCounters(const PassCounts *c)
 	SpinLockRelease(&segment_shared->mutex);
 }
 
-/* One pass; returns ms to sleep. */
+/* The server could not be reached: say so, and how long we wait. */
+static long
+ServerDown(SmtpJob *jobs, int n)
+{
+	const char *why = "";
+	char		detail[SEGMENT_DETAIL_LEN];
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (jobs[i].outcome == SMTP_TEMPFAIL)
+			why = jobs[i].response;
+	server_backoff_ms = server_backoff_ms ? server_backoff_ms * 2 : 1000;
+	server_backoff_ms = Min(server_backoff_ms, Min((long) segment_retry_delay * 1000L, MAX_IDLE_MS));
+	snprintf(detail, sizeof(detail), "SMTP server unavailable (%s); trying again in %.0f s",
+			 why, server_backoff_ms / 1000.0);
+	ereport(LOG, (errmsg("segment worker: %s", detail)));
+	SegmentSetWorkerState(SWS_SENDING, detail);
+	return server_backoff_ms;
+}
+
+/*
+ * One pass; returns ms to sleep.  While batches come full, the outcomes of
+ * one batch and the claim of the next share a transaction, for up to a
+ * second, then the main loop gets control back (settings, extension check).
+ */
 static long
 DoPass(void)
 {
+	MemoryContext batch_cxt[2];
+	int			cur = 0;
 	SmtpJob    *jobs;
 	int			n;
 	bool		server_down;
 	PassCounts	counts;
 	char		detail[SEGMENT_DETAIL_LEN];
-	TimestampTz t0 = GetCurrentTimestamp();
+	TimestampTz pass_start = GetCurrentTimestamp();
+	TimestampTz t0 = pass_start;
 	TimestampTz t1;
 	TimestampTz t2;
 
+	batch_cxt[0] = AllocSetContextCreate(pass_cxt, "segment worker batch", ALLOCSET_DEFAULT_SIZES);
+	batch_cxt[1] = AllocSetContextCreate(pass_cxt, "segment worker batch", ALLOCSET_DEFAULT_SIZES);
+
 	StartTx("claiming messages");
-	RequeueLeased(!recovered_at_start);
-	recovered_at_start = true;
-	jobs = ClaimBatch(&n);
+	jobs = ClaimBatch(&n, batch_cxt[cur]);
 	if (n == 0)
 	{
 		long		ms = NextDueMs();
@@ -346,39 +414,47 @@ DoPass(void)
 	}
 	CommitTx();
 
-	snprintf(detail, sizeof(detail), "sending %d message(s) over up to %d connection(s)",
-			 n, segment_connections);
-	SegmentSetWorkerState(SWS_SENDING, detail);
-	t1 = GetCurrentTimestamp();
-	SmtpSendBatch(jobs, n, &server_down);
-	t2 = GetCurrentTimestamp();
-
-	StartTx("recording outcomes");
-	RecordOutcomes(jobs, n, &counts);
-	CommitTx();
-	AddCounters(&counts);
-	elog(DEBUG1, "segment worker: batch of %d: claim %.1f ms, send %.1f ms, record %.1f ms; %d sent, %d retry, %d failed (%d bounced), %d not tried",
-		 n, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, (GetCurrentTimestamp() - t2) / 1000.0,
-		 counts.sent, counts.retried, counts.failed, counts.bounced, counts.untried);
-
-	if (server_down)
+	for (;;)
 	{
-		const char *why = "";
-		int			i;
+		SmtpJob    *next_jobs = NULL;
+		int			next_n = 0;
+		bool		go_on;
 
-		for (i = 0; i < n; i++)
-			if (jobs[i].outcome == SMTP_TEMPFAIL)
-				why = jobs[i].response;
-		server_backoff_ms = server_backoff_ms ? server_backoff_ms * 2 : 1000;
-		server_backoff_ms = Min(server_backoff_ms, Min((long) segment_retry_delay * 1000L, MAX_IDLE_MS));
-		snprintf(detail, sizeof(detail), "SMTP server unavailable (%s); trying again in %.0f s",
-				 why, server_backoff_ms / 1000.0);
-		ereport(LOG, (errmsg("segment worker: %s", detail)));
+		snprintf(detail, sizeof(detail), "sending %d message(s) over up to %d connection(s)",
+				 n, segment_connections);
 		SegmentSetWorkerState(SWS_SENDING, detail);
-		return server_backoff_ms;
+		t1 = GetCurrentTimestamp();
+		SmtpSendBatch(jobs, n, &server_down);
+		t2 = GetCurrentTimestamp();
+
+		/* Go on with another batch in the same transaction? */
+		go_on = !server_down && n == segment_batch_size && !ConfigReloadPending &&
+			!InterruptPending && t2 - pass_start < USECS_PER_SEC;
+
+		StartTx("recording outcomes");
+		RecordOutcomes(jobs, n, &counts);
+		if (go_on)
+		{
+			MemoryContextReset(batch_cxt[1 - cur]);
+			next_jobs = ClaimBatch(&next_n, batch_cxt[1 - cur]);
+		}
+		CommitTx();
+		AddCounters(&counts);
+		elog(DEBUG1, "segment worker: batch of %d: claim %.1f ms, send %.1f ms, record%s %.1f ms; %d sent, %d retry, %d failed (%d bounced), %d not tried",
+			 n, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, go_on ? " and claim" : "",
+			 (GetCurrentTimestamp() - t2) / 1000.0,
+			 counts.sent, counts.retried, counts.failed, counts.bounced, counts.untried);
+
+		if (server_down)
+			return ServerDown(jobs, n);
+		server_backoff_ms = 0;
+		if (next_n == 0)
+			return 0;
+		cur = 1 - cur;
+		jobs = next_jobs;
+		n = next_n;
+		t0 = t2;
 	}
-	server_backoff_ms = 0;
-	return 0;
 }
 
 long

@@ -24,7 +24,10 @@ CREATE TABLE segment.messages (
   created_at      timestamptz NOT NULL DEFAULT segment.now(),
   sent_at         timestamptz,
   CONSTRAINT messages_lease CHECK ((status = 'sending') = (lease_until IS NOT NULL))
-);
+) WITH (toast_tuple_target = 256);
+-- The built message is moved to the TOAST table (compressed) even when small, so
+-- the two status updates of each message (claim, outcome) rewrite a short row
+-- and log little WAL, instead of copying the message twice.
 -- What the worker claims next: due rows in order, and only those (the partial
 -- index stays as small as the backlog).
 CREATE INDEX messages_due ON segment.messages (next_attempt_at, id)
