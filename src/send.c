@@ -158,7 +158,7 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	if (SPI_execute_with_args("SELECT email, first_name, last_name, status, "
 							  "       segment.is_suppressed(email) "
 							  "  FROM segment.contacts WHERE id = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "contact lookup failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,
