@@ -624,19 +624,27 @@ AppendQuotedPrintable(CoreBuf *out, MimeText body)
 	size_t		n = body.len;
 	size_t		i;
 	size_t		col = 0;
+	char		chunk[1024];	/* output is staged here: far fewer buffer calls */
+	size_t		k = 0;
 
 	for (i = 0; i < n; i++)
 	{
 		unsigned char c = p[i];
 		bool		at_eol;
-		char		esc[3];
 		size_t		tlen;
 
+		/* Room for the longest step: soft break (3) + escape (3) or CRLF. */
+		if (k + 6 > sizeof(chunk))
+		{
+			CoreBufAppend(out, chunk, k);
+			k = 0;
+		}
 		if (c == '\r' || c == '\n')
 		{
 			if (c == '\r' && i + 1 < n && p[i + 1] == '\n')
 				i++;
-			CoreBufAppend(out, "\r\n", 2);
+			chunk[k++] = '\r';
+			chunk[k++] = '\n';
 			col = 0;
 			continue;
 		}
@@ -648,20 +656,22 @@ AppendQuotedPrintable(CoreBuf *out, MimeText body)
 		/* The last token of a line may use column 76; others leave room for "=". */
 		if (col + tlen > (at_eol ? MIME_MAX_QP_LINE : MIME_MAX_QP_LINE - 1))
 		{
-			CoreBufAppend(out, "=\r\n", 3);
+			chunk[k++] = '=';
+			chunk[k++] = '\r';
+			chunk[k++] = '\n';
 			col = 0;
 		}
 		if (tlen == 1)
-			CoreBufAppendChar(out, (char) c);
+			chunk[k++] = (char) c;
 		else
 		{
-			esc[0] = '=';
-			esc[1] = hexchars[c >> 4];
-			esc[2] = hexchars[c & 15];
-			CoreBufAppend(out, esc, 3);
+			chunk[k++] = '=';
+			chunk[k++] = hexchars[c >> 4];
+			chunk[k++] = hexchars[c & 15];
 		}
 		col += tlen;
 	}
+	CoreBufAppend(out, chunk, k);
 }
 
 /* One body part: its headers, a blank line, the QP body. */

@@ -51,6 +51,27 @@ ReportMimeError(const CoreError *err)
 			 errdetail("A line break in a header value could add headers of its own (header injection).") : 0));
 }
 
+/*
+ * Run a statement through a plan prepared once per backend: enqueueing is
+ * called once per message (campaign launches call it for every recipient).
+ */
+static int
+RunSaved(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *vals,
+		 const char *nulls, bool read_only)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return SPI_execute_plan(*plan, vals, nulls, read_only, 1);
+}
+
 /* A fresh Message-ID: 128 random bits at the sender's domain. */
 static char *
 NewMessageId(MimeText from_addr)
@@ -93,6 +114,7 @@ SpiString(int col)
 static char *
 UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
@@ -102,8 +124,8 @@ UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 		vals[1] = CStringGetTextDatum(campaign);
 	else
 		nulls[1] = 'n';
-	if (SPI_execute_with_args("SELECT segment.unsubscribe_url($1, $2)", 2, types, vals, nulls,
-							  false, 1) != SPI_OK_SELECT)
+	if (RunSaved(&plan, "SELECT segment.unsubscribe_url($1, $2)", 2, types, vals, nulls,
+				 false) != SPI_OK_SELECT)
 		elog(ERROR, "segment.unsubscribe_url failed");
 	return SpiString(1);
 }
@@ -111,6 +133,8 @@ UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 int64
 SegmentEnqueue(const SegmentOutgoing *o)
 {
+	static SPIPlanPtr lookup_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
 	Oid			argtypes[12];
 	Datum		values[12];
 	char		nulls[12];
@@ -155,10 +179,11 @@ SegmentEnqueue(const SegmentOutgoing *o)
 
 	argtypes[0] = INT8OID;
 	values[0] = Int64GetDatum(o->contact_id);
-	if (SPI_execute_with_args("SELECT email, first_name, last_name, status, "
-							  "       segment.is_suppressed(email) "
-							  "  FROM segment.contacts WHERE id = $1",
-							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (RunSaved(&lookup_plan,
+				 "SELECT email, first_name, last_name, status, "
+				 "       segment.is_suppressed(email) "
+				 "  FROM segment.contacts WHERE id = $1",
+				 1, argtypes, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "contact lookup failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -281,12 +306,12 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	values[11] = TimestampTzGetDatum(due);
 	nulls[11] = due ? ' ' : 'n';
 
-	if (SPI_execute_with_args("INSERT INTO segment.messages "
-							  "  (contact_id, kind, template, campaign_id, flow_id, variant, "
-							  "   mail_from, rcpt_to, subject, mime, message_id, next_attempt_at) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-							  "        coalesce($12, segment.now())) RETURNING id",
-							  12, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+	if (RunSaved(&insert_plan, "INSERT INTO segment.messages "
+				 "  (contact_id, kind, template, campaign_id, flow_id, variant, "
+				 "   mail_from, rcpt_to, subject, mime, message_id, next_attempt_at) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+				 "        coalesce($12, segment.now())) RETURNING id",
+				 12, argtypes, values, nulls, false) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not queue the message");
 	{
 		bool		isnull;
