@@ -29,6 +29,7 @@
 
 int			segment_smtp_timeout = 30;
 int			segment_retry_delay = 60;
+char	   *segment_smtp_ca_file = NULL;
 
 /* Longest wait between attempts of one message, and between passes. */
 #define MAX_RETRY_DELAY_S 86400
@@ -48,6 +49,11 @@ SegmentQueueDefineGucs(void)
 							"A server silent for longer counts as a connection error (the message is retried).",
 							&segment_smtp_timeout, 30, 1, 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("segment.smtp_ca_file",
+							   "File of CA certificates (PEM) that SMTP servers' certificates must chain to.",
+							   "Empty: the system's certificate store.  Verification cannot be turned off.",
+							   &segment_smtp_ca_file, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("segment.retry_delay",
 							"Delay before the first retry of a temporarily failed message.",
 							"Each further retry waits twice as long (at most a day), with random jitter.",

@@ -7,6 +7,7 @@
 /* GUCs of the worker pass (queue.c) */
 extern int	segment_smtp_timeout;
 extern int	segment_retry_delay;
+extern char *segment_smtp_ca_file;
 
 /* Define the queue's own settings (called from _PG_init). */
 extern void SegmentQueueDefineGucs(void);

@@ -67,6 +67,7 @@ static bool exit_callback_registered = false;
 static char *cur_url = NULL;
 static char *cur_user = NULL;
 static char *cur_password = NULL;
+static char *cur_ca_file = NULL;
 static int	cur_connections = 0;
 static int	cur_timeout = 0;
 
@@ -273,6 +274,7 @@ EnsureHandles(void)
 	if (multi &&
 		SameString(cur_url, segment_smtp_url) && SameString(cur_user, segment_smtp_username) &&
 		SameString(cur_password, segment_smtp_password) &&
+		SameString(cur_ca_file, segment_smtp_ca_file) &&
 		cur_connections == segment_connections && cur_timeout == segment_smtp_timeout)
 		return;
 	if (multi)
@@ -293,6 +295,7 @@ EnsureHandles(void)
 	cur_url = KeepString(cur_url, segment_smtp_url);
 	cur_user = KeepString(cur_user, segment_smtp_username);
 	cur_password = KeepString(cur_password, segment_smtp_password);
+	cur_ca_file = KeepString(cur_ca_file, segment_smtp_ca_file);
 	cur_connections = segment_connections;
 	cur_timeout = segment_smtp_timeout;
 
@@ -328,6 +331,8 @@ EnsureHandles(void)
 			curl_easy_setopt(e, CURLOPT_PASSWORD, cur_password);
 		}
 		/* TLS verification stays at libcurl's default: on. */
+		if (cur_ca_file[0])
+			curl_easy_setopt(e, CURLOPT_CAINFO, cur_ca_file);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) cur_timeout);
