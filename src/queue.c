@@ -162,12 +162,29 @@ ClaimBatch(int *njobs, MemoryContext cxt)
 							  "  SELECT id FROM segment.messages"
 							  "   WHERE status IN ('queued', 'retry') AND next_attempt_at <= segment.now()"
 							  "   ORDER BY next_attempt_at, id LIMIT $1"
-							  "   FOR UPDATE SKIP LOCKED) "
-							  "UPDATE segment.messages m"
-							  "   SET status = 'sending', lease_until = segment.now() + $2 * interval '1 second'"
-							  "  FROM due WHERE m.id = due.id "
-							  "RETURNING m.id, coalesce(m.contact_id, 0), m.attempts, m.mail_from, m.rcpt_to, m.mime",
-							  2, types, vals) != SPI_OK_UPDATE_RETURNING)
+							  "   FOR UPDATE SKIP LOCKED), "
+							  /* Eligibility again at send time: the contact may have
+							   * unsubscribed, bounced or complained since the enqueue. */
+							  "checked AS ("
+							  "  SELECT d.id, CASE"
+							  "    WHEN c.status IN ('bounced', 'complained') THEN 'contact is ' || c.status"
+							  "    WHEN q.kind = 'marketing' AND c.status IS DISTINCT FROM 'subscribed'"
+							  "      THEN 'contact is ' || coalesce(c.status, 'deleted')"
+							  "    WHEN segment.is_suppressed(q.rcpt_to) THEN 'address is suppressed'"
+							  "    END AS refused"
+							  "  FROM due d JOIN segment.messages q ON q.id = d.id"
+							  "  LEFT JOIN segment.contacts c ON c.id = q.contact_id), "
+							  "claimed AS ("
+							  "  UPDATE segment.messages m"
+							  "     SET status = CASE WHEN k.refused IS NULL THEN 'sending' ELSE 'cancelled' END,"
+							  "         lease_until = CASE WHEN k.refused IS NULL"
+							  "                       THEN segment.now() + $2 * interval '1 second' END,"
+							  "         last_response = coalesce('cancelled at send time: ' || k.refused, m.last_response)"
+							  "    FROM checked k WHERE m.id = k.id"
+							  "  RETURNING m.id, coalesce(m.contact_id, 0) AS contact_id, m.attempts, m.mail_from,"
+							  "            m.rcpt_to, m.mime, k.refused IS NULL AS send) "
+							  "SELECT id, contact_id, attempts, mail_from, rcpt_to, mime FROM claimed WHERE send",
+							  2, types, vals) != SPI_OK_SELECT)
 		elog(ERROR, "claiming messages failed");
 
 	*njobs = (int) SPI_processed;

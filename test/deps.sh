@@ -13,7 +13,7 @@ PKGS=(
   clang libclang-rt-14-dev valgrind
   postgresql-plpython3-15 python3-jinja2
   gnuplot-nox
-  procps iproute2 ca-certificates
+  procps iproute2 ca-certificates openssl
 )
 
 missing=()
