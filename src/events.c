@@ -15,22 +15,6 @@
 static SPIPlanPtr track_plan = NULL;
 static SPIPlanPtr stats_plan = NULL;
 
-/* Prepare sql once per backend and keep it (the plan cache revalidates it). */
-static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* Event types are lower-case identifiers, so the rule language can name them. */
 static void
 CheckEventType(text *type)
@@ -86,11 +70,11 @@ segment_track(PG_FUNCTION_ARGS)
 	values[4] = PG_ARGISNULL(4) ? TimestampTzGetDatum(SegmentNow()) : PG_GETARG_DATUM(4);
 
 	SPI_connect();
-	plan = KeepPlan(&track_plan,
+	plan = SegmentKeptPlan(&track_plan,
 					"INSERT INTO segment.events (contact_id, type, properties, amount, occurred_at) "
 					"SELECT c.id, $2, $3, $4, $5 FROM segment.contacts c WHERE c.id = $1 "
 					"RETURNING id",
-					5, argtypes);
+					5, argtypes, 0);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "segment.track: insert failed");
 	found = SPI_processed == 1;
@@ -144,7 +128,7 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	plan = KeepPlan(&stats_plan,
+	plan = SegmentKeptPlan(&stats_plan,
 					"INSERT INTO segment.event_stats AS s "
 					"(type, contact_id, count, first_at, last_at, amount_count, sum_amount, min_amount, max_amount) "
 					"VALUES ($1, $2, 1, $3, $3, ($4 IS NOT NULL)::int, $4, $4, $4) "
@@ -157,7 +141,7 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 					"ELSE coalesce(s.sum_amount, 0) + excluded.sum_amount END, "
 					"min_amount = least(s.min_amount, excluded.min_amount), "
 					"max_amount = greatest(s.max_amount, excluded.max_amount)",
-					4, argtypes);
+					4, argtypes, 0);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "segment.event_stats_insert: upsert failed");
 	SPI_finish();

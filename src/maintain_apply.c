@@ -13,7 +13,7 @@
  * global lock in exclusive mode instead, which small runs take in share mode;
  * rule changes take it in exclusive mode too.
  */
-#include "postgres.h"
+#include "segment.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -119,23 +119,6 @@ MaintLockContacts(int64 *ids, int nids)
 	}
 }
 
-/* Prepare and keep a write statement once per backend. */
-static SPIPlanPtr
-KeptPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare segment maintenance write: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*slot = p;
-	}
-	return *slot;
-}
-
 /* A bigint[] or text[] datum from a List of int64 pointers / C strings. */
 static Datum
 Int8Array(List *l)
@@ -196,7 +179,7 @@ ApplyChanges(MaintChanges *ch)
 	{
 		a[0] = Int8Array(ch->enter_seg);
 		a[1] = Int8Array(ch->enter_contact);
-		RunWrite(KeptPlan(&plan_enter,
+		RunWrite(SegmentKeptPlan(&plan_enter,
 						  "WITH ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
 						  "             SELECT u.s, u.c, segment.now()"
 						  "               FROM unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
@@ -205,13 +188,13 @@ ApplyChanges(MaintChanges *ch)
 						  " SELECT ins.contact_id, 'segment_enter',"
 						  "        (SELECT g.name FROM segment.segments g WHERE g.id = ins.segment_id), 'rule'"
 						  "   FROM ins",
-						  2, t2i), 2, a);
+						  2, t2i, CURSOR_OPT_GENERIC_PLAN), 2, a);
 	}
 	if (ch->exit_seg)
 	{
 		a[0] = Int8Array(ch->exit_seg);
 		a[1] = Int8Array(ch->exit_contact);
-		RunWrite(KeptPlan(&plan_exit,
+		RunWrite(SegmentKeptPlan(&plan_exit,
 						  "WITH del AS (DELETE FROM segment.segment_members m"
 						  "              USING unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
 						  "             WHERE m.segment_id = u.s AND m.contact_id = u.c"
@@ -220,7 +203,7 @@ ApplyChanges(MaintChanges *ch)
 						  " SELECT del.contact_id, 'segment_exit',"
 						  "        (SELECT g.name FROM segment.segments g WHERE g.id = del.segment_id), 'rule'"
 						  "   FROM del",
-						  2, t2i), 2, a);
+						  2, t2i, CURSOR_OPT_GENERIC_PLAN), 2, a);
 	}
 	applying = true;
 	PG_TRY();
@@ -229,7 +212,7 @@ ApplyChanges(MaintChanges *ch)
 		{
 			a[0] = Int8Array(ch->tag_add_contact);
 			a[1] = TextArray(ch->tag_add_tag);
-			RunWrite(KeptPlan(&plan_tag_add,
+			RunWrite(SegmentKeptPlan(&plan_tag_add,
 							  "WITH up AS (INSERT INTO segment.contact_tags AS ct"
 							  "              (contact_id, tag, source, tagged_at, expires_at)"
 							  "            SELECT u.c, u.t, 'rule', segment.now(), NULL"
@@ -240,20 +223,20 @@ ApplyChanges(MaintChanges *ch)
 							  "            RETURNING ct.contact_id, ct.tag)"
 							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
 							  " SELECT contact_id, 'tag_add', tag, 'rule' FROM up",
-							  2, t2), 2, a);
+							  2, t2, CURSOR_OPT_GENERIC_PLAN), 2, a);
 		}
 		if (ch->tag_rm_contact)
 		{
 			a[0] = Int8Array(ch->tag_rm_contact);
 			a[1] = TextArray(ch->tag_rm_tag);
-			RunWrite(KeptPlan(&plan_tag_remove,
+			RunWrite(SegmentKeptPlan(&plan_tag_remove,
 							  "WITH del AS (DELETE FROM segment.contact_tags ct"
 							  "              USING unnest($1::bigint[], $2::text[]) AS u(c, t)"
 							  "             WHERE ct.contact_id = u.c AND ct.tag = u.t AND ct.source = 'rule'"
 							  "             RETURNING ct.contact_id, ct.tag)"
 							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
 							  " SELECT contact_id, 'tag_remove', tag, 'rule' FROM del",
-							  2, t2), 2, a);
+							  2, t2, CURSOR_OPT_GENERIC_PLAN), 2, a);
 		}
 	}
 	PG_FINALLY();
@@ -266,7 +249,7 @@ ApplyChanges(MaintChanges *ch)
 		a[0] = Int8Array(ch->stage_contact);
 		a[1] = TextArray(ch->stage_new);
 		a[2] = TextArray(ch->stage_old);
-		RunWrite(KeptPlan(&plan_stage,
+		RunWrite(SegmentKeptPlan(&plan_stage,
 						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(c, st, old)),"
 						  " d AS (DELETE FROM segment.contact_stages cs USING u"
 						  "       WHERE u.st IS NULL AND cs.contact_id = u.c RETURNING cs.contact_id),"
@@ -278,7 +261,7 @@ ApplyChanges(MaintChanges *ch)
 						  " INSERT INTO segment.changes (contact_id, kind, name, previous, source)"
 						  " SELECT u.c, 'stage_change', u.st, u.old, 'rule' FROM u"
 						  "  WHERE u.c IN (SELECT contact_id FROM d UNION ALL SELECT contact_id FROM i)",
-						  3, s3), 3, a);
+						  3, s3, CURSOR_OPT_GENERIC_PLAN), 3, a);
 	}
 }
 

@@ -94,17 +94,7 @@ CommitTx(void)
 static int
 RunPlan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *vals)
 {
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*plan = p;
-	}
-	return SPI_execute_plan(*plan, vals, NULL, false, 0);
+	return SPI_execute_plan(SegmentKeptPlan(plan, sql, nargs, types, 0), vals, NULL, false, 0);
 }
 
 /* Put leased rows back in the queue: all of them (first pass) or expired ones. */

@@ -7,6 +7,7 @@
 #include <float.h>
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -109,6 +110,26 @@ Datum
 segment_now(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(SegmentNow());
+}
+
+/*
+ * The statement sql prepared once per backend and kept in *slot: the plan
+ * cache revalidates it after schema changes, so hot paths never re-parse.
+ */
+SPIPlanPtr
+SegmentKeptPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types, int cursor_options)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, types, cursor_options);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "could not keep the plan of \"%s\"", sql);
+		*slot = p;
+	}
+	return *slot;
 }
 
 #if PG_VERSION_NUM >= 150000

@@ -61,6 +61,10 @@ typedef struct SegmentShared
 
 extern SegmentShared *segment_shared;
 
+/* segment.c: a statement prepared once per backend and kept (SPI connected). */
+extern struct _SPI_plan *SegmentKeptPlan(struct _SPI_plan **slot, const char *sql,
+										 int nargs, Oid *types, int cursor_options);
+
 /* worker.c */
 extern void SegmentShmemRequest(void);
 extern void SegmentShmemInit(void);
