@@ -207,11 +207,9 @@ INSERT INTO segment.segment_members (segment_id, contact_id)
 SELECT id, 1 FROM segment.segments WHERE name = 'high_value';
 
 -- members() (one set-based statement) and matches() (per contact) side by side.
-SELECT r AS rule,
-       ARRAY(SELECT m FROM segment.members(r::segment.rule) m ORDER BY 1) AS members,
-       ARRAY(SELECT id FROM segment.contacts WHERE segment.matches(id, r::segment.rule) ORDER BY 1) AS matching,
-       segment.count(r::segment.rule) AS count
-  FROM (VALUES
+-- (The rule comes from a column here, so members() runs as a function; see
+-- "inlined" below for the same rules with constant rules.)
+CREATE TEMP TABLE eval_rules AS SELECT r, row_number() OVER () AS n FROM (VALUES
   ('true'), ('false'),
   ('sum(purchase.amount) > 500'),
   ('sum(purchase.amount) < 100'),
@@ -296,8 +294,19 @@ SELECT r AS rule,
   ('count(purchase where (amount >= 300)) < 2'),
   ('sum(purchase.amount) since date ''2029-12-01'' >= 400'),
   ('sum(purchase.amount) since date ''2029-12-01'' < 400'),
-  ('not (did purchase or tagged ''VIP'') and status != ''bounced''')
+  ('not (did purchase or tagged ''VIP'') and status != ''bounced'''),
+  -- conditions on one event type decided together by its event_stats row
+  ('did purchase and not avg(purchase.amount) > 100'),
+  ('did purchase and sum(purchase.amount) = 0'),
+  ('did purchase within 30 days and avg(purchase.amount) >= 20 and not max(purchase.amount) > 450'),
+  ('count(purchase) >= 1 and not did purchase since date ''2029-12-21'''),
+  ('sum(purchase.amount) > 500 and country in (''DE'',''AT'') and not did purchase within 180 days')
   ) AS t(r);
+SELECT r AS rule,
+       ARRAY(SELECT m FROM segment.members(r::segment.rule) m ORDER BY 1) AS members,
+       ARRAY(SELECT id FROM segment.contacts WHERE segment.matches(id, r::segment.rule) ORDER BY 1) AS matching,
+       segment.count(r::segment.rule) AS count
+  FROM eval_rules ORDER BY n;
 
 -- The compiled SQL: set form for members(), per-contact form for matches().
 SELECT segment.rule_sql('did purchase and not did purchase within 180 days');
@@ -318,6 +327,64 @@ SELECT segment.rule_condition_sql('renews_at > 3 days ago and birthday < 3 days 
 SELECT segment.rule_condition_sql($r$email = '''); DROP TABLE segment.contacts; --' or attrs.x = 'a\' or tagged 'x\' or did 'a''b' where (k = '\\')$r$);
 SELECT count(*) AS members FROM segment.members($r$email = '''); DROP TABLE segment.contacts; --' or attrs.x = 'a\' or tagged 'x\' or did 'a''b' where (k = '\\')$r$);
 SELECT count(*) AS contacts_survive FROM segment.contacts;
+
+-- Inlined: members(rule) with a rule known when planning (a constant, or a
+-- parameter of a custom plan) is planned as its compiled statement, with no
+-- function scan; segment.inline_members = off runs the function instead.
+EXPLAIN (COSTS OFF) SELECT count(*) FROM segment.members('did purchase and not did purchase within 180 days');
+SET segment.inline_members = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM segment.members('did purchase and not did purchase within 180 days');
+RESET segment.inline_members;
+-- Same members both ways, for every rule above.
+CREATE FUNCTION pg_temp.members_both_ways(r text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  inlined bigint[];
+  called bigint[];
+BEGIN
+  EXECUTE format('SELECT ARRAY(SELECT m FROM segment.members(%L) m ORDER BY 1)', r) INTO inlined;
+  PERFORM set_config('segment.inline_members', 'off', true);
+  EXECUTE format('SELECT ARRAY(SELECT m FROM segment.members(%L) m ORDER BY 1)', r) INTO called;
+  PERFORM set_config('segment.inline_members', 'on', true);
+  IF inlined IS DISTINCT FROM called THEN
+    RAISE WARNING 'members(%) inlined % but called %', r, inlined, called;
+  END IF;
+  RETURN inlined IS NOT DISTINCT FROM called;
+END
+$$;
+SELECT count(*) FILTER (WHERE pg_temp.members_both_ways(r)) AS same, count(*) AS rules FROM eval_rules;
+-- Anywhere in a query: joins, CTEs, sublinks, several calls.
+SELECT m, c.email FROM segment.members('did purchase and not avg(purchase.amount) > 100') m
+  JOIN segment.contacts c ON c.id = m ORDER BY 1;
+WITH b AS (SELECT * FROM segment.members('did purchase') b)
+SELECT (SELECT count(*) FROM b) AS buyers,
+       (SELECT count(*) FROM segment.contacts WHERE id IN (SELECT * FROM segment.members('tagged ''VIP'''))) AS vips,
+       (SELECT count(*) FROM segment.members('did purchase') x JOIN segment.members('tagged ''VIP''') y ON x = y) AS both;
+-- A parameter of a custom plan is known when planning; a generic plan calls the function.
+PREPARE members_of(segment.rule) AS SELECT array_agg(m ORDER BY m) FROM segment.members($1) m;
+EXPLAIN (COSTS OFF) EXECUTE members_of('did purchase and sum(purchase.amount) = 0');
+EXECUTE members_of('did purchase and sum(purchase.amount) = 0');
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (COSTS OFF) EXECUTE members_of('did purchase and sum(purchase.amount) = 0');
+EXECUTE members_of('did purchase and sum(purchase.amount) = 0');
+RESET plan_cache_mode;
+DEALLOCATE members_of;
+-- Not inlined: WITH ORDINALITY, and a NULL rule (no members).
+SELECT * FROM segment.members('tagged ''VIP''') WITH ORDINALITY AS m(id, n) ORDER BY id;
+SELECT count(*) AS none FROM segment.members(NULL);
+-- Inlining never bypasses the EXECUTE privilege on members().
+CREATE ROLE segment_rules_reader;
+GRANT USAGE ON SCHEMA segment TO segment_rules_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA segment TO segment_rules_reader;
+SET ROLE segment_rules_reader;
+SELECT count(*) FROM segment.members('did purchase');
+RESET ROLE;
+DROP OWNED BY segment_rules_reader;
+DROP ROLE segment_rules_reader;
+
+-- segment.jsonb_number: how compiled rules read number fields (one lookup).
+SELECT k, segment.jsonb_number('{"a": 1.5, "b": "2", "c": null, "d": true, "e": {"x": 1}, "f": -0.0}', k)
+  FROM unnest(ARRAY['a', 'b', 'c', 'd', 'e', 'f', 'missing']) k;
+SELECT segment.jsonb_number('[1, 2]', '0') AS not_an_object, segment.jsonb_number('3', 'a') AS scalar;
 
 -- Dependencies, for incremental maintenance.
 SELECT segment.rule_dependencies('true');

@@ -31,6 +31,9 @@ extern const char *RuleStoredText(struct varlena *stored);
 extern void RuleReportError(const char *src, const CoreError *err,
 							const RuleCheckFailure *failure) pg_attribute_noreturn();
 
+/* _PG_init: segment.inline_members and the planner hook that inlines members() (rule_inline.c). */
+extern void RuleInlineInit(void);
+
 #define PG_GETARG_RULE_P(n) ((struct varlena *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
 
 #endif							/* SEGMENT_RULE_GLUE_H */

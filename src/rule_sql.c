@@ -26,6 +26,13 @@ typedef struct Compiler
 	CoreBuf    *out;
 	bool		per_contact;
 	CoreError  *err;
+	/*
+	 * positive: the expression being written is a conjunct or disjunct of a
+	 * WHERE clause with no NOT above it, where NULL and false both reject, so
+	 * value conditions need no IS TRUE (which would hide them from index
+	 * matching and selectivity estimates).
+	 */
+	bool		positive;
 } Compiler;
 
 static void CompileNode(Compiler *c, const Rule *r, const char *alias);
@@ -154,6 +161,14 @@ SqlJsonPath(CoreBuf *out, const char *base, const RuleRef *ref, bool as_text)
 static void
 SqlJsonTyped(CoreBuf *out, const char *base, const RuleRef *ref, const char *jtype, const char *sqltype)
 {
+	if (strcmp(jtype, "number") == 0 && (ref->kind == RR_FIELD || ref->npath == 1))
+	{
+		/* one key: one lookup, no intermediate jsonb (segment.jsonb_number, rule_jsonb.c) */
+		CoreBufPrintf(out, "segment.jsonb_number(%s, ", base);
+		SqlQuote(out, ref->kind == RR_FIELD ? ref->name : ref->path[0]);
+		CoreBufAppendChar(out, ')');
+		return;
+	}
 	CoreBufAppendStr(out, "(CASE WHEN jsonb_typeof(");
 	SqlJsonPath(out, base, ref, false);
 	CoreBufPrintf(out, ") = '%s' THEN ", jtype);
@@ -255,6 +270,9 @@ CompileValueCond(Compiler *c, const Rule *r, const char *alias)
 	RuleLitKind as = r->nlits > 0 ? r->lits[0].kind : RL_STRING;
 	int			i;
 	char		base[32];
+	/* never NULL, unless NULL rejects like false here */
+	const char *open = c->positive ? "(" : "((";
+	const char *close = c->positive ? ")" : ") IS TRUE)";
 
 	snprintf(base, sizeof(base), "%s.%s", alias, r->ref.kind == RR_PROP ? "properties" : "attrs");
 	switch (r->kind)
@@ -280,21 +298,21 @@ CompileValueCond(Compiler *c, const Rule *r, const char *alias)
 				CoreBufAppendStr(out, ")) IS TRUE)");
 				return;
 			}
-			CoreBufAppendStr(out, "((");
+			CoreBufAppendStr(out, open);
 			SqlValue(out, &r->ref, alias, RL_STRING);
 			CoreBufAppendStr(out, r->negated ? " NOT LIKE " : " LIKE ");
 			SqlLikePattern(out, r);
-			CoreBufAppendStr(out, ") IS TRUE)");
+			CoreBufAppendStr(out, close);
 			return;
 		case RK_CMP:
-			CoreBufAppendStr(out, "((");
+			CoreBufAppendStr(out, open);
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufPrintf(out, " %s ", SqlCmp(r->cmp));
 			SqlLit(out, &r->lits[0], r->ref.type);
-			CoreBufAppendStr(out, ") IS TRUE)");
+			CoreBufAppendStr(out, close);
 			return;
 		case RK_IN:
-			CoreBufAppendStr(out, "((");
+			CoreBufAppendStr(out, open);
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufAppendStr(out, r->negated ? " NOT IN (" : " IN (");
 			for (i = 0; i < r->nlits; i++)
@@ -303,16 +321,17 @@ CompileValueCond(Compiler *c, const Rule *r, const char *alias)
 					CoreBufAppendStr(out, ", ");
 				SqlLit(out, &r->lits[i], r->ref.type);
 			}
-			CoreBufAppendStr(out, ")) IS TRUE)");
+			CoreBufAppendChar(out, ')');
+			CoreBufAppendStr(out, close);
 			return;
 		case RK_BETWEEN:
-			CoreBufAppendStr(out, "((");
+			CoreBufAppendStr(out, open);
 			SqlValue(out, &r->ref, alias, as);
 			CoreBufAppendStr(out, r->negated ? " NOT BETWEEN " : " BETWEEN ");
 			SqlLit(out, &r->lits[0], r->ref.type);
 			CoreBufAppendStr(out, " AND ");
 			SqlLit(out, &r->lits[1], r->ref.type);
-			CoreBufAppendStr(out, ") IS TRUE)");
+			CoreBufAppendStr(out, close);
 			return;
 		default:
 			return;
@@ -412,8 +431,13 @@ EventFilter(Compiler *c, const Rule *r)
 	}
 	if (r->where)
 	{
+		/* a conjunct of the subquery's WHERE, whatever surrounds the subquery */
+		bool		positive = c->positive;
+
 		CoreBufAppendStr(out, " AND ");
+		c->positive = true;
 		CompileNode(c, r->where, "e");
+		c->positive = positive;
 	}
 }
 
@@ -606,6 +630,134 @@ AggSubquery(Compiler *c, const Rule *r)
 	}
 }
 
+/*
+ * Stats groups.  Within an and, the conditions on one event type T that
+ * segment.event_stats answers from the contact's row of type T (did and did
+ * not without where, with no window or within / since; aggregates that
+ * UsesStats) are all decided by that row once one of them requires the row
+ * to exist (an anchor: did T, or an aggregate a contact without such events
+ * fails).  The set form then reads the rows of type T once, with every
+ * condition as a predicate on the row: "did purchase and not did purchase
+ * within 180 days" is last_at < now - 180 days on the purchase rows, not a
+ * set difference with the raw events of the last 180 days.
+ */
+static const char *
+RowEvent(const Rule *r)
+{
+	if (r->kind == RK_NOT)
+		return RowEvent(r->kids[0]);
+	if (r->kind == RK_DID && r->where == NULL && r->window.kind != RW_BETWEEN)
+		return r->event;
+	if (r->kind == RK_AGG && UsesStats(r, false))
+		return r->event;
+	return NULL;
+}
+
+static bool
+RowAnchor(const Rule *r)
+{
+	if (RowEvent(r) == NULL)
+		return false;
+	if (r->kind == RK_DID)
+		return !r->negated;
+	if (r->kind == RK_AGG)
+		return !AggComplement(r);
+	return false;
+}
+
+/* The first kid of r in the stats group of kid i, or -1 when kid i is in none (or r is no and). */
+static int
+StatsGroupOf(const Rule *r, int i)
+{
+	const char *ev;
+	int			first = -1;
+	int			n = 0;
+	int			j;
+	bool		anchor = false;
+
+	if (r->kind != RK_AND || (ev = RowEvent(r->kids[i])) == NULL)
+		return -1;
+	for (j = 0; j < r->nkids; j++)
+	{
+		const char *e = RowEvent(r->kids[j]);
+
+		if (e == NULL || strcmp(e, ev) != 0)
+			continue;
+		if (first < 0)
+			first = j;
+		n++;
+		anchor |= RowAnchor(r->kids[j]);
+	}
+	return n >= 2 && anchor ? first : -1;
+}
+
+/*
+ * A condition as a predicate on its event_stats row s (which exists).
+ * positive: NULL may stand for false; otherwise the predicate is never NULL.
+ */
+static void
+RowPredicate(Compiler *c, const Rule *r, bool positive)
+{
+	CoreBuf    *out = c->out;
+
+	if (r->kind == RK_NOT)
+	{
+		CoreBufAppendStr(out, "(NOT ");
+		RowPredicate(c, r->kids[0], false);
+		CoreBufAppendChar(out, ')');
+		return;
+	}
+	if (r->kind == RK_DID)
+	{
+		if (r->window.kind == RW_NONE)
+		{
+			CoreBufAppendStr(out, r->negated ? "false" : "true");
+			return;
+		}
+		CoreBufAppendStr(out, r->negated ? "(NOT (s.last_at >= " : "(s.last_at >= ");
+		if (r->window.kind == RW_WITHIN)
+		{
+			CoreBufAppendStr(out, "(segment.now() - ");
+			SqlInterval(out, &r->window.within);
+			CoreBufAppendChar(out, ')');
+		}
+		else
+			SqlTime(out, &r->window.from, false);
+		CoreBufAppendStr(out, r->negated ? "))" : ")");
+		return;
+	}
+	/* count and last_at are never NULL; a sum without amounts is 0; avg, min, max of none fail */
+	if (r->agg == RA_SUM && (!positive || ZeroSatisfies(r->cmp, r->lits[0].text)))
+		CoreBufPrintf(out, "(coalesce(s.sum_amount, 0) %s ", SqlCmp(r->cmp));
+	else if (!positive && (r->agg == RA_AVG || r->agg == RA_MIN || r->agg == RA_MAX))
+		CoreBufPrintf(out, "coalesce((%s %s ", StatsAggregate(r), SqlCmp(r->cmp));
+	else
+		CoreBufPrintf(out, "(%s %s ", StatsAggregate(r), SqlCmp(r->cmp));
+	AggLiteral(out, r);
+	CoreBufAppendStr(out, !positive && (r->agg == RA_AVG || r->agg == RA_MIN || r->agg == RA_MAX) ?
+					 "), false)" : ")");
+}
+
+/* The contacts of the stats group led by kid i of r: one scan of event_stats. */
+static void
+StatsGroupSubquery(Compiler *c, const Rule *r, int i)
+{
+	int			j;
+
+	CoreBufAppendStr(c->out, "SELECT s.contact_id FROM segment.event_stats s WHERE s.type = ");
+	SqlQuote(c->out, r->kids[i]->kind == RK_NOT ? RowEvent(r->kids[i]) : r->kids[i]->event);
+	for (j = i; j < r->nkids; j++)
+	{
+		const Rule *k = r->kids[j];
+
+		if (StatsGroupOf(r, j) != i ||
+			(k->kind == RK_DID && !k->negated && k->window.kind == RW_NONE))
+			continue;			/* not in the group, or "true" */
+		CoreBufAppendStr(c->out, " AND ");
+		RowPredicate(c, r->kids[j], true);
+	}
+}
+
 /* tagged / in segment / stage: " FROM ... WHERE ..." of the lookup table; returns its contact column. */
 static const char *
 LookupBody(Compiler *c, const Rule *r)
@@ -732,19 +884,41 @@ CompileNode(Compiler *c, const Rule *r, const char *alias)
 			break;
 		case RK_AND:
 		case RK_OR:
-			CoreBufAppendChar(out, '(');
-			for (i = 0; i < r->nkids; i++)
 			{
-				if (i)
-					CoreBufAppendStr(out, r->kind == RK_AND ? " AND " : " OR ");
-				CompileNode(c, r->kids[i], alias);
+				bool		first = true;
+
+				CoreBufAppendChar(out, '(');
+				for (i = 0; i < r->nkids; i++)
+				{
+					int			g = c->per_contact ? -1 : StatsGroupOf(r, i);
+
+					if (g >= 0 && g != i)
+						continue;	/* written with its group */
+					if (!first)
+						CoreBufAppendStr(out, r->kind == RK_AND ? " AND " : " OR ");
+					first = false;
+					if (g == i)
+					{
+						CoreBufAppendStr(out, "(c.id IN (");
+						StatsGroupSubquery(c, r, i);
+						CoreBufAppendStr(out, "))");
+					}
+					else
+						CompileNode(c, r->kids[i], alias);
+				}
+				CoreBufAppendChar(out, ')');
 			}
-			CoreBufAppendChar(out, ')');
 			break;
 		case RK_NOT:
-			CoreBufAppendStr(out, "(NOT ");
-			CompileNode(c, r->kids[0], alias);
-			CoreBufAppendChar(out, ')');
+			{
+				bool		positive = c->positive;
+
+				CoreBufAppendStr(out, "(NOT ");
+				c->positive = false;
+				CompileNode(c, r->kids[0], alias);
+				c->positive = positive;
+				CoreBufAppendChar(out, ')');
+			}
 			break;
 		case RK_CMP:
 		case RK_IN:
@@ -785,7 +959,7 @@ Finish(CoreBuf *out, CoreError *err)
 bool
 RuleCompileCondition(const Rule *r, bool per_contact, CoreBuf *out, CoreError *err)
 {
-	Compiler	c = {out, per_contact, err};
+	Compiler	c = {out, per_contact, err, false};
 
 	CompileNode(&c, r, "c");
 	return Finish(out, err);
@@ -829,7 +1003,11 @@ SetKindOf(const Rule *r)
 			/* and: any positive kid makes it positive, all negative make it negative; or: alike */
 			for (i = 0; i < r->nkids; i++)
 			{
-				k = SetKindOf(r->kids[i]);
+				int			g = StatsGroupOf(r, i);
+
+				if (g >= 0 && g != i)
+					continue;	/* counted with its group */
+				k = g == i ? SK_POS : SetKindOf(r->kids[i]);
 				if (k == SK_NONE)
 					return SK_NONE;
 				pos |= k == SK_POS;
@@ -883,17 +1061,28 @@ EmitSet(Compiler *c, const Rule *r, bool distinct)
 				}
 				return;
 			}
-			/* (P1) INTERSECT (P2) ... EXCEPT (N1) EXCEPT (N2) ... */
+			/* (P1) INTERSECT (P2) ... EXCEPT (N1) EXCEPT (N2) ...; a stats group is one P */
 			for (i = 0; i < r->nkids; i++)
-				if (SetKindOf(r->kids[i]) == SK_POS)
+			{
+				int			g = StatsGroupOf(r, i);
+
+				if (g == i)
+				{
+					CoreBufAppendStr(out, first ? "(" : " INTERSECT (");
+					StatsGroupSubquery(c, r, i);
+					CoreBufAppendChar(out, ')');
+					first = false;
+				}
+				else if (g < 0 && SetKindOf(r->kids[i]) == SK_POS)
 				{
 					CoreBufAppendStr(out, first ? "(" : " INTERSECT (");
 					EmitSet(c, r->kids[i], false);
 					CoreBufAppendChar(out, ')');
 					first = false;
 				}
+			}
 			for (i = 0; i < r->nkids; i++)
-				if (SetKindOf(r->kids[i]) == SK_NEG)
+				if (StatsGroupOf(r, i) < 0 && SetKindOf(r->kids[i]) == SK_NEG)
 				{
 					CoreBufAppendStr(out, " EXCEPT (");
 					EmitSet(c, r->kids[i], false);
@@ -913,7 +1102,7 @@ EmitSet(Compiler *c, const Rule *r, bool distinct)
 bool
 RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
 {
-	Compiler	c = {out, false, err};
+	Compiler	c = {out, false, err, false};
 
 	if (SetKindOf(r) == SK_POS)
 	{
@@ -921,7 +1110,9 @@ RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
 		return Finish(out, err);
 	}
 	CoreBufAppendStr(out, "SELECT c.id FROM segment.contacts c WHERE ");
-	return RuleCompileCondition(r, false, out, err);
+	c.positive = true;
+	CompileNode(&c, r, "c");
+	return Finish(out, err);
 }
 
 /* One contact ($1): one row with the rule's value, or none without such contact. */

@@ -3,6 +3,7 @@
  */
 #include "segment.h"
 #include "template_pg.h"
+#include "rule_glue.h"
 
 #include <float.h>
 
@@ -220,6 +221,7 @@ _PG_init(void)
 	DefineGucs();
 	TemplateDefineGucs();
 	SegmentQueueDefineGucs();
+	RuleInlineInit();
 	/* Only after every area defined its settings: reserving drops unknown placeholders. */
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("segment");

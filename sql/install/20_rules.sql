@@ -128,6 +128,12 @@ CREATE OPERATOR CLASS segment.rule_hash_ops DEFAULT FOR TYPE segment.rule USING 
 COMMENT ON OPERATOR CLASS segment.rule_hash_ops USING hash IS
   'Rules hashed by canonical text: GROUP BY, DISTINCT, hash joins';
 
+CREATE FUNCTION segment.jsonb_number(doc jsonb, key text) RETURNS numeric
+  AS 'MODULE_PATHNAME', 'rule_jsonb_number'
+  LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.jsonb_number(jsonb, text) IS
+  'The number under key in a jsonb object, or NULL when absent or not a number (one lookup; compiled rules read number fields with it)';
+
 CREATE FUNCTION segment.rule_sql(rule segment.rule) RETURNS text
   AS 'MODULE_PATHNAME', 'rule_sql'
   LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;

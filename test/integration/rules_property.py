@@ -4,6 +4,7 @@
 With a fixed seed: random contacts, events, tags, stages and segment members; then
 many random rules over them.  For every rule and every contact it checks that
   - segment.matches(contact, r) agrees with segment.members(r) (one statement),
+    called as a function and inlined into the calling query (segment.inline_members),
   - the per-contact form of segment.rule_condition_sql selects the same contacts,
   - segment.count(r) is the number of members,
   - segment.rule_from_jsonb(segment.rule_to_jsonb(r)) = r and (r::text)::segment.rule = r.
@@ -222,8 +223,31 @@ def cond():
     return f"last({event_name()}{where()}) {rnd.choice(CMPS)} {time_lit()}"
 
 
+def stats_cond(e):
+    """A condition that segment.event_stats decides from the contact's row of type e."""
+    k = rnd.random()
+    if k < 0.3:
+        c = rnd.choice([f"did {e}", f"did not {e}", f"did {e} within {duration()}",
+                        f"did not {e} within {duration()}", f"did {e} since {time_lit()}"])
+    elif k < 0.5:
+        c = f"count({e}) {rnd.choice(CMPS)} {rnd.choice(['0', '1', '2', '3'])}"
+    elif k < 0.85:
+        c = f"{rnd.choice(['sum', 'avg', 'min', 'max'])}({e}.amount) {rnd.choice(CMPS)} {num()}"
+    else:
+        c = f"last({e}) {rnd.choice(CMPS)} {time_lit()}"
+    return f"not {c}" if rnd.random() < 0.25 else c
+
+
 def rule(depth=0):
     k = rnd.random()
+    if depth < 3 and k < 0.08:
+        # several conditions on one event type under one and: a stats group
+        e = event_name()
+        parts = [stats_cond(e) for _ in range(rnd.randint(2, 3))]
+        if rnd.random() < 0.4:
+            parts.append(cond())
+        rnd.shuffle(parts)
+        return "(" + " and ".join(parts) + ")"
     if depth < 3 and k < 0.35:
         parts = [rule(depth + 1) for _ in range(rnd.randint(2, 3))]
         return "(" + f" {rnd.choice(['and', 'or'])} ".join(parts) + ")"
@@ -241,14 +265,19 @@ CREATE TEMP TABLE rules (n int, src text);
 CREATE FUNCTION pg_temp.check(src text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   r segment.rule := src::segment.rule;
-  m bigint[]; p bigint[]; pc bigint[]; cnt bigint;
+  m bigint[]; mi bigint[]; p bigint[]; pc bigint[]; cnt bigint;
 BEGIN
+  -- members() as a function call, then inlined into the query (a constant rule)
+  PERFORM set_config('segment.inline_members', 'off', true);
   SELECT coalesce(array_agg(x ORDER BY x), '{}') INTO m FROM segment.members(r) x;
+  PERFORM set_config('segment.inline_members', 'on', true);
+  EXECUTE format('SELECT coalesce(array_agg(x ORDER BY x), ''{}'') FROM segment.members(%L) x', src) INTO mi;
   SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO p FROM segment.contacts WHERE segment.matches(id, r);
   EXECUTE 'SELECT coalesce(array_agg(c.id ORDER BY c.id), ''{}'') FROM segment.contacts c WHERE c.id = ANY($1) AND '
           || segment.rule_condition_sql(r, true)
      INTO pc USING (SELECT array_agg(id) FROM segment.contacts);
   cnt := segment.count(r);
+  IF m <> mi THEN RETURN format('inlined members differs: called %s, inlined %s', m, mi); END IF;
   IF m <> p THEN RETURN format('matches differs from members: members %s, matches %s', m, p); END IF;
   IF m <> pc THEN RETURN format('per-contact condition differs from members: %s vs %s', pc, m); END IF;
   IF cnt <> cardinality(m) THEN RETURN format('count %s, members %s', cnt, cardinality(m)); END IF;
