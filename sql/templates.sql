@@ -240,4 +240,29 @@ RESET segment.unsubscribe_url;
 DROP ROLE regress_template_app;
 DROP ROLE regress_template_editor;
 
+-- Lookups go through a one-pass binding of each object's keys to the
+-- template's names (remembered per key layout): wide objects (more than 32
+-- keys, where jsonb stores offsets), keys of equal length, every value type,
+-- rows of different layouts at one call site, loops, partials.
+SELECT segment.render('{{x}}|{{xxxxx}}|{{xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx}}|{{k3}}|{{k33}}|{{k39}}|{{k4}}|{{nope}}|{{#o}}{{k34}}{{k0}}{{/o}}',
+       jsonb_build_object('o', d) || d)
+FROM (SELECT jsonb_object_agg(k, v) AS d
+      FROM (SELECT 'k' || i AS k, 'v' || i AS v FROM generate_series(0, 39) i
+            UNION ALL SELECT repeat('x', i), i || 'x' FROM generate_series(1, 40) i) s) w;
+SELECT segment.render('{{s}}|{{{s}}}|{{n}}|{{t}}|{{f}}|{{z}}|{{o}}|{{l}}|{{e}}|{{#o}}{{a}}{{/o}}|{{#l}}({{.}}){{/l}}',
+       '{"s": "a<b", "n": 12.50, "t": true, "f": false, "z": null, "o": {"a": 1}, "l": [1, "x"], "e": ""}');
+SELECT i, segment.render('{{ab}}-{{cd}}-{{ef}}', d)
+FROM (VALUES (1, '{"ab": "1", "cd": "2", "ef": "3"}'::jsonb), (2, '{"ef": "6", "cd": "5", "ab": "4"}'),
+             (3, '{"ab": "7", "cx": "8", "ef": "9"}'), (4, '{"ab": "x", "cd": "y", "ef": "z"}'),
+             (5, '{"ab": 1, "cd": [2], "ef": {"g": 3}}'), (6, '{"ab": "only"}'), (7, '{}'), (8, '[1, 2]'),
+             (9, '"s"'), (10, 'null'), (11, '{"ab": "a", "cd": "b", "ef": "c", "gh": "d"}'),
+             (12, '{"ab": "1", "cd": "2", "ef": "3"}')) v(i, d)
+ORDER BY i;
+SELECT segment.render('{{#items}}[{{name}}:{{price}}:{{cur}}]{{/items}}',
+       '{"cur": "EUR", "items": [{"name": "a", "price": "1"}, {"name": "b", "price": "2", "cur": "USD"}, {"price": "3"}, {"name": "d", "price": "4"}]}');
+SELECT t, segment.render(t, '{"a": "A", "bb": "B", "é": "e", "éa": "ea", "z": "Z"}')
+FROM (VALUES ('{{a}}{{bb}}'), ('{{bb}}{{a}}'), ('{{a}}'), ('{{c}}{{a}}'), ('{{é}}{{z}}{{éa}}')) v(t);
+SELECT segment.render('{{#items}}{{>card}};{{/items}}', '{"shop": "S", "items": [{"n": "a"}, {"n": "b", "shop": "T"}]}',
+       '{"card": "{{n}}@{{shop}}"}');
+
 DROP EXTENSION segment;

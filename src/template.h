@@ -11,6 +11,8 @@
 #ifndef SEGMENT_TEMPLATE_H
 #define SEGMENT_TEMPLATE_H
 
+#include <stdint.h>
+
 #include "core.h"
 
 /* Nesting limits: sections/blocks in one template, parentheses, partials. */
@@ -42,6 +44,30 @@ typedef struct TmplValue
 } TmplValue;
 
 /*
+ * A name a program looks up in its contexts (the first segment of a dotted
+ * name).  TmplProgramNames lists them sorted by length, then bytes (memcmp),
+ * without duplicates: the order jsonb keeps object keys in.
+ */
+typedef struct TmplName
+{
+	const char *s;
+	size_t		len;
+} TmplName;
+
+/*
+ * What bind found for one name in one object: kind TMPL_MISSING, no such
+ * key; TMPL_STRING, a string read in place (str, len); any other kind, a
+ * value to get with fetch(handle).
+ */
+typedef struct TmplSlot
+{
+	uint64_t	handle;
+	const char *str;
+	uint32_t	len;
+	uint8_t		kind;			/* a TmplKind */
+} TmplSlot;
+
+/*
  * How the renderer reaches data and partials.  get/at return false when the
  * key or index does not exist (or the value is not an object/array), and
  * then leave out untouched; get must work when out is the object itself.
@@ -58,6 +84,19 @@ typedef struct TmplModel
 	bool		(*to_json) (void *ctx, const TmplValue *value, CoreBuf *out);
 	const TmplProgram *(*partial) (void *ctx, const char *name, size_t len,
 								   CoreError *err);
+
+	/*
+	 * Optional, both or neither (NULL): find all of a program's names in one
+	 * object at once, so that every later lookup there is an array access.
+	 * bind fills slots[j] for each of the nnames names (sorted as
+	 * TmplProgramNames says; see TmplSlot); returning false means "use get
+	 * for this object".  fetch turns a slot's handle into the value (out may
+	 * be the object itself).
+	 */
+	bool		(*bind) (void *ctx, const TmplValue *object, const TmplName *names,
+						 int nnames, TmplSlot *slots);
+	void		(*fetch) (void *ctx, const TmplValue *object, uint64_t handle,
+						  TmplValue *out);
 	void	   *ctx;
 } TmplModel;
 
@@ -76,6 +115,9 @@ typedef struct TmplRenderOptions
 extern TmplProgram *TmplParse(const char *src, size_t len,
 							  const CoreAllocator *a, CoreError *err);
 extern void TmplFree(TmplProgram *prog);
+
+/* The names prog looks up in its contexts (see TmplName); *n gets how many. */
+extern const TmplName *TmplProgramNames(const TmplProgram *prog, int *n);
 
 /* Bytes of literal text in the program: a good first guess of output size. */
 extern size_t TmplLiteralSize(const TmplProgram *prog);

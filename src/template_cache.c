@@ -17,13 +17,20 @@
 #define CACHE_MAX_ENTRIES 1024
 #define CACHE_MAX_BYTES (64 * 1024 * 1024)
 
-typedef struct CacheEntry
+/* One compiled template (its context holds the program and a copy of the text). */
+typedef struct CacheItem
 {
-	uint64		hash;			/* key */
 	MemoryContext cxt;
 	char	   *text;
 	size_t		len;
 	TmplProgram *prog;
+	struct CacheItem *next;		/* another text with the same hash */
+} CacheItem;
+
+typedef struct CacheEntry
+{
+	uint64		hash;			/* key */
+	CacheItem  *items;
 } CacheEntry;
 
 static HTAB *cache = NULL;
@@ -202,14 +209,19 @@ TemplateReportParseError(const char *src, size_t len, const CoreError *err, cons
 	pg_unreachable();
 }
 
+/*
+ * Every program handed out belongs to the cache (texts whose hash collides
+ * share an entry), so it lives until a trim between top-level calls, which
+ * bumps template_cache_generation: callers may remember a program, or data
+ * derived from it, as long as the generation holds.
+ */
 const TmplProgram *
 TemplateCompile(const char *src, size_t len, const char *what_fmt,
 				const char *name, size_t namelen)
 {
-	char	   *what = NULL;
-
 	uint64		hash = hash_bytes_extended((const unsigned char *) src, (int) len, 0);
 	CacheEntry *e;
+	CacheItem  *item;
 	bool		found;
 	MemoryContext cxt;
 	CoreAllocator *a;
@@ -220,19 +232,9 @@ TemplateCompile(const char *src, size_t len, const char *what_fmt,
 		CacheInit();
 	e = hash_search(cache, &hash, HASH_FIND, NULL);
 	if (e != NULL)
-	{
-		if (e->len == len && memcmp(e->text, src, len) == 0)
-			return e->prog;
-		/* a hash collision: compile without caching */
-		prog = TmplParse(src, len, &template_palloc_allocator, &err);
-		if (prog == NULL)
-		{
-			if (what_fmt)
-				what = psprintf(what_fmt, (int) namelen, name);
-			TemplateReportParseError(src, len, &err, what);
-		}
-		return prog;
-	}
+		for (item = e->items; item != NULL; item = item->next)
+			if (item->len == len && memcmp(item->text, src, len) == 0)
+				return item->prog;
 	cxt = AllocSetContextCreate(cache_cxt, "segment template", ALLOCSET_SMALL_SIZES);
 	a = MemoryContextAlloc(cxt, sizeof(CoreAllocator));
 	*a = template_context_allocator;
@@ -240,18 +242,23 @@ TemplateCompile(const char *src, size_t len, const char *what_fmt,
 	prog = TmplParse(src, len, a, &err);
 	if (prog == NULL)
 	{
+		char	   *what = NULL;
+
 		MemoryContextDelete(cxt);
 		if (what_fmt)
 			what = psprintf(what_fmt, (int) namelen, name);
 		TemplateReportParseError(src, len, &err, what);
 	}
+	item = MemoryContextAlloc(cxt, sizeof(CacheItem));
+	item->cxt = cxt;
+	item->text = MemoryContextAlloc(cxt, len + 1);
+	memcpy(item->text, src, len);
+	item->text[len] = '\0';
+	item->len = len;
+	item->prog = prog;
 	e = hash_search(cache, &hash, HASH_ENTER, &found);
-	e->cxt = cxt;
-	e->text = MemoryContextAlloc(cxt, len + 1);
-	memcpy(e->text, src, len);
-	e->text[len] = '\0';
-	e->len = len;
-	e->prog = prog;
+	item->next = found ? e->items : NULL;
+	e->items = item;
 	cache_bytes += MemoryContextMemAllocated(cxt, false);
 	return prog;
 }

@@ -33,6 +33,7 @@ typedef enum TmplOp
 #define NF_RAW		0x01		/* VAR: no HTML escaping */
 #define NF_DYNAMIC	0x02		/* PARTIAL/PARENT: name is looked up in the data */
 #define NF_STANDALONE 0x04		/* PARTIAL/PARENT/BLOCK: tag stood alone on its line */
+#define NF_SIMPLE	0x08		/* VAR: a plain name, no filters (the renderer's fast path) */
 
 typedef struct TmplNode
 {
@@ -95,10 +96,14 @@ typedef struct TmplExpr
 	uint32_t	len;
 } TmplExpr;
 
+/* A path segment; a first segment searched up the context stack has a name id. */
+#define TMPL_NO_NAME UINT32_MAX
+
 typedef struct TmplSeg
 {
 	uint32_t	off;
 	uint32_t	len;
+	uint32_t	name;			/* index in the program's names, or TMPL_NO_NAME */
 } TmplSeg;
 
 typedef enum TmplFilterKind
@@ -136,6 +141,8 @@ struct TmplProgram
 	int			nsegs;
 	TmplFilter *filters;
 	int			nfilters;
+	TmplName   *names;			/* first segments of PR_NAME paths, sorted, distinct */
+	int			nnames;
 };
 
 /* template_filters.c */

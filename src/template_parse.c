@@ -278,6 +278,7 @@ ParsePath(Parser *ps, size_t start, size_t end)
 		seg = &ps->p->segs[ps->p->nsegs++];
 		seg->off = (uint32_t) (ps->tbase + start + segstart);
 		seg->len = (uint32_t) (pos - segstart);
+		seg->name = TMPL_NO_NAME;
 		ex = &ps->p->exprs[e];
 		ex->count++;
 		if (pos < n)
@@ -1034,6 +1035,82 @@ Compile(Parser *ps)
 	}
 }
 
+/* Names in the order of TmplName: by length, then bytes. */
+static int
+CompareNames(const void *a, const void *b)
+{
+	const TmplName *x = a;
+	const TmplName *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->s, y->s, x->len);
+}
+
+/* Is expression e a plain name, searched up the context stack? */
+static bool
+IsStackName(const TmplExpr *e)
+{
+	return e->kind == EX_PATH && e->op == PR_NAME && e->count > 0;
+}
+
+/*
+ * The table of names the program looks up in its contexts (first segments
+ * of plain names), sorted and distinct, and each such segment's index in it:
+ * a model can then find them all in an object in one pass (TmplModel.bind).
+ */
+static bool
+BuildNames(Parser *ps)
+{
+	TmplProgram *p = ps->p;
+	TmplName   *names;
+	int			n = 0;
+	int			distinct = 0;
+	int			i;
+
+	for (i = 0; i < p->nexprs; i++)
+		if (IsStackName(&p->exprs[i]))
+			n++;
+	if (n == 0)
+		return true;
+	names = CoreAlloc(ps->a, (size_t) n * sizeof(TmplName));
+	if (names == NULL)
+		return OutOfMemory(ps);
+	n = 0;
+	for (i = 0; i < p->nexprs; i++)
+		if (IsStackName(&p->exprs[i]))
+		{
+			const TmplSeg *seg = &p->segs[p->exprs[i].first];
+
+			names[n].s = p->pool + seg->off;
+			names[n].len = seg->len;
+			n++;
+		}
+	qsort(names, (size_t) n, sizeof(TmplName), CompareNames);
+	for (i = 0; i < n; i++)
+		if (distinct == 0 || CompareNames(&names[distinct - 1], &names[i]) != 0)
+			names[distinct++] = names[i];
+	p->names = names;
+	p->nnames = distinct;
+	for (i = 0; i < p->nexprs; i++)
+		if (IsStackName(&p->exprs[i]))
+		{
+			TmplSeg    *seg = &p->segs[p->exprs[i].first];
+			TmplName	key;
+			const TmplName *found;
+
+			key.s = p->pool + seg->off;
+			key.len = seg->len;
+			found = bsearch(&key, names, (size_t) distinct, sizeof(TmplName), CompareNames);
+			seg->name = (uint32_t) (found - names);
+		}
+	for (i = 0; i < p->nnodes; i++)
+		if (p->nodes[i].op == OP_VAR && p->nodes[i].nfilters == 0 &&
+			p->exprs[p->nodes[i].expr].count == 1 && IsStackName(&p->exprs[p->nodes[i].expr]))
+			p->nodes[i].flags |= NF_SIMPLE;
+	return true;
+}
+
 /*
  * Compile a template.  The source is copied into the program's pool, so the
  * caller's text need not outlive the program.
@@ -1092,6 +1169,8 @@ TmplParse(const char *src, size_t len, const CoreAllocator *a, CoreError *err)
 		OutOfMemory(&ps);
 	p->pool = ps.pool.data;
 	p->pool_len = ps.pool.len;
+	if (err->code == CORE_OK)
+		BuildNames(&ps);
 	if (err->code != CORE_OK)
 	{
 		TmplFree(p);
@@ -1114,7 +1193,15 @@ TmplFree(TmplProgram *p)
 	CoreFree(a, p->args);
 	CoreFree(a, p->segs);
 	CoreFree(a, p->filters);
+	CoreFree(a, p->names);
 	CoreFree(a, p);
+}
+
+const TmplName *
+TmplProgramNames(const TmplProgram *prog, int *n)
+{
+	*n = prog->nnames;
+	return prog->names;
 }
 
 size_t

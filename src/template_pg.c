@@ -16,6 +16,68 @@
 
 int			segment_max_render_size = 1024;
 
+/*
+ * JbBind's memory of object shapes: the key section of an object (its key
+ * JEntries and key text) and which of its keys a program's names are.  The
+ * rows of a query mostly have the same keys, and so do the elements of an
+ * array, so names and keys are merged once per shape; each further object
+ * of that shape costs two memcmp calls and a pass over its value entries.
+ */
+#define BIND_SHAPES 4
+#define BIND_SHAPE_MAX 4096		/* largest key section remembered, bytes */
+
+/* Name `name` is key `key` of the object. */
+typedef struct BindMatch
+{
+	int32		name;
+	uint32		key;
+} BindMatch;
+
+typedef struct BindShape
+{
+	const TmplName *names;		/* the program's name table; NULL: unused */
+	uint64		generation;		/* template_cache_generation it belongs to */
+	int			nnames;
+	uint32		count;			/* keys of the object */
+	uint32		size;			/* bytes of keys: count JEntries, then key text */
+	char	   *keys;
+	uint32		cap_keys;
+	BindMatch  *match;			/* in key order */
+	int			nmatch;
+	int			cap_match;
+} BindShape;
+
+typedef struct BindShapes
+{
+	BindShape	shape[BIND_SHAPES];
+	int			next;			/* the one to replace next */
+	BindMatch  *scratch;		/* a merge's matches */
+	int			cap_scratch;
+} BindShapes;
+
+/* Per call site state kept in fn_extra: the last program, and a size guess. */
+typedef struct CallCache
+{
+	uint64		generation;
+	const char *text;			/* the cached entry's copy (valid while generation holds) */
+	size_t		len;
+	const TmplProgram *prog;
+	bool		stable;			/* the template argument is the same all query */
+	size_t		out_guess;
+	/* render_stored: partial sources already read from segment.templates */
+	MemoryContext mcxt;
+	HTAB	   *stored;
+	BindShapes	shapes;
+} CallCache;
+
+typedef struct RenderCtx
+{
+	Jsonb	   *partials;		/* segment.render: name -> template text */
+	CallCache  *cc;
+	const char *part;			/* segment.render_stored: which column */
+	bool		spi_connected;
+} RenderCtx;
+
 /* ---- the jsonb value model ---- */
 
 /* A jsonb array or object as a template value. */
@@ -37,20 +99,26 @@ FromContainer(JsonbContainer *c, TmplValue *out)
  * value) whose data starts at base + off and is len bytes long, read in
  * place: strings point into the jsonb, containers stay containers.
  */
-static void
+static inline void
 FillEntry(JsonbContainer *c, int index, char *base, uint32 off, uint32 len, TmplValue *out)
 {
 	JEntry		e = c->children[index];
 
-	memset(out, 0, sizeof(*out));
-	if (JBE_ISNULL(e))
-		out->kind = TMPL_NULL;
-	else if (JBE_ISSTRING(e))
+	/* every field set once (this runs for each value printed) */
+	out->b = false;
+	out->ref = NULL;
+	out->count = 0;
+	if (JBE_ISSTRING(e))
 	{
 		out->kind = TMPL_STRING;
 		out->str = base + off;
 		out->len = len;
+		return;
 	}
+	out->str = NULL;
+	out->len = 0;
+	if (JBE_ISNULL(e))
+		out->kind = TMPL_NULL;
 	else if (JBE_ISNUMERIC(e))
 	{
 		out->kind = TMPL_NUMBER;
@@ -118,6 +186,208 @@ JbGet(void *ctx, const TmplValue *object, const char *key, size_t keylen, TmplVa
 	return false;
 }
 
+/*
+ * memcmp for the short strings of names and keys: inline, no library call
+ * (which costs more than the comparison itself here).
+ */
+static inline int
+ShortCompare(const char *a, const char *b, uint32 len)
+{
+	uint32		k;
+
+	for (k = 0; k < len; k++)
+		if (a[k] != b[k])
+			return (unsigned char) a[k] < (unsigned char) b[k] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Merge a program's names with the keys of object c (count keys, key text at
+ * base): both are sorted by length, then bytes, so one pass finds every name
+ * that is a key.  Writes the matches in key order; returns how many.
+ */
+static int
+MergeNames(JsonbContainer *c, uint32 count, const char *base,
+		   const TmplName *names, int nnames, BindMatch *match)
+{
+	uint32		end = 0;
+	uint32		i;
+	int			j = 0;
+	int			n = 0;
+
+	for (i = 0; i < count && j < nnames; i++)
+	{
+		JEntry		e = c->children[i];
+		uint32		start = end;
+		uint32		klen;
+
+		end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : start + JBE_OFFLENFLD(e);
+		klen = end - start;
+		while (j < nnames && names[j].len < klen)
+			j++;
+		while (j < nnames && names[j].len == klen)
+		{
+			int			cmp = ShortCompare(names[j].s, base + start, klen);
+
+			if (cmp > 0)
+				break;
+			if (cmp == 0)
+			{
+				match[n].name = j++;
+				match[n].key = i;
+				n++;
+				break;
+			}
+			j++;
+		}
+	}
+	return n;
+}
+
+/* The shape remembered for these names and this key section, or NULL. */
+static BindShape *
+FindShape(BindShapes *bs, const TmplName *names, int nnames, JsonbContainer *c,
+		  uint32 count, const char *base, uint32 size)
+{
+	int			k;
+
+	for (k = 0; k < BIND_SHAPES; k++)
+	{
+		BindShape  *sh = &bs->shape[k];
+
+		if (sh->names == names && sh->generation == template_cache_generation &&
+			sh->nnames == nnames && sh->count == count && sh->size == size &&
+			memcmp(sh->keys, c->children, count * sizeof(JEntry)) == 0 &&
+			memcmp(sh->keys + count * sizeof(JEntry), base,
+				   size - count * sizeof(JEntry)) == 0)
+			return sh;
+	}
+	return NULL;
+}
+
+/* Remember the matches of a merge for this shape (replacing the oldest). */
+static void
+RememberShape(BindShapes *bs, MemoryContext mcxt, const TmplName *names, int nnames,
+			  JsonbContainer *c, uint32 count, const char *base, uint32 size,
+			  const BindMatch *match, int nmatch)
+{
+	BindShape  *sh = &bs->shape[bs->next];
+
+	bs->next = (bs->next + 1) % BIND_SHAPES;
+	sh->names = NULL;			/* unusable until complete */
+	if (sh->cap_keys < size)
+	{
+		if (sh->keys)
+			pfree(sh->keys);
+		sh->keys = MemoryContextAlloc(mcxt, size);
+		sh->cap_keys = size;
+	}
+	if (sh->cap_match < nmatch)
+	{
+		if (sh->match)
+			pfree(sh->match);
+		sh->match = MemoryContextAlloc(mcxt, nmatch * sizeof(BindMatch));
+		sh->cap_match = nmatch;
+	}
+	memcpy(sh->keys, c->children, count * sizeof(JEntry));
+	memcpy(sh->keys + count * sizeof(JEntry), base, size - count * sizeof(JEntry));
+	if (nmatch > 0)
+		memcpy(sh->match, match, nmatch * sizeof(BindMatch));
+	sh->nmatch = nmatch;
+	sh->generation = template_cache_generation;
+	sh->nnames = nnames;
+	sh->count = count;
+	sh->size = size;
+	sh->names = names;
+}
+
+/*
+ * Find all of a program's names in a jsonb object at once (TmplModel.bind).
+ * Which key each name is comes from a remembered shape or a merge; then one
+ * running sum over the value entries, up to the last key matched, finds the
+ * values: strings are handed over in place, anything else by a handle for
+ * JbFetch, the value's entry index (high half) and data offset (low half).
+ */
+static bool
+JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, TmplSlot *slots)
+{
+	RenderCtx  *rc = (RenderCtx *) ctx;
+	BindShapes *bs = &rc->cc->shapes;
+	JsonbContainer *c = (JsonbContainer *) object->ref;
+	uint32		count = JsonContainerSize(c);
+	char	   *base = (char *) &c->children[count * 2];
+	uint32		end = getJsonbOffset(c, (int) count);	/* where the key text ends */
+	uint32		size = count * sizeof(JEntry) + end;
+	BindShape  *sh = FindShape(bs, names, nnames, c, count, base, size);
+	const BindMatch *match;
+	int			nmatch;
+	int			m;
+	uint32		i;
+
+	if (sh != NULL)
+	{
+		match = sh->match;
+		nmatch = sh->nmatch;
+	}
+	else
+	{
+		if (bs->cap_scratch < nnames)
+		{
+			if (bs->scratch)
+				pfree(bs->scratch);
+			bs->scratch = MemoryContextAlloc(rc->cc->mcxt, nnames * sizeof(BindMatch));
+			bs->cap_scratch = nnames;
+		}
+		nmatch = MergeNames(c, count, base, names, nnames, bs->scratch);
+		match = bs->scratch;
+		if (size <= BIND_SHAPE_MAX)
+			RememberShape(bs, rc->cc->mcxt, names, nnames, c, count, base, size,
+						  match, nmatch);
+	}
+	StaticAssertStmt(TMPL_MISSING == 0, "a zeroed slot must be a missing name");
+	memset(slots, 0, nnames * sizeof(TmplSlot));
+	m = 0;
+	for (i = 0; m < nmatch; i++)
+	{
+		JEntry		e = c->children[count + i];
+		uint32		start = end;
+
+		end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : start + JBE_OFFLENFLD(e);
+		if (match[m].key == i)
+		{
+			TmplSlot   *slot = &slots[match[m].name];
+
+			if (JBE_ISSTRING(e))
+			{
+				slot->kind = TMPL_STRING;
+				slot->str = base + start;
+				slot->len = end - start;
+			}
+			else
+			{
+				slot->kind = TMPL_NULL; /* not missing: JbFetch tells */
+				slot->handle = ((uint64) (count + i) << 32) | start;
+			}
+			m++;
+		}
+	}
+	return true;
+}
+
+/* The value behind a handle of JbBind. */
+static void
+JbFetch(void *ctx, const TmplValue *object, uint64 handle, TmplValue *out)
+{
+	JsonbContainer *c = (JsonbContainer *) object->ref;
+	uint32		count = JsonContainerSize(c);
+	uint32		index = (uint32) (handle >> 32);
+	uint32		start = (uint32) handle;
+	JEntry		e = c->children[index];
+	uint32		len = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) - start : JBE_OFFLENFLD(e);
+
+	FillEntry(c, (int) index, (char *) &c->children[count * 2], start, len, out);
+}
+
 /* Element i of a jsonb array, read in place. */
 static bool
 JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
@@ -142,6 +412,26 @@ JbToJson(void *ctx, const TmplValue *value, CoreBuf *out)
 	return ok;
 }
 
+/*
+ * Rendering over a table scan reads most of each row's document, and rows
+ * come from shared buffers that are rarely in the CPU cache: waiting for
+ * each cache line as a lookup first touches it costs more than the lookups.
+ * In a heap page the scan's next tuples lie just below the current one (a
+ * page fills from its end), so ask the CPU for the 2 kB below this datum
+ * now: the next row's document is on its way while this one renders.  A
+ * prefetch is only a hint: it never faults and reads nothing the program
+ * sees, whatever the address holds.
+ */
+static inline void
+PrefetchNextRows(const void *datum)
+{
+	uintptr_t	p = (uintptr_t) datum;
+	uintptr_t	off;
+
+	for (off = 64; off <= 2048 && off <= p; off += 64)
+		__builtin_prefetch((const void *) (p - off));
+}
+
 /* The top-level value of a jsonb document (NULL: no data at all). */
 static void
 JsonbRoot(Jsonb *jb, TmplValue *root)
@@ -152,6 +442,7 @@ JsonbRoot(Jsonb *jb, TmplValue *root)
 		root->kind = TMPL_NULL;
 		return;
 	}
+	PrefetchNextRows(jb);
 	root->ref = &jb->root;
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
@@ -170,19 +461,6 @@ JsonbRoot(Jsonb *jb, TmplValue *root)
 
 /* ---- rendering ---- */
 
-/* Per call site state kept in fn_extra: the last program, and a size guess. */
-typedef struct CallCache
-{
-	uint64		generation;
-	const char *text;			/* the cached entry's copy (valid while generation holds) */
-	size_t		len;
-	const TmplProgram *prog;
-	bool		stable;			/* the template argument is the same all query */
-	size_t		out_guess;
-	/* render_stored: partial sources already read from segment.templates */
-	MemoryContext mcxt;
-	HTAB	   *stored;
-} CallCache;
 
 static CallCache *
 GetCallCache(FunctionCallInfo fcinfo)
@@ -235,13 +513,6 @@ ProgramFor(CallCache *cc, const char *src, size_t len)
 	return prog;
 }
 
-typedef struct RenderCtx
-{
-	Jsonb	   *partials;		/* segment.render: name -> template text */
-	CallCache  *cc;
-	const char *part;			/* segment.render_stored: which column */
-	bool		spi_connected;
-} RenderCtx;
 
 static const TmplProgram *
 JsonbPartial(void *ctx, const char *name, size_t len, CoreError *err)
@@ -320,6 +591,8 @@ InitModel(TmplModel *m, const TmplProgram *(*partial) (void *, const char *, siz
 	m->at = JbAt;
 	m->to_json = JbToJson;
 	m->partial = partial;
+	m->bind = JbBind;
+	m->fetch = JbFetch;
 	m->ctx = rc;
 }
 

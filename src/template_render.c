@@ -8,15 +8,35 @@
  * buffer: literal chunks are copied, values escaped on the way.  Nothing is
  * allocated except the output and, when filters are used, two scratch
  * buffers.  No PostgreSQL headers.
+ *
+ * When the model can bind (TmplModel.bind), each object context finds all of
+ * the program's names in one pass the first time a name is looked up in it;
+ * the handles live in a fixed slot area on the stack, taken and given back
+ * as contexts are pushed and popped, and every later lookup there is an
+ * array access.  Without room (or a bind callback) lookups use get.
  */
 #include "template_int.h"
 
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_FRAMES 256
 #define MAX_INDENTS 64
 #define MAX_OVERRIDES 64
+#define SLOT_AREA 512			/* bound names, for all contexts together */
+
+/*
+ * An object context's names found for one program: p NULL = not yet;
+ * slots NULL with p set = the model could not bind, use get.
+ */
+typedef struct Binding
+{
+	const TmplProgram *p;
+	TmplSlot   *slots;
+} Binding;
 
 typedef struct Frame
 {
@@ -24,6 +44,8 @@ typedef struct Frame
 	bool		iter;			/* pushed by a loop: @index, @first, @last */
 	size_t		index;
 	size_t		count;
+	Binding		bound;
+	size_t		slot_mark;		/* slot area in use when the frame was pushed */
 	char		numbuf[24];
 } Frame;
 
@@ -40,6 +62,7 @@ typedef struct Render
 	CoreBuf    *out;
 	CoreError  *err;
 	TmplValue	root;
+	Binding		root_bound;
 	Frame		frames[MAX_FRAMES];
 	int			nframes;
 	int			partial_depth;
@@ -56,7 +79,11 @@ typedef struct Render
 	int			override_limit; /* blocks search overrides[0, limit) */
 	CoreBuf		scratch[2];
 	bool		have_scratch;
-	size_t		limit;			/* output length allowed (the fast path's check) */
+	bool		escape;			/* the options' escape_html */
+	size_t		limit;			/* output length allowed */
+	size_t		room;			/* Put's fast path: the output may grow up to this */
+	size_t		slot_top;		/* slots[0, slot_top) belong to bindings */
+	TmplSlot	slots[SLOT_AREA];
 } Render;
 
 static bool RenderRange(Render *r, const TmplProgram *p, int from, int to);
@@ -79,6 +106,22 @@ Fail(Render *r, CoreErrorCode code, const char *fmt,...)
 	return false;
 }
 
+/*
+ * How long the output may get before Put must take the slow path: below the
+ * buffer's capacity (keeping room for the NUL) and within the limit.
+ */
+static void
+SetRoom(Render *r)
+{
+	size_t		room = r->out->cap > 0 ? r->out->cap - 1 : 0;
+
+	if (room > r->limit)
+		room = r->limit;
+	if (room < r->out->len)
+		room = r->out->len;
+	r->room = room;
+}
+
 /* Turn a failed append into the right error. */
 static bool
 OutputFailed(Render *r)
@@ -97,7 +140,7 @@ Put(Render *r, const char *s, size_t len)
 {
 	CoreBuf    *b = r->out;
 
-	if (b->len + len < b->cap && b->len + len <= r->limit)
+	if (len <= r->room - b->len)
 	{
 		memcpy(b->data + b->len, s, len);
 		b->len += len;
@@ -105,6 +148,7 @@ Put(Render *r, const char *s, size_t len)
 	}
 	if (!CoreBufAppend(b, s, len))
 		return OutputFailed(r);
+	SetRoom(r);
 	return true;
 }
 
@@ -157,24 +201,67 @@ static const unsigned char html_special[256] = {
 	((((w) ^ (0x0101010101010101ULL * (c))) - 0x0101010101010101ULL) & \
 	 ~((w) ^ (0x0101010101010101ULL * (c))) & 0x8080808080808080ULL)
 
+/* Does the 8-byte word at s hold a character HTML escaping replaces? */
+static inline bool
+WordHasSpecial(const char *s)
+{
+	uint64_t	w;
+
+	memcpy(&w, s, 8);
+	return (HAS_BYTE(w, '&') | HAS_BYTE(w, '<') | HAS_BYTE(w, '>') |
+			HAS_BYTE(w, '"') | HAS_BYTE(w, '\'')) != 0;
+}
+
+#ifdef __SSE2__
+/* Bit k set: byte k of the 16 at s is a character HTML escaping replaces. */
+static inline unsigned int
+SpecialMask16(const char *s)
+{
+	__m128i		v = _mm_loadu_si128((const __m128i *) s);
+	__m128i		m;
+
+	m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')),
+								  _mm_cmpeq_epi8(v, _mm_set1_epi8('<'))),
+					 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('>')),
+											   _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
+								  _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))));
+	return (unsigned int) _mm_movemask_epi8(m);
+}
+#endif
+
 /*
  * Length of the prefix of s that needs no HTML escaping.  Values are mostly
- * plain text, so whole words are checked at a time.
+ * plain text, so whole blocks are checked at a time (16 bytes with SSE2, else
+ * 8), the last one overlapping the previous so no byte is read outside s;
+ * only strings shorter than a word go byte by byte.
  */
-static size_t
+static inline size_t
 SafePrefix(const char *s, size_t len)
 {
 	size_t		i = 0;
 
-	while (i + 8 <= len)
+#ifdef __SSE2__
+	if (len >= 16)
 	{
-		uint64_t	w;
+		unsigned int m;
 
-		memcpy(&w, s + i, 8);
-		if (HAS_BYTE(w, '&') | HAS_BYTE(w, '<') | HAS_BYTE(w, '>') |
-			HAS_BYTE(w, '"') | HAS_BYTE(w, '\''))
-			break;
-		i += 8;
+		for (; i + 16 <= len; i += 16)
+			if ((m = SpecialMask16(s + i)) != 0)
+				return i + (size_t) __builtin_ctz(m);
+		if (i == len)
+			return len;
+		/* bit k of the last block is byte len - 16 + k: keep those from i on */
+		m = SpecialMask16(s + len - 16) >> (16 - (len - i));
+		return m ? i + (size_t) __builtin_ctz(m) : len;
+	}
+#endif
+	if (len >= 8)
+	{
+		for (; i + 8 <= len; i += 8)
+			if (WordHasSpecial(s + i))
+				break;
+		if (i + 8 > len && (i == len || !WordHasSpecial(s + len - 8)))
+			return len;
 	}
 	while (i < len && !html_special[(unsigned char) s[i]])
 		i++;
@@ -189,7 +276,7 @@ EmitValue(Render *r, const char *s, size_t len, bool raw)
 		return true;
 	if (r->pending_indent && r->nindents > 0 && !PutIndent(r))
 		return false;
-	if (raw || !r->o->escape_html)
+	if (raw || !r->escape)
 		return Put(r, s, len);
 	while (len > 0)
 	{
@@ -232,6 +319,15 @@ EmitValue(Render *r, const char *s, size_t len, bool raw)
 	return true;
 }
 
+/* A string value: the common case (nothing to escape) inline. */
+static inline bool
+EmitString(Render *r, const char *s, size_t len, bool raw)
+{
+	if (raw || !r->escape || SafePrefix(s, len) == len)
+		return Put(r, s, len);
+	return EmitValue(r, s, len, raw);
+}
+
 static void
 SetBool(TmplValue *v, bool b)
 {
@@ -248,6 +344,108 @@ SetIndex(Frame *f, TmplValue *v)
 	v->kind = TMPL_NUMBER;
 	v->len = (size_t) snprintf(f->numbuf, sizeof(f->numbuf), "%zu", f->index);
 	v->str = f->numbuf;
+}
+
+/*
+ * Find program p's names in object v (a context) for binding b, taking slots
+ * from the top of the slot area.  NULL when the model cannot bind or there
+ * is no room: lookups in v then use get.
+ */
+static const TmplSlot *
+Bind(Render *r, Binding *b, const TmplValue *v, const TmplProgram *p)
+{
+	b->p = p;
+	b->slots = NULL;
+	if (r->m->bind == NULL || p->nnames == 0 ||
+		(size_t) p->nnames > SLOT_AREA - r->slot_top)
+		return NULL;
+	if (!r->m->bind(r->m->ctx, v, p->names, p->nnames, r->slots + r->slot_top))
+		return NULL;
+	b->slots = r->slots + r->slot_top;
+	r->slot_top += (size_t) p->nnames;
+	return b->slots;
+}
+
+/* One past the last slot binding b holds (0 when it holds none). */
+static size_t
+BindingEnd(Render *r, const Binding *b)
+{
+	return b->slots ? (size_t) (b->slots - r->slots) + (size_t) b->p->nnames : 0;
+}
+
+/*
+ * Look a name (the first segment of a path) up the context stack, innermost
+ * first: through the contexts' bindings when the model binds, else get.
+ * False, with out missing, when no context has it.
+ */
+static inline bool
+FindName(Render *r, const TmplProgram *p, const TmplSeg *s, TmplValue *out)
+{
+	int			i;
+
+	for (i = r->nframes - 1; i >= -1; i--)
+	{
+		const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
+		Binding    *b = i >= 0 ? &r->frames[i].bound : &r->root_bound;
+		const TmplSlot *slots;
+
+		if (ctx->kind != TMPL_OBJECT)
+			continue;
+		slots = b->p == p ? b->slots : Bind(r, b, ctx, p);
+		if (slots != NULL && s->name != TMPL_NO_NAME)
+		{
+			const TmplSlot *slot = &slots[s->name];
+
+			if (slot->kind == TMPL_MISSING)
+				continue;
+			if (slot->kind == TMPL_STRING)
+			{
+				out->kind = TMPL_STRING;
+				out->b = false;
+				out->str = slot->str;
+				out->len = slot->len;
+				out->ref = NULL;
+				out->count = 0;
+			}
+			else
+				r->m->fetch(r->m->ctx, ctx, slot->handle, out);
+			return true;
+		}
+		if (r->m->get(r->m->ctx, ctx, p->pool + s->off, s->len, out))
+			return true;
+	}
+	out->kind = TMPL_MISSING;
+	return false;
+}
+
+/*
+ * FindName's fast path for printing: the slot of name s when it is a string
+ * in a context already bound for p, found by the same walk up the stack.
+ * NULL whenever anything else is involved (an unbound context, a value to
+ * fetch, no such name): then FindName decides.
+ */
+static inline const TmplSlot *
+BoundString(Render *r, const TmplProgram *p, const TmplSeg *s)
+{
+	int			i;
+
+	for (i = r->nframes - 1; i >= -1; i--)
+	{
+		const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
+		const Binding *b = i >= 0 ? &r->frames[i].bound : &r->root_bound;
+		const TmplSlot *slot;
+
+		if (ctx->kind != TMPL_OBJECT)
+			continue;
+		if (b->p != p || b->slots == NULL)
+			return NULL;
+		slot = &b->slots[s->name];
+		if (slot->kind == TMPL_STRING)
+			return slot;
+		if (slot->kind != TMPL_MISSING)
+			return NULL;
+	}
+	return NULL;
 }
 
 /*
@@ -288,24 +486,9 @@ ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 			out->kind = TMPL_MISSING;
 			return;
 		default:
-			{
-				const TmplSeg *s = &p->segs[e->first];
-
-				for (i = r->nframes - 1; i >= -1; i--)
-				{
-					const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
-
-					if (ctx->kind == TMPL_OBJECT &&
-						r->m->get(r->m->ctx, ctx, p->pool + s->off, s->len, out))
-						break;
-				}
-				if (i < -1)
-				{
-					out->kind = TMPL_MISSING;
-					return;
-				}
-				seg = 1;
-			}
+			if (!FindName(r, p, &p->segs[e->first], out))
+				return;
+			seg = 1;
 			break;
 	}
 	for (; seg < e->count; seg++)
@@ -321,7 +504,8 @@ ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 	}
 }
 
-static void Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out);
+static inline void Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out);
+static void EvalOther(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out);
 
 /* (eq a b), (gt a b), (and ...), (not a) */
 static void
@@ -371,11 +555,21 @@ EvalCall(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 	SetBool(out, res);
 }
 
-static void
+/* An expression's value; a plain name (the usual case) is looked up inline. */
+static inline void
 Eval(Render *r, const TmplProgram *p, int ei, TmplValue *out)
 {
 	const TmplExpr *e = &p->exprs[ei];
 
+	if (e->kind == EX_PATH && e->op == PR_NAME && e->count == 1)
+		FindName(r, p, &p->segs[e->first], out);
+	else
+		EvalOther(r, p, e, out);
+}
+
+static void
+EvalOther(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
+{
 	if (e->kind == EX_PATH)
 	{
 		ResolvePath(r, p, e, out);
@@ -417,7 +611,37 @@ Push(Render *r, const TmplValue *v, bool iter, size_t index, size_t count)
 	f->iter = iter;
 	f->index = index;
 	f->count = count;
+	f->bound.p = NULL;
+	f->bound.slots = NULL;
+	f->slot_mark = r->slot_top;
 	return true;
+}
+
+/*
+ * Leave the innermost context and give back the slots bound since it was
+ * pushed, except those of outer contexts bound meanwhile (a name inside a
+ * loop found further out): they stay valid.
+ */
+static void
+Pop(Render *r)
+{
+	Frame	   *f = &r->frames[--r->nframes];
+	size_t		top = f->slot_mark;
+	int			i;
+
+	if (r->slot_top > top)
+	{
+		for (i = 0; i < r->nframes; i++)
+		{
+			size_t		end = BindingEnd(r, &r->frames[i].bound);
+
+			if (end > top)
+				top = end;
+		}
+		if (BindingEnd(r, &r->root_bound) > top)
+			top = BindingEnd(r, &r->root_bound);
+		r->slot_top = top;
+	}
 }
 
 /* Mustache truthiness: missing, null, false and the empty list are falsy. */
@@ -454,7 +678,7 @@ Loop(Render *r, const TmplProgram *p, const TmplValue *arr, int from, int to)
 			return false;
 		if (!RenderRange(r, p, from, to))
 			return false;
-		r->nframes--;
+		Pop(r);
 	}
 	return true;
 }
@@ -479,7 +703,7 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 				return false;
 			if (!RenderRange(r, p, self + 1, n->mid))
 				return false;
-			r->nframes--;
+			Pop(r);
 			return true;
 		case OP_INVERTED:
 			yes = !TruthyStrict(&v);
@@ -504,6 +728,8 @@ RenderVar(Render *r, const TmplProgram *p, const TmplNode *n)
 	int			k;
 
 	Eval(r, p, n->expr, &v);
+	if (n->nfilters == 0 && (v.kind == TMPL_STRING || v.kind == TMPL_NUMBER))
+		return EmitValue(r, v.str, v.len, (n->flags & NF_RAW) != 0);
 	if (n->nfilters > 0 && !r->have_scratch)
 	{
 		CoreBufInit(&r->scratch[0], r->out->a, 64);
@@ -693,6 +919,18 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 				i++;
 				continue;
 			case OP_VAR:
+				if ((n->flags & NF_SIMPLE) && r->nindents == 0)
+				{
+					const TmplSlot *slot = BoundString(r, p, &p->segs[p->exprs[n->expr].first]);
+
+					if (slot != NULL)
+					{
+						if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
+							return false;
+						i++;
+						continue;
+					}
+				}
 				if (!RenderVar(r, p, n))
 					return false;
 				i++;
@@ -779,9 +1017,16 @@ TmplRender(const TmplProgram *prog, const TmplModel *model,
 	r->noverrides = 0;
 	r->override_limit = 0;
 	r->have_scratch = false;
+	r->escape = opts->escape_html;
+	r->slot_top = 0;
+	r->root_bound.p = NULL;
+	r->root_bound.slots = NULL;
+	if (root->kind == TMPL_OBJECT)
+		Bind(r, &r->root_bound, &r->root, prog);	/* before any loop takes slots */
 	if (opts->max_output > 0)
 		out->limit = start + opts->max_output;
 	r->limit = out->limit ? out->limit : (size_t) -1;
+	SetRoom(r);
 	if (out->data == NULL || out->oom)
 		ok = Fail(r, CORE_ERR_OOM, "out of memory");
 	else

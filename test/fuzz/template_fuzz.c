@@ -50,6 +50,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TmplModel	m;
 		TmplValue	root;
 		TmplRenderOptions o;
+		CoreBuf		plain;
+		bool		ok,
+					plain_ok;
 
 		if (nul)
 			json = JParse(nul + 1, size - tlen - 1);
@@ -57,6 +60,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json = JParse(sample, strlen(sample));
 		memset(&jp, 0, sizeof(jp));
 		jp.map = pmap;
+		memset(&m, 0, sizeof(m));
 		m.get = JGet;
 		m.at = JAt;
 		m.to_json = JToJson;
@@ -67,9 +71,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		o.escape_html = (tlen & 1) == 0;
 		o.single_line = (tlen & 2) != 0;
 		o.max_output = 1 << 20;
+		/* plain lookups (get), then the bind/fetch fast path: same result */
+		CoreBufInit(&plain, &core_malloc_allocator, 64);
+		plain_ok = TmplRender(p, &m, &root, &o, &plain, &err);
+		JPartialsFree(&jp);
+		m.bind = JBind;
+		m.fetch = JFetch;
 		CoreBufInit(&out, &core_malloc_allocator, 64);
-		TmplRender(p, &m, &root, &o, &out, &err);
+		ok = TmplRender(p, &m, &root, &o, &out, &err);
+		if (ok != plain_ok || (ok && (out.len != plain.len || memcmp(out.data, plain.data, out.len) != 0)))
+			abort();
 		CoreBufFree(&out);
+		CoreBufFree(&plain);
 		JPartialsFree(&jp);
 		JFree(json);
 		JFree(pmap);

@@ -23,8 +23,52 @@ typedef struct Opts
 } Opts;
 
 /*
+ * Render p over data into buf: the output, or "RENDER: message".  With bind,
+ * lookups go through the model's bind/fetch fast path; otherwise through get.
+ */
+static void
+RenderOnce(const TmplProgram *p, const JNode *data, const JNode *pmap, Opts o, bool bind,
+		   char *buf, size_t size)
+{
+	JPartials	jp;
+	TmplModel	m;
+	TmplValue	root;
+	TmplRenderOptions ro;
+	CoreBuf		out;
+	CoreError	err;
+
+	memset(&jp, 0, sizeof(jp));
+	jp.map = pmap;
+	memset(&m, 0, sizeof(m));
+	m.get = JGet;
+	m.at = JAt;
+	m.to_json = JToJson;
+	m.partial = JPartial;
+	if (bind)
+	{
+		m.bind = JBind;
+		m.fetch = JFetch;
+	}
+	m.ctx = &jp;
+	JValue(data, &root);
+	memset(&ro, 0, sizeof(ro));
+	ro.escape_html = !o.raw;
+	ro.single_line = o.single_line;
+	ro.max_output = o.max_output;
+	ro.max_partial_depth = o.max_depth;
+	CoreBufInit(&out, &core_malloc_allocator, 16);
+	if (TmplRender(p, &m, &root, &ro, &out, &err))
+		snprintf(buf, size, "%s", out.data);
+	else
+		snprintf(buf, size, "RENDER: %s", err.message);
+	CoreBufFree(&out);
+	JPartialsFree(&jp);
+}
+
+/*
  * Render tpl over json (partials: a JSON object of templates) into result:
- * the output, "PARSE L:C: message" or "RENDER: message".
+ * the output, "PARSE L:C: message" or "RENDER: message".  Every case renders
+ * twice, with and without the bind fast path, and says so if they differ.
  */
 static const char *
 RenderWith(const char *tpl, const char *json, const char *partials, Opts o)
@@ -33,11 +77,7 @@ RenderWith(const char *tpl, const char *json, const char *partials, Opts o)
 	TmplProgram *p = TmplParse(tpl, strlen(tpl), &core_malloc_allocator, &err);
 	JNode	   *data;
 	JNode	   *pmap = NULL;
-	JPartials	jp;
-	TmplModel	m;
-	TmplValue	root;
-	TmplRenderOptions ro;
-	CoreBuf		out;
+	static char plain[sizeof(result)];
 
 	if (p == NULL)
 	{
@@ -52,26 +92,15 @@ RenderWith(const char *tpl, const char *json, const char *partials, Opts o)
 	}
 	if (partials)
 		pmap = JParse(partials, strlen(partials));
-	memset(&jp, 0, sizeof(jp));
-	jp.map = pmap;
-	m.get = JGet;
-	m.at = JAt;
-	m.to_json = JToJson;
-	m.partial = JPartial;
-	m.ctx = &jp;
-	JValue(data, &root);
-	memset(&ro, 0, sizeof(ro));
-	ro.escape_html = !o.raw;
-	ro.single_line = o.single_line;
-	ro.max_output = o.max_output;
-	ro.max_partial_depth = o.max_depth;
-	CoreBufInit(&out, &core_malloc_allocator, 16);
-	if (TmplRender(p, &m, &root, &ro, &out, &err))
-		snprintf(result, sizeof(result), "%s", out.data);
-	else
-		snprintf(result, sizeof(result), "RENDER: %s", err.message);
-	CoreBufFree(&out);
-	JPartialsFree(&jp);
+	RenderOnce(p, data, pmap, o, true, result, sizeof(result));
+	RenderOnce(p, data, pmap, o, false, plain, sizeof(plain));
+	if (strcmp(result, plain) != 0)
+	{
+		size_t		n = strlen(result);
+
+		snprintf(result + n, sizeof(result) - n, " [BIND MISMATCH: without bind \"%.*s\"]",
+				 (int) (sizeof(result) / 2), plain);
+	}
 	JFree(pmap);
 	JFree(data);
 	TmplFree(p);
@@ -139,6 +168,87 @@ main(void)
 	Is(RenderWith("Hi,\n  {{<p}}{{/p}}\n", "{}", "{\"p\":\"one\\ntwo\\n\"}", o), "Hi,\n  one\n  two\n",
 	   "inheritance: standalone parent indents");
 	Is(RenderWith("{{>*which}}", "{\"which\":\"b\"}", "{\"b\":\"B!\"}", o), "B!", "dynamic partial name");
+
+	/*
+	 * Escaping scans values in blocks (16 or 8 bytes, the last overlapping):
+	 * every length up to 40, each special character at every position, and
+	 * two of them at once.
+	 */
+	{
+		static const char specials[] = "&<>\"'";
+		static const char *const entities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+		char		json[128];
+		char		want[256];
+		char		got[sizeof(result)];
+		const char *bad = NULL;
+		int			len,
+					pos,
+					pos2,
+					k;
+
+		for (len = 0; len <= 40 && bad == NULL; len++)
+			for (pos = -1; pos < len && bad == NULL; pos++)
+				for (pos2 = pos; pos2 < len && bad == NULL; pos2 += 7)
+					for (k = 0; k < 5 && bad == NULL; k++)
+					{
+						char	   *j = json;
+						char	   *w = want;
+						int			c;
+
+						j += sprintf(j, "{\"v\":\"");
+						for (c = 0; c < len; c++)
+						{
+							bool		special = c == pos || (c == pos2 && pos2 > pos);
+							char		ch = special ? specials[(k + (c == pos2 && pos2 > pos)) % 5] : (char) ('a' + c % 26);
+
+							if (ch == '"')
+								*j++ = '\\';
+							*j++ = ch;
+							if (special)
+								w += sprintf(w, "%s", entities[strchr(specials, ch) - specials]);
+							else
+								*w++ = ch;
+						}
+						sprintf(j, "\"}");
+						*w = '\0';
+						snprintf(got, sizeof(got), "%s", R("[{{v}}]", json));
+						if (strlen(got) != strlen(want) + 2 || strncmp(got + 1, want, strlen(want)) != 0)
+							bad = json;
+					}
+		Is(bad ? bad : "all escaped", "all escaped", "escaping: specials at every position of values up to 40 bytes");
+	}
+
+	/*
+	 * Bound lookups (every case above also runs without binding and must
+	 * agree): contexts bound in and out of order, partials (other name
+	 * tables) inside loops, and more names than the slot area holds.
+	 */
+	Is(R("{{#a}}{{#items}}{{x}}{{y}}{{/items}}{{z}}{{/a}}",
+		 "{\"a\":{\"y\":\"Y\",\"z\":\"Z\"},\"items\":[{\"x\":1},{\"x\":2,\"y\":\"own\"},{\"x\":3}]}"),
+	   "1Y2own3YZ", "bound lookups: an outer context first bound inside a loop stays bound");
+	Is(RenderWith("{{#items}}[{{>card}}|{{name}}]{{/items}}{{shop}}",
+				  "{\"shop\":\"S\",\"items\":[{\"name\":\"a\",\"price\":1},{\"name\":\"b\"}]}",
+				  "{\"card\":\"{{price}}/{{shop}}/{{name}}\"}", o),
+	   "[1/S/a|a][/S/b|b]S", "bound lookups: a partial's names inside a loop");
+	{
+		char		tpl[8000] = "";
+		char		json[8000] = "{";
+		char		want[4000] = "";
+		int			i;
+
+		/* 300 names: the root and one section bind 600 slots, more than there are */
+		strcat(tpl, "{{#sub}}");
+		for (i = 0; i < 300; i++)
+		{
+			sprintf(tpl + strlen(tpl), "{{n%d}}", i);
+			sprintf(json + strlen(json), "%s\"n%d\":%d", i ? "," : "", i, i % 10);
+			sprintf(want + strlen(want), "%d", i % 10);
+		}
+		strcat(tpl, "{{/sub}}");
+		strcat(json, ",\"sub\":{\"n7\":\"x\"}}");
+		want[7] = 'x';
+		Is(R(tpl, json), want, "bound lookups: more names than the slot area");
+	}
 
 	/* helpers */
 	Is(R("{{#if vip}}VIP{{else}}regular{{/if}}", "{\"vip\":true}"), "VIP", "if true");

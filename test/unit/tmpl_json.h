@@ -300,6 +300,47 @@ JGet(void *ctx, const TmplValue *object, const char *key, size_t keylen, TmplVal
 	return false;
 }
 
+/*
+ * bind/fetch: each name's slot is the first member with that key (what JGet
+ * finds), strings read in place, other values by index through fetch, so
+ * rendering with and without binding must agree.
+ */
+static bool
+JBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, TmplSlot *slots)
+{
+	const JNode *n = object->ref;
+	int			j;
+	size_t		i;
+
+	if (n == NULL || n->kind != TMPL_OBJECT)
+		return false;
+	for (j = 0; j < nnames; j++)
+	{
+		memset(&slots[j], 0, sizeof(slots[j]));
+		slots[j].kind = TMPL_MISSING;
+		for (i = 0; i < n->n; i++)
+			if (n->keylens[i] == names[j].len && memcmp(n->keys[i], names[j].s, names[j].len) == 0)
+			{
+				const JNode *v = n->items[i];
+
+				slots[j].handle = i;
+				slots[j].kind = v->kind == TMPL_STRING ? TMPL_STRING : TMPL_NULL;
+				slots[j].str = v->str;
+				slots[j].len = (uint32_t) v->len;
+				break;
+			}
+	}
+	return true;
+}
+
+static void
+JFetch(void *ctx, const TmplValue *object, uint64_t handle, TmplValue *out)
+{
+	const JNode *n = object->ref;
+
+	JValue(n->items[handle], out);
+}
+
 static bool
 JAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
 {
