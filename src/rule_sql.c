@@ -498,6 +498,34 @@ AggLiteral(CoreBuf *out, const Rule *r)
 	SqlLit(out, &r->lits[0], RT_TIMESTAMP);
 }
 
+/*
+ * A time relative to segment.now(), evaluated once per statement: compared
+ * with a column no index covers (event_stats.last_at, an aggregate), the
+ * expression itself would be evaluated for every row.  As a scalar subquery
+ * it is an InitPlan.
+ */
+static void
+SqlTimeOnce(CoreBuf *out, const RuleLit *l)
+{
+	bool		relative = l->kind == RL_NOW || l->kind == RL_AGO || l->kind == RL_FROM_NOW;
+
+	if (relative)
+		CoreBufAppendStr(out, "(SELECT ");
+	SqlTime(out, l, false);
+	if (relative)
+		CoreBufAppendChar(out, ')');
+}
+
+/* The literal of an aggregate condition of the set form (time literals once per statement). */
+static void
+AggLiteralOnce(CoreBuf *out, const Rule *r)
+{
+	if (r->agg == RA_LAST)
+		SqlTimeOnce(out, &r->lits[0]);
+	else
+		AggLiteral(out, r);
+}
+
 static void
 StatsFilter(CoreBuf *out, const Rule *r)
 {
@@ -615,7 +643,7 @@ AggSubquery(Compiler *c, const Rule *r)
 		CoreBufAppendStr(out, "SELECT s.contact_id FROM segment.event_stats s WHERE ");
 		StatsFilter(out, r);
 		CoreBufPrintf(out, zero ? " AND NOT (%s %s " : " AND %s %s ", StatsAggregate(r), op);
-		AggLiteral(out, r);
+		AggLiteralOnce(out, r);
 		CoreBufAppendStr(out, zero ? ")" : "");
 	}
 	else
@@ -625,7 +653,7 @@ AggSubquery(Compiler *c, const Rule *r)
 		CoreBufAppendStr(out, zero ? " GROUP BY e.contact_id HAVING NOT (" : " GROUP BY e.contact_id HAVING ");
 		RawAggregate(out, r);
 		CoreBufPrintf(out, " %s ", op);
-		AggLiteral(out, r);
+		AggLiteralOnce(out, r);
 		CoreBufAppendStr(out, zero ? ")" : "");
 	}
 }
@@ -717,12 +745,12 @@ RowPredicate(Compiler *c, const Rule *r, bool positive)
 		CoreBufAppendStr(out, r->negated ? "(NOT (s.last_at >= " : "(s.last_at >= ");
 		if (r->window.kind == RW_WITHIN)
 		{
-			CoreBufAppendStr(out, "(segment.now() - ");
+			CoreBufAppendStr(out, "(SELECT segment.now() - ");
 			SqlInterval(out, &r->window.within);
 			CoreBufAppendChar(out, ')');
 		}
 		else
-			SqlTime(out, &r->window.from, false);
+			SqlTimeOnce(out, &r->window.from);
 		CoreBufAppendStr(out, r->negated ? "))" : ")");
 		return;
 	}
@@ -733,7 +761,7 @@ RowPredicate(Compiler *c, const Rule *r, bool positive)
 		CoreBufPrintf(out, "coalesce((%s %s ", StatsAggregate(r), SqlCmp(r->cmp));
 	else
 		CoreBufPrintf(out, "(%s %s ", StatsAggregate(r), SqlCmp(r->cmp));
-	AggLiteral(out, r);
+	AggLiteralOnce(out, r);
 	CoreBufAppendStr(out, !positive && (r->agg == RA_AVG || r->agg == RA_MIN || r->agg == RA_MAX) ?
 					 "), false)" : ")");
 }

@@ -282,6 +282,9 @@ main(void)
 	Contains("tagged 'v'", 4, "t.expires_at > segment.now()) AND t.contact_id = c.id))");
 	Contains("stage < 'b'", 3, "st.position < (SELECT p.position FROM segment.stages p WHERE p.name = 'b')");
 	Contains("lifetime > -5", 3, "> (-5)");
+	Contains("last(x) > 3 days ago", 3, "(c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND s.last_at > (SELECT (segment.now() - interval '3 days'))))");
+	Contains("last(x) > 3 days ago", 4, "coalesce((SELECT s.last_at FROM segment.event_stats s WHERE s.contact_id = c.id AND s.type = 'x') > (segment.now() - interval '3 days'), false)");
+	Contains("last(x where (k = 1)) < date '2024-01-01'", 3, "HAVING max(e.occurred_at) < '2024-01-01 00:00:00+00'::timestamptz))");
 	Contains("lifetime = 1 and country = 'x' and lifetime = 2", 5, ";lifetime:number;country:text;");
 
 	/* members: set algebra over lookups, or a scan of contacts */
@@ -301,11 +304,11 @@ main(void)
 
 	/* stats groups: conditions on one event type answered by its event_stats row, read once */
 	Equals("did purchase and not did purchase within 180 days", 6,
-		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'purchase' AND (NOT (s.last_at >= (segment.now() - interval '180 days'))))");
+		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'purchase' AND (NOT (s.last_at >= (SELECT segment.now() - interval '180 days'))))");
 	Equals("sum(purchase.amount) > 500 and country in ('DE','AT') and not did purchase within 180 days", 6,
-		   "SELECT c.id FROM segment.contacts c WHERE ((c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'purchase' AND (s.sum_amount > 500) AND (NOT (s.last_at >= (segment.now() - interval '180 days'))))) AND ((c.attrs->>'country') IN ('DE', 'AT')))");
+		   "SELECT c.id FROM segment.contacts c WHERE ((c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'purchase' AND (s.sum_amount > 500) AND (NOT (s.last_at >= (SELECT segment.now() - interval '180 days'))))) AND ((c.attrs->>'country') IN ('DE', 'AT')))");
 	Equals("did x within 1 day and count(x) >= 2 and did x since date '2024-01-02' and sum(x.amount) < 5 and last(x) < now", 6,
-		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND (s.last_at >= (segment.now() - interval '1 days')) AND (s.count >= 2) AND (s.last_at >= '2024-01-02 00:00:00+00'::timestamptz) AND (coalesce(s.sum_amount, 0) < 5) AND (s.last_at < segment.now()))");
+		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND (s.last_at >= (SELECT segment.now() - interval '1 days')) AND (s.count >= 2) AND (s.last_at >= '2024-01-02 00:00:00+00'::timestamptz) AND (coalesce(s.sum_amount, 0) < 5) AND (s.last_at < (SELECT segment.now())))");
 	Equals("did x and not (sum(x.amount) > 5 or avg(x.amount) > 1) and not min(x.amount) < 0 and max(x.amount) > 2", 6,
 		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND (NOT coalesce((s.min_amount < 0), false)) AND (s.max_amount > 2)) EXCEPT ((SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND s.sum_amount > 5) UNION (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND (s.sum_amount / nullif(s.amount_count, 0)) > 1))");
 	Contains("did x and not sum(x.amount) > 5 and country = 'a'", 3,
