@@ -12,9 +12,16 @@
  * touched and the contacts it touched; the nodes that depend on those keys,
  * plus everything downstream of them, are re-evaluated for those contacts
  * only, level by level (a node's level is one more than the level of any node
- * it depends on), each level with ONE cached query.  Requests also accept
- * "*" (every dynamic node: a new contact) and "n:<output key>" (one node
- * regardless of mode: refresh, rule changes).
+ * it depends on).  Requests also accept "*" (every dynamic node: a new
+ * contact) and "n:<output key>" (one node regardless of mode: refresh, rule
+ * changes).
+ *
+ * Each rule is compiled into a MaintExpr (maintain_eval.c): the conditions
+ * that segment.event_stats answers (did, all-time aggregates) and counts of
+ * raw events in a window are evaluated in C with index probes, one probe per
+ * event type and contact; every other condition is a "SQL leaf" (its
+ * per-contact SQL from the rule compiler), computed by one cached query per
+ * level, and only when the C-evaluated part leaves the rule's value open.
  */
 #ifndef MAINTAIN_H
 #define MAINTAIN_H
@@ -23,6 +30,52 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 
+/*
+ * A compiled rule condition.  op: 't' true, 'f' false, '&' and, '|' or,
+ * '!' not (kids), 'd' did [not] (event_stats row of event, last_at within),
+ * 'a' all-time aggregate of event_stats compared with lit, 'c' count of raw
+ * events of event within the window compared with lit, 'q' a SQL leaf.
+ */
+typedef struct MaintExpr
+{
+	char		op;
+	bool		negated;		/* 'd': did not */
+	int			nkids;
+	struct MaintExpr **kids;
+	char	   *event;			/* 'd', 'a', 'c' */
+	Datum		within;			/* 'd', 'c': Interval of the window (0: none) */
+	int			agg;			/* 'a': RuleAggKind */
+	int			cmp;			/* 'a', 'c': RuleCmp */
+	Datum		lit;			/* 'a', 'c': numeric literal */
+	int			leaf;			/* 'q': index into MaintGraph.leaves */
+} MaintExpr;
+
+/* Relations and columns the C evaluation reads (looked up with the graph). */
+typedef struct MaintRels
+{
+	Oid			contacts,
+				contacts_pk;
+	Oid			members,
+				members_contact;	/* segment_members (contact_id, segment_id) */
+	Oid			tags,
+				tags_pk;			/* contact_tags (contact_id, tag) */
+	Oid			stages,
+				stages_pk;			/* contact_stages (contact_id) */
+	Oid			stats,
+				stats_pk;			/* event_stats (type, contact_id); Invalid: use SQL */
+	Oid			events,
+				events_idx;			/* events (contact_id, type, occurred_at); Invalid: use SQL */
+	AttrNumber	members_segment;
+	AttrNumber	tags_source,
+				tags_expires;
+	AttrNumber	stages_stage;
+	AttrNumber	stats_count,
+				stats_last,
+				stats_sum,
+				stats_min,
+				stats_max;
+} MaintRels;
+
 /* One rule that is kept current. */
 typedef struct MaintNode
 {
@@ -30,21 +83,27 @@ typedef struct MaintNode
 	int64		id;				/* segment id (0 for others) */
 	char	   *name;			/* segment name or tag (NULL for 'g') */
 	bool		scheduled;		/* segment updated only by refresh */
-	char	   *cond;			/* per-contact condition SQL ('s', 't') */
+	MaintExpr  *expr;			/* the rule ('s', 't') */
 	int			nstages;		/* 'g': stages, highest position first */
 	char	  **stage_names;
-	char	  **stage_conds;
+	MaintExpr **stage_exprs;
 	char	   *output;			/* key this node produces */
 	List	   *deps;			/* keys it depends on (char *) */
 	int			level;
 } MaintNode;
 
-/* One level of a request: the nodes evaluated together and their query. */
+/*
+ * One level of a request: the nodes evaluated together, the SQL leaves their
+ * rules contain and the kept query that computes those leaves.
+ */
 typedef struct MaintLevel
 {
 	int			nnodes;
 	int		   *nodes;			/* indexes into MaintGraph.nodes */
-	SPIPlanPtr	plan;			/* the evaluation query, kept */
+	int			nleaves;
+	int		   *leaves;			/* indexes into MaintGraph.leaves */
+	int		   *slot;			/* per graph leaf: its place in leaves, or -1 */
+	SPIPlanPtr	plan;			/* the SQL leaves query (NULL without leaves), kept */
 } MaintLevel;
 
 /* The plan of one request (a set of keys). */
@@ -62,13 +121,37 @@ typedef struct MaintGraph
 	MemoryContext cxt;
 	int			nnodes;
 	MaintNode  *nodes;
+	int			nleaves;		/* distinct SQL leaves (per-contact conditions over c) */
+	char	  **leaves;
+	int			maxleaves;
+	MaintRels	rels;
 	List	   *requests;		/* MaintRequest *, a small cache */
 } MaintGraph;
+
+/* What the evaluation of a level found for one contact (index i: level node i). */
+typedef struct MaintOutcome
+{
+	int64		contact;
+	bool	   *want;			/* 's', 't': the rule holds */
+	bool	   *member;			/* 's': currently a member */
+	char	   *tag_state;		/* 't': 'r' by rule, 'm' manual/flow, 'x' expired, '-' none */
+	char	   *stage_cur;		/* 'g': current stage (NULL: none) */
+	char	   *stage_new;		/* 'g': the stage whose rule holds (NULL: none) */
+} MaintOutcome;
+
+typedef void (*MaintOutcomeFn) (void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o);
 
 /* maintain_graph.c */
 extern MaintGraph *MaintGetGraph(bool may_rebuild);
 extern MaintRequest *MaintGetRequest(MaintGraph *graph, List *keys);
 extern void MaintInvalidateAtCommit(void);
+
+/* maintain_eval.c */
+extern void MaintLookupRels(MaintGraph *g);
+extern MaintExpr *MaintCompileRule(MaintGraph *g, struct varlena *stored);
+extern void MaintLevelLeaves(MaintGraph *g, MaintLevel *lv, MemoryContext cxt);
+extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
+						   MaintOutcomeFn fn, void *arg);
 
 /* maintain_apply.c */
 extern void MaintLockContacts(int64 *ids, int nids);

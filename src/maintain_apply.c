@@ -1,6 +1,6 @@
 /*
  * maintain_apply.c — run a maintenance request: lock the contacts, evaluate
- * each level of the request with its cached query, compare with the current
+ * each level of the request (maintain_eval.c), compare with the current
  * membership, rule tags and stage, and write only the differences (each with
  * its row in segment.changes).
  *
@@ -265,17 +265,6 @@ ApplyChanges(MaintChanges *ch)
 	}
 }
 
-static bool
-Int8ArrayHas(Datum *elems, bool *nulls, int n, int64 v)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (!nulls[i] && DatumGetInt64(elems[i]) == v)
-			return true;
-	return false;
-}
-
 static int64 *
 BoxInt64(int64 v)
 {
@@ -285,131 +274,72 @@ BoxInt64(int64 v)
 	return p;
 }
 
-/* Deconstruct column col (an array of elemtype) of a row. */
-static void
-RowArray(HeapTuple tup, TupleDesc desc, int col, Oid elemtype,
-		 Datum **elems, bool **nulls, int *n)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	if (isnull)
-	{
-		*elems = NULL;
-		*nulls = NULL;
-		*n = 0;
-		return;
-	}
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(DatumGetArrayTypeP(d), elemtype, typlen, typbyval, typalign,
-					  elems, nulls, n);
-}
-
 /*
- * Evaluate one level for the contacts and decide the changes: compare each
- * node's value with the current state returned by the same query.
+ * Decide the changes for one contact of a level: compare each node's value
+ * with the contact's current membership, rule tag or stage.
  */
 static void
-EvalLevel(MaintGraph *g, MaintLevel *lv, Datum ids)
+Decide(void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o)
 {
-	char		nulls[1] = {' '};
-	int			ret;
-	uint64		r;
-	MaintChanges ch;
-	SPITupleTable *tt;
+	MaintChanges *ch = (MaintChanges *) arg;
+	int			i;
 
-	memset(&ch, 0, sizeof(ch));
-	ret = SPI_execute_plan(lv->plan, &ids, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "segment maintenance query failed: %s", SPI_result_code_string(ret));
-	tt = SPI_tuptable;
-	for (r = 0; r < SPI_processed; r++)
+	for (i = 0; i < lv->nnodes; i++)
 	{
-		HeapTuple	tup = tt->vals[r];
-		TupleDesc	desc = tt->tupdesc;
-		bool		isnull;
-		int64		contact = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum	   *want,
-				   *segs,
-				   *tags;
-		bool	   *wantn,
-				   *segsn,
-				   *tagsn;
-		int			nwant,
-					nsegs,
-					ntags;
-		int			i,
-					b = 0,
-					t = 0;
+		MaintNode  *node = &g->nodes[lv->nodes[i]];
+		bool		w = o->want[i];
 
-		RowArray(tup, desc, 2, BOOLOID, &want, &wantn, &nwant);
-		RowArray(tup, desc, 3, INT8OID, &segs, &segsn, &nsegs);
-		RowArray(tup, desc, 4, TEXTOID, &tags, &tagsn, &ntags);
-		for (i = 0; i < lv->nnodes; i++)
+		if (node->kind == 'g')
 		{
-			MaintNode  *node = &g->nodes[lv->nodes[i]];
-			bool		w;
+			char	   *cur = o->stage_cur;
+			char	   *new = o->stage_new;
 
-			if (node->kind == 'g')
+			if ((cur == NULL) != (new == NULL) || (cur && strcmp(cur, new) != 0))
 			{
-				char	   *cur = SPI_getvalue(tup, desc, 5);
-				char	   *new = SPI_getvalue(tup, desc, 6);
-
-				if ((cur == NULL) != (new == NULL) || (cur && strcmp(cur, new) != 0))
-				{
-					ch.stage_contact = lappend(ch.stage_contact, BoxInt64(contact));
-					ch.stage_new = lappend(ch.stage_new, new);
-					ch.stage_old = lappend(ch.stage_old, cur);
-				}
-				continue;
+				ch->stage_contact = lappend(ch->stage_contact, BoxInt64(o->contact));
+				ch->stage_new = lappend(ch->stage_new, new ? pstrdup(new) : NULL);
+				ch->stage_old = lappend(ch->stage_old, cur ? pstrdup(cur) : NULL);
 			}
-			if (b >= nwant)
-				elog(ERROR, "segment maintenance query returned too few values");
-			/* rule_condition_sql never yields NULL; treat one as false all the same */
-			w = !wantn[b] && DatumGetBool(want[b]);
-			b++;
-			if (node->kind == 's')
+		}
+		else if (node->kind == 's')
+		{
+			if (w && !o->member[i])
 			{
-				bool		have = Int8ArrayHas(segs, segsn, nsegs, node->id);
-
-				if (w && !have)
-				{
-					ch.enter_seg = lappend(ch.enter_seg, BoxInt64(node->id));
-					ch.enter_contact = lappend(ch.enter_contact, BoxInt64(contact));
-				}
-				else if (!w && have)
-				{
-					ch.exit_seg = lappend(ch.exit_seg, BoxInt64(node->id));
-					ch.exit_contact = lappend(ch.exit_contact, BoxInt64(contact));
-				}
+				ch->enter_seg = lappend(ch->enter_seg, BoxInt64(node->id));
+				ch->enter_contact = lappend(ch->enter_contact, BoxInt64(o->contact));
 			}
-			else
+			else if (!w && o->member[i])
 			{
-				char		state;
-				bool		by_rule;
+				ch->exit_seg = lappend(ch->exit_seg, BoxInt64(node->id));
+				ch->exit_contact = lappend(ch->exit_contact, BoxInt64(o->contact));
+			}
+		}
+		else
+		{
+			char		state = o->tag_state[i];
 
-				if (t >= ntags)
-					elog(ERROR, "segment maintenance query returned too few tag states");
-				state = tagsn[t] ? '-' : VARDATA_ANY(DatumGetTextPP(tags[t]))[0];
-				t++;
-				by_rule = (state == 'r');
-				if (w && !by_rule && state != 'm')
-				{
-					ch.tag_add_contact = lappend(ch.tag_add_contact, BoxInt64(contact));
-					ch.tag_add_tag = lappend(ch.tag_add_tag, node->name);
-				}
-				else if (!w && by_rule)
-				{
-					ch.tag_rm_contact = lappend(ch.tag_rm_contact, BoxInt64(contact));
-					ch.tag_rm_tag = lappend(ch.tag_rm_tag, node->name);
-				}
+			if (w && state != 'r' && state != 'm')
+			{
+				ch->tag_add_contact = lappend(ch->tag_add_contact, BoxInt64(o->contact));
+				ch->tag_add_tag = lappend(ch->tag_add_tag, node->name);
+			}
+			else if (!w && state == 'r')
+			{
+				ch->tag_rm_contact = lappend(ch->tag_rm_contact, BoxInt64(o->contact));
+				ch->tag_rm_tag = lappend(ch->tag_rm_tag, node->name);
 			}
 		}
 	}
-	SPI_freetuptable(tt);
+}
+
+/* Evaluate one level for the contacts, then write the changes it decided. */
+static void
+EvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids)
+{
+	MaintChanges ch;
+
+	memset(&ch, 0, sizeof(ch));
+	MaintEvalLevel(g, lv, ids, nids, Decide, &ch);
 	ApplyChanges(&ch);
 }
 
@@ -452,17 +382,8 @@ MaintRun(List *keys, int64 *ids, int nids)
 		{
 			MaintRequest *req = MaintGetRequest(g, keys);
 
-			if (req->nlevels > 0)
-			{
-				Datum	   *d = palloc(sizeof(Datum) * n);
-				Datum		arr;
-
-				for (i = 0; i < n; i++)
-					d[i] = Int64GetDatum(ids[i]);
-				arr = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-				for (i = 0; i < req->nlevels; i++)
-					EvalLevel(g, &req->levels[i], arr);
-			}
+			for (i = 0; i < req->nlevels; i++)
+				EvalLevel(g, &req->levels[i], ids, n);
 		}
 	}
 	PG_FINALLY();

@@ -3,8 +3,8 @@
  * plans of maintenance requests.
  *
  * The graph is loaded from segment.segments, segment.tag_rules, segment.stages
- * and the dependency index (segment.dependency_index), compiled through
- * segment.rule_condition_sql, and kept until the rules change: functions that
+ * and the dependency index (segment.dependency_index), each rule compiled
+ * by maintain_eval.c, and kept until the rules change: functions that
  * change rules call segment._rules_changed(), which sends a relcache
  * invalidation of segment.dependency_index; our callback marks the graph stale
  * in every backend (this one at the next command, others at commit).
@@ -32,14 +32,32 @@ static bool graph_stale = true;
 static bool callback_registered = false;
 static Oid	index_relid = InvalidOid;
 
+/* Is relid one of the relations or indexes the C evaluation of the graph reads? */
+static bool
+GraphReads(MaintGraph *g, Oid relid)
+{
+	MaintRels  *r = &g->rels;
+	Oid			used[] = {r->contacts, r->contacts_pk, r->members, r->members_contact,
+		r->tags, r->tags_pk, r->stages, r->stages_pk, r->stats, r->stats_pk,
+	r->events, r->events_idx};
+	int			i;
+
+	for (i = 0; i < lengthof(used); i++)
+		if (used[i] == relid)
+			return true;
+	return false;
+}
+
 /*
- * Relcache callback: the dependency index changed (or everything did), so the
- * graph must be rebuilt before its next use.  Only a flag: plans may be in use.
+ * Relcache callback: the dependency index changed (or everything did), or a
+ * relation the evaluation reads (segment.partition_events replaces events),
+ * so the graph must be rebuilt before its next use.  Only a flag: plans may
+ * be in use.
  */
 static void
 MaintRelcacheCallback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == index_relid)
+	if (relid == InvalidOid || relid == index_relid || (graph && GraphReads(graph, relid)))
 		graph_stale = true;
 }
 
@@ -175,14 +193,14 @@ LoadGraph(void)
 	g = MemoryContextAllocZero(cxt, sizeof(MaintGraph));
 	g->cxt = cxt;
 
-	ret = SPI_execute("SELECT 's', s.id, s.name, s.mode = 'scheduled',"
-					  "       segment.rule_condition_sql(s.rule, true), 0"
+	MaintLookupRels(g);
+	ret = SPI_execute("SELECT 's', s.id, s.name, s.mode = 'scheduled', s.rule, 0"
 					  "  FROM segment.segments s WHERE s.mode <> 'static' AND s.rule IS NOT NULL"
 					  " UNION ALL "
-					  "SELECT 't', r.id, r.tag, false, segment.rule_condition_sql(r.rule, true), 0"
+					  "SELECT 't', r.id, r.tag, false, r.rule, 0"
 					  "  FROM segment.tag_rules r"
 					  " UNION ALL "
-					  "SELECT 'g', 0, st.name, false, segment.rule_condition_sql(st.rule, true), st.position"
+					  "SELECT 'g', 0, st.name, false, st.rule, st.position"
 					  "  FROM segment.stages st WHERE st.rule IS NOT NULL"
 					  " ORDER BY 1, 6 DESC, 2", false, 0);
 	if (ret != SPI_OK_SELECT)
@@ -194,6 +212,8 @@ LoadGraph(void)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *kind = SPI_getvalue(tup, desc, 1);
+		bool		isnull;
+		struct varlena *rule = (struct varlena *) PG_DETOAST_DATUM(SPI_getbinval(tup, desc, 5, &isnull));
 		MaintNode  *node;
 
 		if (kind[0] == 'g')
@@ -207,21 +227,21 @@ LoadGraph(void)
 				node->kind = 'g';
 				node->output = MemoryContextStrdup(cxt, "g");
 				node->stage_names = MemoryContextAllocZero(cxt, sizeof(char *) * SPI_processed);
-				node->stage_conds = MemoryContextAllocZero(cxt, sizeof(char *) * SPI_processed);
+				node->stage_exprs = MemoryContextAllocZero(cxt, sizeof(MaintExpr *) * SPI_processed);
 			}
 			node = &g->nodes[gi];
 			node->stage_names[node->nstages] = SpiText(tup, desc, 3, cxt);
-			node->stage_conds[node->nstages] = SpiText(tup, desc, 5, cxt);
+			node->stage_exprs[node->nstages] = MaintCompileRule(g, rule);
 			node->nstages++;
 			nstage++;
 			continue;
 		}
 		node = &g->nodes[n++];
 		node->kind = kind[0];
-		node->id = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(SPI_getvalue(tup, desc, 2))));
+		node->id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		node->name = SpiText(tup, desc, 3, cxt);
-		node->scheduled = strcmp(SPI_getvalue(tup, desc, 4), "t") == 0;
-		node->cond = SpiText(tup, desc, 5, cxt);
+		node->scheduled = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		node->expr = MaintCompileRule(g, rule);
 		node->output = MemoryContextStrdup(cxt, psprintf("%c:%s", node->kind, node->name));
 	}
 	g->nnodes = n;
@@ -300,90 +320,6 @@ MaintGetGraph(bool may_rebuild)
 	return graph;
 }
 
-/*
- * The evaluation query of one level: for each contact in $1, the rule value of
- * every node of the level next to the current state it must be compared with:
- *   id, want boolean[] (segment and tag-rule nodes, in level order),
- *   the contact's segment ids, the state of each rule tag, current stage, new stage.
- */
-static char *
-LevelSql(MaintGraph *g, MaintLevel *lv)
-{
-	StringInfoData sql;
-	int			i;
-	int			nseg = 0,
-				ntag = 0,
-				nbool = 0;
-	MaintNode  *stages = NULL;
-
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT x.* FROM unnest($1::bigint[]) AS k(id), LATERAL (\n"
-						   "SELECT c.id, ARRAY[");
-	for (i = 0; i < lv->nnodes; i++)
-	{
-		MaintNode  *node = &g->nodes[lv->nodes[i]];
-
-		if (node->kind == 'g')
-		{
-			stages = node;
-			continue;
-		}
-		if (node->kind == 's')
-			nseg++;
-		else
-			ntag++;
-		appendStringInfo(&sql, "%s(%s)", nbool++ ? ", " : "", node->cond);
-	}
-	appendStringInfoString(&sql, "]::boolean[],\n");
-	/*
-	 * All of the contact's memberships with one index descent (by contact;
-	 * the ORDER BY follows the index so that the generic plan is an index-only
-	 * scan, not a bitmap scan, which costs far more for a few rows), and the
-	 * state of each rule tag of the level, one primary-key probe each: r =
-	 * held by a rule, m = manual or flow and valid, x = expired, NULL = none.
-	 */
-	if (nseg)
-		appendStringInfoString(&sql, " ARRAY(SELECT m.segment_id FROM segment.segment_members m"
-							   " WHERE m.contact_id = c.id ORDER BY m.contact_id, m.segment_id),\n");
-	else
-		appendStringInfoString(&sql, " '{}'::bigint[],\n");
-	if (ntag)
-	{
-		bool		first = true;
-
-		appendStringInfoString(&sql, " ARRAY[");
-		for (i = 0; i < lv->nnodes; i++)
-		{
-			MaintNode  *node = &g->nodes[lv->nodes[i]];
-
-			if (node->kind != 't')
-				continue;
-			appendStringInfo(&sql, "%s(SELECT CASE WHEN ct.source = 'rule' THEN 'r'"
-							 " WHEN ct.expires_at IS NULL OR ct.expires_at > segment.now() THEN 'm'"
-							 " ELSE 'x' END FROM segment.contact_tags ct"
-							 " WHERE ct.contact_id = c.id AND ct.tag = %s)",
-							 first ? "" : ", ", quote_literal_cstr(node->name));
-			first = false;
-		}
-		appendStringInfoString(&sql, "]::text[],\n");
-	}
-	else
-		appendStringInfoString(&sql, " '{}'::text[],\n");
-	if (stages)
-	{
-		appendStringInfoString(&sql, " (SELECT cs.stage FROM segment.contact_stages cs WHERE cs.contact_id = c.id),\n CASE");
-		for (i = 0; i < stages->nstages; i++)
-			appendStringInfo(&sql, " WHEN (%s) THEN %s", stages->stage_conds[i],
-							 quote_literal_cstr(stages->stage_names[i]));
-		appendStringInfoString(&sql, " END\n");
-	}
-	else
-		appendStringInfoString(&sql, " NULL::text, NULL::text\n");
-	/* OFFSET 0 keeps the subquery apart: one primary-key probe per contact */
-	appendStringInfoString(&sql, " FROM segment.contacts c WHERE c.id = k.id OFFSET 0) x");
-	return sql.data;
-}
-
 static int
 CompareKeyCells(const ListCell *a, const ListCell *b)
 {
@@ -441,7 +377,7 @@ NodeIsSeed(MaintNode *node, List *keys)
 /*
  * Plan a request: the nodes named by the keys and everything downstream of
  * them (never scheduled segments: only refresh moves those), grouped by level,
- * each level with its kept evaluation plan.
+ * each level with the kept query of its SQL leaves.
  */
 static MaintRequest *
 BuildRequest(MaintGraph *g, List *keys, char *key)
@@ -454,7 +390,6 @@ BuildRequest(MaintGraph *g, List *keys, char *key)
 	bool		grew = true;
 	MaintRequest *r;
 	MemoryContext cxt;
-	Oid			argtype = INT8ARRAYOID;
 
 	for (i = 0; i < g->nnodes; i++)
 		in[i] = NodeIsSeed(&g->nodes[i], keys);
@@ -488,11 +423,7 @@ BuildRequest(MaintGraph *g, List *keys, char *key)
 				lv->nodes[lv->nnodes++] = i;
 		if (lv->nnodes == 0)
 			continue;
-		lv->plan = SPI_prepare_cursor(LevelSql(g, lv), 1, &argtype, CURSOR_OPT_GENERIC_PLAN);
-		if (lv->plan == NULL)
-			elog(ERROR, "could not prepare segment maintenance query: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(lv->plan);
+		MaintLevelLeaves(g, lv, cxt);
 		r->nlevels++;
 	}
 	pfree(in);

@@ -1,0 +1,1021 @@
+/*
+ * maintain_eval.c — evaluate the maintained rules of one level for a set of
+ * contacts, and read their current membership, rule tags and stage.
+ *
+ * A write of one event re-evaluates a few rules for one contact; doing that
+ * with one SQL statement per write costs an executor start-up of a plan with
+ * a subplan per condition, and as many index descents as conditions (one
+ * rule set probes the same event_stats row dozens of times).  Here a rule is
+ * compiled once per backend into a MaintExpr: conditions answered by
+ * segment.event_stats (did [not] ... [within], all-time count / sum / min /
+ * max of amounts) and counts of raw events in a window are evaluated in C
+ * with index probes that read each (event type, contact) row once; all other
+ * conditions are SQL leaves, the rule compiler's own per-contact SQL for
+ * that part of the rule, which one kept query per level computes, only for
+ * the contacts and leaves whose value the C part leaves open.  The values are
+ * those of the rule compiler's per-contact SQL, read under a fresh snapshot
+ * taken the way SPI takes it (so a run that waited for a contact's lock sees
+ * what the previous holder committed).
+ */
+#include "segment.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+
+#include "rule_glue.h"
+#include "maintain.h"
+
+/* Contacts evaluated together before their SQL leaves are fetched. */
+#define EVAL_BATCH 512
+/* event_stats rows kept per contact while its rules are evaluated. */
+#define EVAL_MAX_STATS 16
+
+typedef enum Tri
+{
+	TRI_FALSE, TRI_TRUE, TRI_UNKNOWN
+} Tri;
+
+/* The event_stats row of one (event type, contact), as far as rules read it. */
+typedef struct StatRow
+{
+	const char *event;
+	bool		found;
+	int64		count;
+	TimestampTz last_at;
+	Datum		sum,
+				min,
+				max;			/* numeric, 0 when NULL */
+} StatRow;
+
+/* Open relations and the state of the contact being evaluated. */
+typedef struct EvalEnv
+{
+	MaintGraph *g;
+	MaintLevel *lv;
+	Snapshot	snap;
+	TimestampTz now;
+	Relation	contacts,
+				contacts_pk,
+				members,
+				members_idx,
+				tags,
+				tags_pk,
+				stages,
+				stages_pk,
+				stats,
+				stats_pk,
+				events,
+				events_idx;
+	TupleTableSlot *contacts_slot,
+			   *members_slot,
+			   *tags_slot,
+			   *stages_slot,
+			   *stats_slot,
+			   *events_slot;
+	MemoryContext tmp;			/* per contact */
+	int64		contact;
+	StatRow		rows[EVAL_MAX_STATS];
+	int			nrows;
+	bool	   *qknown;			/* per level leaf */
+	bool	   *qval;
+	bool	   *need;
+	bool		any_need;
+} EvalEnv;
+
+/* ------------------------------------------------------------------ lookup */
+
+/* Does the index have exactly these leading key columns (by name) and is it a plain btree? */
+static bool
+IndexHasKeys(Oid indexid, Oid relid, const char *const *cols, int ncols)
+{
+	Relation	idx;
+	bool		ok;
+	int			i;
+
+	if (!OidIsValid(indexid))
+		return false;
+	idx = index_open(indexid, AccessShareLock);
+	ok = idx->rd_rel->relam == BTREE_AM_OID &&
+		idx->rd_index->indnkeyatts >= ncols &&
+		RelationGetIndexPredicate(idx) == NIL;
+	for (i = 0; ok && i < ncols; i++)
+		ok = idx->rd_index->indkey.values[i] == get_attnum(relid, cols[i]);
+	index_close(idx, AccessShareLock);
+	return ok;
+}
+
+/* The primary key of a relation, or InvalidOid. */
+static Oid
+PrimaryKeyOf(Oid relid, char *relkind)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+
+	*relkind = rel->rd_rel->relkind;
+	table_close(rel, AccessShareLock);
+	return pk;
+}
+
+static AttrNumber
+Column(Oid relid, const char *name)
+{
+	AttrNumber	att = get_attnum(relid, name);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "segment maintenance: column \"%s\" of %s not found", name, get_rel_name(relid));
+	return att;
+}
+
+static Oid
+Relid(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "segment maintenance: relation segment.%s not found", name);
+	return relid;
+}
+
+/*
+ * Find the relations and indexes the C evaluation reads.  The tables of this
+ * area must have their indexes; event_stats and events are read in C only
+ * while they have the expected shape (events may have been partitioned:
+ * then their conditions are SQL leaves).
+ */
+void
+MaintLookupRels(MaintGraph *g)
+{
+	MaintRels  *r = &g->rels;
+	Oid			nsp = get_namespace_oid("segment", false);
+	char		relkind;
+	static const char *const by_contact[] = {"contact_id", "segment_id"};
+	static const char *const tag_key[] = {"contact_id", "tag"};
+	static const char *const id_key[] = {"id"};
+	static const char *const contact_key[] = {"contact_id"};
+	static const char *const stats_key[] = {"type", "contact_id"};
+	static const char *const events_key[] = {"contact_id", "type", "occurred_at"};
+
+	memset(r, 0, sizeof(*r));
+	r->contacts = Relid(nsp, "contacts");
+	r->contacts_pk = PrimaryKeyOf(r->contacts, &relkind);
+	r->members = Relid(nsp, "segment_members");
+	r->members_contact = get_relname_relid("segment_members_contact", nsp);
+	r->tags = Relid(nsp, "contact_tags");
+	r->tags_pk = PrimaryKeyOf(r->tags, &relkind);
+	r->stages = Relid(nsp, "contact_stages");
+	r->stages_pk = PrimaryKeyOf(r->stages, &relkind);
+	if (!IndexHasKeys(r->contacts_pk, r->contacts, id_key, 1) ||
+		!IndexHasKeys(r->members_contact, r->members, by_contact, 2) ||
+		!IndexHasKeys(r->tags_pk, r->tags, tag_key, 2) ||
+		!IndexHasKeys(r->stages_pk, r->stages, contact_key, 1))
+		elog(ERROR, "segment maintenance: an index of segment.contacts, segment_members, contact_tags or contact_stages is missing");
+	r->members_segment = Column(r->members, "segment_id");
+	r->tags_source = Column(r->tags, "source");
+	r->tags_expires = Column(r->tags, "expires_at");
+	r->stages_stage = Column(r->stages, "stage");
+
+	r->stats = Relid(nsp, "event_stats");
+	r->stats_pk = PrimaryKeyOf(r->stats, &relkind);
+	if (relkind != RELKIND_RELATION || !IndexHasKeys(r->stats_pk, r->stats, stats_key, 2))
+		r->stats_pk = InvalidOid;
+	else
+	{
+		r->stats_count = Column(r->stats, "count");
+		r->stats_last = Column(r->stats, "last_at");
+		r->stats_sum = Column(r->stats, "sum_amount");
+		r->stats_min = Column(r->stats, "min_amount");
+		r->stats_max = Column(r->stats, "max_amount");
+	}
+
+	r->events = Relid(nsp, "events");
+	r->events_idx = InvalidOid;
+	if (get_rel_relkind(r->events) == RELKIND_RELATION)
+	{
+		Oid			idx = get_relname_relid("events_contact_type_time", nsp);
+
+		if (IndexHasKeys(idx, r->events, events_key, 3))
+			r->events_idx = idx;
+	}
+}
+
+/* ----------------------------------------------------------------- compile */
+
+static MaintExpr *
+NewExpr(MaintGraph *g, char op)
+{
+	MaintExpr  *e = MemoryContextAllocZero(g->cxt, sizeof(MaintExpr));
+
+	e->op = op;
+	return e;
+}
+
+/* The index of a SQL leaf in the graph, added unless the same SQL is there already. */
+static int
+AddLeaf(MaintGraph *g, const char *sql)
+{
+	int			i;
+
+	for (i = 0; i < g->nleaves; i++)
+		if (strcmp(g->leaves[i], sql) == 0)
+			return i;
+	if (g->nleaves == g->maxleaves)
+	{
+		g->maxleaves = g->maxleaves ? g->maxleaves * 2 : 32;
+		g->leaves = g->leaves ? repalloc(g->leaves, sizeof(char *) * g->maxleaves)
+			: MemoryContextAlloc(g->cxt, sizeof(char *) * g->maxleaves);
+	}
+	g->leaves[g->nleaves] = MemoryContextStrdup(g->cxt, sql);
+	return g->nleaves++;
+}
+
+/* The window of within, as the Interval the rule compiler writes ("N units"). */
+static Datum
+WindowInterval(MaintGraph *g, const RuleLit *l)
+{
+	char	   *text = psprintf("%ld %ss", l->amount, RuleUnitText(l->unit));
+	MemoryContext old = MemoryContextSwitchTo(g->cxt);
+	Datum		d = DirectFunctionCall3(interval_in, CStringGetDatum(text),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+static Datum
+NumericLiteral(MaintGraph *g, const char *text)
+{
+	MemoryContext old = MemoryContextSwitchTo(g->cxt);
+	Datum		d = DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/* A SQL leaf for a part of the rule: its per-contact condition over alias c. */
+static MaintExpr *
+SqlLeaf(MaintGraph *g, const Rule *r, const char *source)
+{
+	CoreAllocator a;
+	CoreBuf		out;
+	CoreError	err;
+	MaintExpr  *e;
+
+	RuleAllocatorInit(&a, CurrentMemoryContext);
+	CoreBufInit(&out, &a, 256);
+	CoreErrorClear(&err);
+	if (!RuleCompileCondition(r, true, &out, &err))
+		RuleReportError(source, &err, NULL);
+	e = NewExpr(g, 'q');
+	e->leaf = AddLeaf(g, out.data);
+	return e;
+}
+
+/*
+ * Compile a rule (sub)tree.  What C evaluates must mean exactly what the
+ * rule compiler's per-contact SQL means (rule_sql.c, per_contact): did
+ * without where and with no window or a within window reads the event_stats
+ * row (last_at for the window); count, and sum / min / max of amount,
+ * without where and window read it too (count and sum of nothing are 0,
+ * min / max of nothing fail); count within a window counts raw events.
+ */
+static MaintExpr *
+Compile(MaintGraph *g, const Rule *r, const char *source)
+{
+	MaintExpr  *e;
+	int			i;
+	bool		stats = OidIsValid(g->rels.stats_pk);
+
+	switch (r->kind)
+	{
+		case RK_TRUE:
+			return NewExpr(g, 't');
+		case RK_FALSE:
+			return NewExpr(g, 'f');
+		case RK_AND:
+		case RK_OR:
+		case RK_NOT:
+			e = NewExpr(g, r->kind == RK_AND ? '&' : r->kind == RK_OR ? '|' : '!');
+			e->nkids = r->nkids;
+			e->kids = MemoryContextAlloc(g->cxt, sizeof(MaintExpr *) * (r->nkids + 1));
+			for (i = 0; i < r->nkids; i++)
+				e->kids[i] = Compile(g, r->kids[i], source);
+			return e;
+		case RK_DID:
+			if (stats && r->where == NULL &&
+				(r->window.kind == RW_NONE || r->window.kind == RW_WITHIN))
+			{
+				e = NewExpr(g, 'd');
+				e->negated = r->negated;
+				e->event = MemoryContextStrdup(g->cxt, r->event);
+				if (r->window.kind == RW_WITHIN)
+					e->within = WindowInterval(g, &r->window.within);
+				return e;
+			}
+			break;
+		case RK_AGG:
+			if (r->where != NULL || r->negated || r->nlits != 1 || r->lits[0].kind != RL_NUMBER)
+				break;
+			if (stats && r->window.kind == RW_NONE &&
+				(r->agg == RA_COUNT ||
+				 ((r->agg == RA_SUM || r->agg == RA_MIN || r->agg == RA_MAX) &&
+				  r->prop != NULL && strcmp(r->prop, "amount") == 0)))
+				e = NewExpr(g, 'a');
+			else if (OidIsValid(g->rels.events_idx) && r->window.kind == RW_WITHIN &&
+					 r->agg == RA_COUNT)
+			{
+				e = NewExpr(g, 'c');
+				e->within = WindowInterval(g, &r->window.within);
+			}
+			else
+				break;
+			e->event = MemoryContextStrdup(g->cxt, r->event);
+			e->agg = r->agg;
+			e->cmp = r->cmp;
+			e->lit = NumericLiteral(g, r->lits[0].text);
+			return e;
+		default:
+			break;
+	}
+	return SqlLeaf(g, r, source);
+}
+
+/* Compile a stored rule (segment.rule) into the graph's memory. */
+MaintExpr *
+MaintCompileRule(MaintGraph *g, struct varlena *stored)
+{
+	Rule	   *r = RuleFromStored(stored);
+
+	return Compile(g, r, RuleStoredText(stored));
+}
+
+/* ------------------------------------------------------------ level query */
+
+static void
+CollectLeaves(MaintExpr *e, MaintLevel *lv)
+{
+	int			i;
+
+	if (e->op == 'q' && lv->slot[e->leaf] < 0)
+	{
+		lv->slot[e->leaf] = lv->nleaves;
+		lv->leaves[lv->nleaves++] = e->leaf;
+	}
+	for (i = 0; i < e->nkids; i++)
+		CollectLeaves(e->kids[i], lv);
+}
+
+/*
+ * The SQL leaves of a level and their kept query: for the contacts in $1,
+ * each leaf whose flag in $2 is set (the others stay NULL, their subplans
+ * never run).
+ */
+void
+MaintLevelLeaves(MaintGraph *g, MaintLevel *lv, MemoryContext cxt)
+{
+	int			i,
+				j;
+	StringInfoData sql;
+	Oid			argtypes[2] = {INT8ARRAYOID, BOOLARRAYOID};
+
+	lv->slot = MemoryContextAlloc(cxt, sizeof(int) * (g->nleaves + 1));
+	lv->leaves = MemoryContextAlloc(cxt, sizeof(int) * (g->nleaves + 1));
+	lv->nleaves = 0;
+	lv->plan = NULL;
+	for (i = 0; i < g->nleaves; i++)
+		lv->slot[i] = -1;
+	for (i = 0; i < lv->nnodes; i++)
+	{
+		MaintNode  *node = &g->nodes[lv->nodes[i]];
+
+		if (node->kind == 'g')
+			for (j = 0; j < node->nstages; j++)
+				CollectLeaves(node->stage_exprs[j], lv);
+		else
+			CollectLeaves(node->expr, lv);
+	}
+	if (lv->nleaves == 0)
+		return;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT x.* FROM unnest($1::bigint[]) AS k(id), LATERAL (\n"
+						   "SELECT c.id, ARRAY[");
+	for (i = 0; i < lv->nleaves; i++)
+		appendStringInfo(&sql, "%sCASE WHEN $2[%d] THEN (%s) END", i ? ",\n " : "", i + 1,
+						 g->leaves[lv->leaves[i]]);
+	/* OFFSET 0 keeps the subquery apart: one primary-key probe per contact */
+	appendStringInfoString(&sql, "]::boolean[]\n FROM segment.contacts c WHERE c.id = k.id OFFSET 0) x");
+	lv->plan = SPI_prepare_cursor(sql.data, 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	if (lv->plan == NULL)
+		elog(ERROR, "could not prepare segment maintenance query: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(lv->plan);
+	pfree(sql.data);
+}
+
+/* ------------------------------------------------------------------ probes */
+
+static void
+KeyInit(ScanKey key, Relation idx, AttrNumber col, StrategyNumber strategy,
+		RegProcedure proc, Datum arg)
+{
+	ScanKeyEntryInitialize(key, 0, col, strategy, InvalidOid,
+						   idx->rd_indcollation[col - 1], proc, arg);
+}
+
+static IndexScanDesc
+StartScan(EvalEnv *env, Relation rel, Relation idx, ScanKeyData *keys, int nkeys)
+{
+	IndexScanDesc scan = index_beginscan(rel, idx, env->snap, nkeys, 0);
+
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	return scan;
+}
+
+/* Does the contact exist (visible to the snapshot)? */
+static bool
+ContactExists(EvalEnv *env)
+{
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		found;
+
+	KeyInit(&key, env->contacts_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+	scan = StartScan(env, env->contacts, env->contacts_pk, &key, 1);
+	found = index_getnext_slot(scan, ForwardScanDirection, env->contacts_slot);
+	index_endscan(scan);
+	ExecClearTuple(env->contacts_slot);
+	return found;
+}
+
+static Datum
+CopyNumeric(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? (Datum) 0 : datumCopy(d, false, -1);
+}
+
+/* The contact's event_stats row of an event type (read once per contact). */
+static StatRow *
+Stats(EvalEnv *env, const char *event)
+{
+	MaintRels  *r = &env->g->rels;
+	StatRow    *row = NULL;
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	int			i;
+
+	for (i = 0; i < env->nrows; i++)
+		if (strcmp(env->rows[i].event, event) == 0)
+			return &env->rows[i];
+	row = env->nrows < EVAL_MAX_STATS ? &env->rows[env->nrows++]
+		: palloc(sizeof(StatRow));
+	memset(row, 0, sizeof(*row));
+	row->event = event;
+	KeyInit(&keys[0], env->stats_pk, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(event));
+	KeyInit(&keys[1], env->stats_pk, 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+	scan = StartScan(env, env->stats, env->stats_pk, keys, 2);
+	if (index_getnext_slot(scan, ForwardScanDirection, env->stats_slot))
+	{
+		TupleTableSlot *s = env->stats_slot;
+		bool		isnull;
+
+		row->found = true;
+		row->count = DatumGetInt64(slot_getattr(s, r->stats_count, &isnull));
+		row->last_at = DatumGetTimestampTz(slot_getattr(s, r->stats_last, &isnull));
+		row->sum = CopyNumeric(s, r->stats_sum);
+		row->min = CopyNumeric(s, r->stats_min);
+		row->max = CopyNumeric(s, r->stats_max);
+	}
+	index_endscan(scan);
+	ExecClearTuple(env->stats_slot);
+	return row;
+}
+
+/* segment.now() minus the window. */
+static TimestampTz
+WindowStart(EvalEnv *env, Datum within)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(env->now), within));
+}
+
+/* Raw events of a type since a time, counted through the (contact_id, type, occurred_at) index. */
+static int64
+CountEvents(EvalEnv *env, const char *event, TimestampTz since)
+{
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	int64		n = 0;
+
+	KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+	KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(event));
+	KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
+			TimestampTzGetDatum(since));
+	scan = StartScan(env, env->events, env->events_idx, keys, 3);
+	while (index_getnext_slot(scan, ForwardScanDirection, env->events_slot))
+		n++;
+	index_endscan(scan);
+	ExecClearTuple(env->events_slot);
+	return n;
+}
+
+static bool
+CmpHolds(int cmp, int c)
+{
+	switch ((RuleCmp) cmp)
+	{
+		case RC_EQ:
+			return c == 0;
+		case RC_NE:
+			return c != 0;
+		case RC_LT:
+			return c < 0;
+		case RC_LE:
+			return c <= 0;
+		case RC_GT:
+			return c > 0;
+		case RC_GE:
+			return c >= 0;
+	}
+	return false;
+}
+
+static bool
+NumericCmpHolds(Datum value, int cmp, Datum lit)
+{
+	return CmpHolds(cmp, DatumGetInt32(DirectFunctionCall2(numeric_cmp, value, lit)));
+}
+
+static Datum
+Int8Numeric(int64 v)
+{
+	return DirectFunctionCall1(int8_numeric, Int64GetDatum(v));
+}
+
+/* ---------------------------------------------------------------- evaluate */
+
+static Tri
+TriOf(bool b)
+{
+	return b ? TRI_TRUE : TRI_FALSE;
+}
+
+/*
+ * The value of e for the current contact; a SQL leaf not fetched yet is
+ * unknown (and, when mark, noted as needed).  And / or stop at a deciding
+ * kid; only when their value stays open are the leaves of the open kids
+ * marked, so a leaf is fetched only when its value can matter.
+ */
+static Tri
+Eval(EvalEnv *env, MaintExpr *e, bool mark)
+{
+	int			i;
+	Tri			res,
+				r;
+
+	switch (e->op)
+	{
+		case 't':
+			return TRI_TRUE;
+		case 'f':
+			return TRI_FALSE;
+		case '!':
+			r = Eval(env, e->kids[0], mark);
+			return r == TRI_UNKNOWN ? r : TriOf(r == TRI_FALSE);
+		case '&':
+		case '|':
+			{
+				Tri			decide = e->op == '&' ? TRI_FALSE : TRI_TRUE;
+
+				res = e->op == '&' ? TRI_TRUE : TRI_FALSE;
+				for (i = 0; i < e->nkids; i++)
+				{
+					r = Eval(env, e->kids[i], false);
+					if (r == decide)
+						return decide;
+					if (r == TRI_UNKNOWN)
+						res = TRI_UNKNOWN;
+				}
+				if (res == TRI_UNKNOWN && mark)
+					for (i = 0; i < e->nkids; i++)
+						if (Eval(env, e->kids[i], false) == TRI_UNKNOWN)
+							(void) Eval(env, e->kids[i], true);
+				return res;
+			}
+		case 'd':
+			{
+				StatRow    *row = Stats(env, e->event);
+				bool		did = row->found &&
+					(e->within == (Datum) 0 || row->last_at >= WindowStart(env, e->within));
+
+				return TriOf(e->negated ? !did : did);
+			}
+		case 'a':
+			{
+				StatRow    *row = Stats(env, e->event);
+
+				switch ((RuleAggKind) e->agg)
+				{
+					case RA_COUNT:
+						return TriOf(NumericCmpHolds(Int8Numeric(row->found ? row->count : 0), e->cmp, e->lit));
+					case RA_SUM:
+						return TriOf(NumericCmpHolds(row->sum ? row->sum : Int8Numeric(0), e->cmp, e->lit));
+					case RA_MIN:
+						return TriOf(row->min && NumericCmpHolds(row->min, e->cmp, e->lit));
+					case RA_MAX:
+						return TriOf(row->max && NumericCmpHolds(row->max, e->cmp, e->lit));
+					default:
+						elog(ERROR, "segment maintenance: unexpected aggregate %d", e->agg);
+				}
+			}
+			break;
+		case 'c':
+			return TriOf(NumericCmpHolds(Int8Numeric(CountEvents(env, e->event, WindowStart(env, e->within))),
+										 e->cmp, e->lit));
+		case 'q':
+			{
+				int			slot = env->lv->slot[e->leaf];
+
+				if (slot < 0)
+					elog(ERROR, "segment maintenance: SQL leaf %d is not part of the level", e->leaf);
+				if (env->qknown[slot])
+					return TriOf(env->qval[slot]);
+				if (mark)
+				{
+					env->need[slot] = true;
+					env->any_need = true;
+				}
+				return TRI_UNKNOWN;
+			}
+	}
+	elog(ERROR, "segment maintenance: unexpected condition '%c'", e->op);
+	return TRI_UNKNOWN;			/* keep compiler quiet */
+}
+
+/* A rule's value, marking the SQL leaves it needs when it is still open. */
+static Tri
+EvalRule(EvalEnv *env, MaintExpr *e)
+{
+	Tri			r = Eval(env, e, false);
+
+	if (r == TRI_UNKNOWN)
+		(void) Eval(env, e, true);
+	return r;
+}
+
+/*
+ * The stage: the first (highest) stage whose rule holds.  Open while a
+ * stage's value is unknown before one holds; then the leaves of that stage and
+ * of every open stage after it are marked, so one fetch settles it.
+ */
+static Tri
+EvalStage(EvalEnv *env, MaintNode *node, char **stage)
+{
+	int			i;
+	bool		open = false;
+
+	*stage = NULL;
+	for (i = 0; i < node->nstages; i++)
+	{
+		Tri			r = Eval(env, node->stage_exprs[i], false);
+
+		if (r == TRI_TRUE && !open)
+		{
+			*stage = node->stage_names[i];
+			return TRI_TRUE;
+		}
+		if (r == TRI_UNKNOWN)
+		{
+			open = true;
+			(void) Eval(env, node->stage_exprs[i], true);
+		}
+	}
+	return open ? TRI_UNKNOWN : TRI_FALSE;
+}
+
+/* The current membership of the contact, tag states and stage, for the level's nodes. */
+static void
+ReadState(EvalEnv *env, MaintOutcome *o)
+{
+	MaintGraph *g = env->g;
+	MaintLevel *lv = env->lv;
+	MaintRels  *r = &g->rels;
+	int			i;
+	bool		segs = false;
+	int64	   *ids = NULL;
+	int			nids = 0,
+				cap = 0;
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	bool		isnull;
+
+	for (i = 0; i < lv->nnodes; i++)
+		segs |= g->nodes[lv->nodes[i]].kind == 's';
+	if (segs)
+	{
+		KeyInit(&keys[0], env->members_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+		scan = StartScan(env, env->members, env->members_idx, keys, 1);
+		while (index_getnext_slot(scan, ForwardScanDirection, env->members_slot))
+		{
+			if (nids == cap)
+			{
+				cap = cap ? cap * 2 : 32;
+				ids = ids ? repalloc(ids, sizeof(int64) * cap) : palloc(sizeof(int64) * cap);
+			}
+			ids[nids++] = DatumGetInt64(slot_getattr(env->members_slot, r->members_segment, &isnull));
+		}
+		index_endscan(scan);
+		ExecClearTuple(env->members_slot);
+	}
+	for (i = 0; i < lv->nnodes; i++)
+	{
+		MaintNode  *node = &g->nodes[lv->nodes[i]];
+		int			j;
+
+		if (node->kind == 's')
+		{
+			o->member[i] = false;
+			for (j = 0; j < nids && !o->member[i]; j++)
+				o->member[i] = ids[j] == node->id;
+		}
+		else if (node->kind == 't')
+		{
+			KeyInit(&keys[0], env->tags_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+			KeyInit(&keys[1], env->tags_pk, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(node->name));
+			scan = StartScan(env, env->tags, env->tags_pk, keys, 2);
+			o->tag_state[i] = '-';
+			if (index_getnext_slot(scan, ForwardScanDirection, env->tags_slot))
+			{
+				char	   *source = TextDatumGetCString(slot_getattr(env->tags_slot, r->tags_source, &isnull));
+				Datum		exp = slot_getattr(env->tags_slot, r->tags_expires, &isnull);
+
+				if (strcmp(source, "rule") == 0)
+					o->tag_state[i] = 'r';
+				else if (isnull || DatumGetTimestampTz(exp) > env->now)
+					o->tag_state[i] = 'm';
+				else
+					o->tag_state[i] = 'x';
+			}
+			index_endscan(scan);
+			ExecClearTuple(env->tags_slot);
+		}
+		else
+		{
+			KeyInit(&keys[0], env->stages_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+			scan = StartScan(env, env->stages, env->stages_pk, keys, 1);
+			o->stage_cur = NULL;
+			if (index_getnext_slot(scan, ForwardScanDirection, env->stages_slot))
+				o->stage_cur = TextDatumGetCString(slot_getattr(env->stages_slot, r->stages_stage, &isnull));
+			index_endscan(scan);
+			ExecClearTuple(env->stages_slot);
+		}
+	}
+}
+
+/*
+ * Evaluate every node of the level for the current contact.  Returns false
+ * when a value is still open (SQL leaves needed, marked in env->need).
+ */
+static bool
+EvalContact(EvalEnv *env, MaintOutcome *o)
+{
+	MaintGraph *g = env->g;
+	MaintLevel *lv = env->lv;
+	int			i;
+	bool		settled = true;
+
+	env->nrows = 0;
+	env->any_need = false;
+	for (i = 0; i < lv->nnodes; i++)
+	{
+		MaintNode  *node = &g->nodes[lv->nodes[i]];
+		Tri			r;
+
+		if (node->kind == 'g')
+			r = EvalStage(env, node, &o->stage_new);
+		else
+		{
+			r = EvalRule(env, node->expr);
+			o->want[i] = (r == TRI_TRUE);
+		}
+		settled &= (r != TRI_UNKNOWN);
+	}
+	return settled;
+}
+
+static void
+OpenRel(Oid relid, Oid indexid, Relation *rel, Relation *idx, TupleTableSlot **slot)
+{
+	*rel = table_open(relid, AccessShareLock);
+	*idx = index_open(indexid, AccessShareLock);
+	*slot = table_slot_create(*rel, NULL);
+}
+
+static void
+CloseRel(Relation rel, Relation idx, TupleTableSlot *slot)
+{
+	if (rel == NULL)
+		return;
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+}
+
+/* Fetch the needed SQL leaves of the batch's open contacts: vals[k * nleaves + slot]. */
+static void
+FetchLeaves(EvalEnv *env, int64 *ids, int n, bool *mask, bool *got, bool *vals)
+{
+	MaintLevel *lv = env->lv;
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *m = palloc(sizeof(Datum) * (lv->nleaves + 1));
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	int			i,
+				ret;
+	uint64		row;
+	SPITupleTable *tt;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(ids[i]);
+	for (i = 0; i < lv->nleaves; i++)
+		m[i] = BoolGetDatum(mask[i]);
+	args[0] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(m, lv->nleaves, BOOLOID, 1, true, TYPALIGN_CHAR));
+	ret = SPI_execute_plan(lv->plan, args, nulls, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "segment maintenance query failed: %s", SPI_result_code_string(ret));
+	tt = SPI_tuptable;
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[row], tt->tupdesc, 1, &isnull));
+		Datum		arr = SPI_getbinval(tt->vals[row], tt->tupdesc, 2, &isnull);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			nelems,
+					lo = 0,
+					hi = n - 1,
+					k = -1;
+
+		while (lo <= hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (ids[mid] == id)
+			{
+				k = mid;
+				break;
+			}
+			if (ids[mid] < id)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		if (k < 0 || isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(arr), BOOLOID, 1, true, TYPALIGN_CHAR,
+						  &elems, &enulls, &nelems);
+		if (nelems != lv->nleaves)
+			elog(ERROR, "segment maintenance query returned %d values, expected %d", nelems, lv->nleaves);
+		got[k] = true;
+		for (i = 0; i < nelems; i++)
+			vals[k * lv->nleaves + i] = !enulls[i] && DatumGetBool(elems[i]);
+	}
+	SPI_freetuptable(tt);
+}
+
+/*
+ * Evaluate the level for the contacts (sorted, unique) and hand each
+ * existing contact's outcome to fn.  SPI must be connected.
+ */
+void
+MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
+			   MaintOutcomeFn fn, void *arg)
+{
+	EvalEnv		env;
+	MaintRels  *r = &g->rels;
+	MemoryContext outer = CurrentMemoryContext;
+	MaintOutcome o;
+	int			nl = lv->nleaves;
+	int			start;
+	int64	   *open_ids = palloc(sizeof(int64) * EVAL_BATCH);
+	bool	   *mask = palloc0(sizeof(bool) * (nl + 1));
+	bool	   *got = palloc(sizeof(bool) * EVAL_BATCH);
+	bool	   *vals = palloc0(sizeof(bool) * (nl + 1) * EVAL_BATCH);
+
+	memset(&env, 0, sizeof(env));
+	env.g = g;
+	env.lv = lv;
+	env.now = SegmentNow();
+	env.qknown = palloc0(sizeof(bool) * (nl + 1));
+	env.qval = palloc0(sizeof(bool) * (nl + 1));
+	env.need = palloc0(sizeof(bool) * (nl + 1));
+	env.tmp = AllocSetContextCreate(outer, "segment maintenance contact", ALLOCSET_SMALL_SIZES);
+	o.want = palloc0(sizeof(bool) * (lv->nnodes + 1));
+	o.member = palloc0(sizeof(bool) * (lv->nnodes + 1));
+	o.tag_state = palloc0(lv->nnodes + 1);
+
+	/* what SPI does before a statement: see this transaction's writes and what others committed */
+	CommandCounterIncrement();
+	env.snap = RegisterSnapshot(GetTransactionSnapshot());
+	OpenRel(r->contacts, r->contacts_pk, &env.contacts, &env.contacts_pk, &env.contacts_slot);
+	OpenRel(r->members, r->members_contact, &env.members, &env.members_idx, &env.members_slot);
+	OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
+	OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
+	if (OidIsValid(r->stats_pk))
+		OpenRel(r->stats, r->stats_pk, &env.stats, &env.stats_pk, &env.stats_slot);
+	if (OidIsValid(r->events_idx))
+		OpenRel(r->events, r->events_idx, &env.events, &env.events_idx, &env.events_slot);
+
+	for (start = 0; start < nids; start += EVAL_BATCH)
+	{
+		int			end = Min(nids, start + EVAL_BATCH);
+		int			nopen = 0;
+		int			i,
+					k;
+
+		memset(mask, 0, sizeof(bool) * (nl + 1));
+		/* pass 1: what C settles alone; note the open contacts and their leaves */
+		for (i = start; i < end; i++)
+		{
+			MemoryContextReset(env.tmp);
+			MemoryContextSwitchTo(env.tmp);
+			env.contact = ids[i];
+			memset(env.qknown, 0, sizeof(bool) * (nl + 1));
+			memset(env.need, 0, sizeof(bool) * (nl + 1));
+			if (!ContactExists(&env))
+			{
+				MemoryContextSwitchTo(outer);
+				continue;
+			}
+			o.contact = ids[i];
+			if (EvalContact(&env, &o))
+			{
+				ReadState(&env, &o);
+				MemoryContextSwitchTo(outer);
+				fn(arg, g, lv, &o);
+				continue;
+			}
+			MemoryContextSwitchTo(outer);
+			for (k = 0; k < nl; k++)
+				mask[k] |= env.need[k];
+			open_ids[nopen++] = ids[i];
+		}
+		if (nopen == 0)
+			continue;
+
+		/* pass 2: fetch the leaves the open contacts need, then settle them */
+		memset(got, 0, sizeof(bool) * EVAL_BATCH);
+		FetchLeaves(&env, open_ids, nopen, mask, got, vals);
+		for (i = 0; i < nopen; i++)
+		{
+			if (!got[i])
+				continue;		/* gone meanwhile */
+			MemoryContextReset(env.tmp);
+			MemoryContextSwitchTo(env.tmp);
+			env.contact = open_ids[i];
+			for (k = 0; k < nl; k++)
+			{
+				env.qknown[k] = mask[k];
+				env.qval[k] = vals[i * nl + k];
+			}
+			o.contact = open_ids[i];
+			if (!EvalContact(&env, &o))
+				elog(ERROR, "segment maintenance: rule value still open after fetching its conditions");
+			ReadState(&env, &o);
+			MemoryContextSwitchTo(outer);
+			fn(arg, g, lv, &o);
+		}
+	}
+
+	CloseRel(env.events, env.events_idx, env.events_slot);
+	CloseRel(env.stats, env.stats_pk, env.stats_slot);
+	CloseRel(env.stages, env.stages_pk, env.stages_slot);
+	CloseRel(env.tags, env.tags_pk, env.tags_slot);
+	CloseRel(env.members, env.members_idx, env.members_slot);
+	CloseRel(env.contacts, env.contacts_pk, env.contacts_slot);
+	UnregisterSnapshot(env.snap);
+	MemoryContextDelete(env.tmp);
+}
