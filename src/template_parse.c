@@ -1107,7 +1107,49 @@ BuildNames(Parser *ps)
 	for (i = 0; i < p->nnodes; i++)
 		if (p->nodes[i].op == OP_VAR && p->nodes[i].nfilters == 0 &&
 			p->exprs[p->nodes[i].expr].count == 1 && IsStackName(&p->exprs[p->nodes[i].expr]))
+		{
 			p->nodes[i].flags |= NF_SIMPLE;
+			p->nodes[i].name = p->segs[p->exprs[p->nodes[i].expr].first].name;
+		}
+	return true;
+}
+
+/*
+ * Mark runs of alternating text and variables that lie in one branch (no
+ * section starts, switches to its else part or ends between them): the
+ * renderer goes from one to the next without a trip through its dispatch.
+ */
+static bool
+MarkRuns(Parser *ps)
+{
+	TmplProgram *p = ps->p;
+	bool	   *edge;
+	int			i;
+
+	if (p->nnodes == 0)
+		return true;
+	edge = CoreAllocZero(ps->a, (size_t) p->nnodes + 1);
+	if (edge == NULL)
+		return OutOfMemory(ps);
+	for (i = 0; i < p->nnodes; i++)
+		if (p->nodes[i].end >= 0)
+		{
+			edge[i + 1] = true;
+			edge[p->nodes[i].mid] = true;
+			edge[p->nodes[i].end] = true;
+		}
+	for (i = 0; i + 1 < p->nnodes; i++)
+	{
+		TmplNode   *n = &p->nodes[i];
+
+		if (edge[i + 1])
+			continue;
+		if (n->op == OP_TEXT && p->nodes[i + 1].op == OP_VAR)
+			n->flags |= NF_NEXT_VAR;
+		else if (n->op == OP_VAR && p->nodes[i + 1].op == OP_TEXT)
+			n->flags |= NF_NEXT_TEXT;
+	}
+	CoreFree(ps->a, edge);
 	return true;
 }
 
@@ -1171,6 +1213,8 @@ TmplParse(const char *src, size_t len, const CoreAllocator *a, CoreError *err)
 	p->pool_len = ps.pool.len;
 	if (err->code == CORE_OK)
 		BuildNames(&ps);
+	if (err->code == CORE_OK)
+		MarkRuns(&ps);
 	if (err->code != CORE_OK)
 	{
 		TmplFree(p);

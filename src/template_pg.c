@@ -244,10 +244,34 @@ MergeNames(JsonbContainer *c, uint32 count, const char *base,
 	return n;
 }
 
-/* The shape remembered for these names and this key section, or NULL. */
+/*
+ * The shape remembered for these names and object c's key section, or NULL.
+ * Equal key JEntries mean equal key lengths, so the key text to compare is
+ * as long as the remembered one.
+ */
+/* memcmp(a, b, n) == 0 for the few bytes of a key section, inline. */
+static inline bool
+SameBytes(const char *a, const char *b, size_t n)
+{
+	uint64		x,
+				y;
+
+	for (; n >= 8; n -= 8, a += 8, b += 8)
+	{
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+	}
+	for (; n > 0; n--)
+		if (*a++ != *b++)
+			return false;
+	return true;
+}
+
 static BindShape *
 FindShape(BindShapes *bs, const TmplName *names, int nnames, JsonbContainer *c,
-		  uint32 count, const char *base, uint32 size)
+		  uint32 count, const char *base)
 {
 	int			k;
 
@@ -255,11 +279,10 @@ FindShape(BindShapes *bs, const TmplName *names, int nnames, JsonbContainer *c,
 	{
 		BindShape  *sh = &bs->shape[k];
 
-		if (sh->names == names && sh->generation == template_cache_generation &&
-			sh->nnames == nnames && sh->count == count && sh->size == size &&
-			memcmp(sh->keys, c->children, count * sizeof(JEntry)) == 0 &&
-			memcmp(sh->keys + count * sizeof(JEntry), base,
-				   size - count * sizeof(JEntry)) == 0)
+		if (sh->names == names && sh->count == count && sh->nnames == nnames &&
+			sh->generation == template_cache_generation &&
+			SameBytes(sh->keys, (const char *) c->children, count * sizeof(JEntry)) &&
+			SameBytes(sh->keys + count * sizeof(JEntry), base, sh->size - count * sizeof(JEntry)))
 			return sh;
 	}
 	return NULL;
@@ -316,9 +339,8 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 	JsonbContainer *c = (JsonbContainer *) object->ref;
 	uint32		count = JsonContainerSize(c);
 	char	   *base = (char *) &c->children[count * 2];
-	uint32		end = getJsonbOffset(c, (int) count);	/* where the key text ends */
-	uint32		size = count * sizeof(JEntry) + end;
-	BindShape  *sh = FindShape(bs, names, nnames, c, count, base, size);
+	BindShape  *sh = FindShape(bs, names, nnames, c, count, base);
+	uint32		end;			/* running offset; first, where the key text ends */
 	const BindMatch *match;
 	int			nmatch;
 	int			m;
@@ -328,9 +350,14 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 	{
 		match = sh->match;
 		nmatch = sh->nmatch;
+		end = sh->size - count * sizeof(JEntry);
 	}
 	else
 	{
+		uint32		size;
+
+		end = getJsonbOffset(c, (int) count);
+		size = count * sizeof(JEntry) + end;
 		if (bs->cap_scratch < nnames)
 		{
 			if (bs->scratch)
@@ -344,8 +371,8 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 			RememberShape(bs, rc->cc->mcxt, names, nnames, c, count, base, size,
 						  match, nmatch);
 	}
-	StaticAssertStmt(TMPL_MISSING == 0, "a zeroed slot must be a missing name");
-	memset(slots, 0, nnames * sizeof(TmplSlot));
+	for (m = 0; m < nnames; m++)
+		slots[m].kind = TMPL_MISSING;	/* other fields are read only for a match */
 	m = 0;
 	for (i = 0; m < nmatch; i++)
 	{
@@ -417,7 +444,7 @@ JbToJson(void *ctx, const TmplValue *value, CoreBuf *out)
  * come from shared buffers that are rarely in the CPU cache: waiting for
  * each cache line as a lookup first touches it costs more than the lookups.
  * In a heap page the scan's next tuples lie just below the current one (a
- * page fills from its end), so ask the CPU for the 2 kB below this datum
+ * page fills from its end), so ask the CPU for the 1.5 kB below this datum
  * now: the next row's document is on its way while this one renders.  A
  * prefetch is only a hint: it never faults and reads nothing the program
  * sees, whatever the address holds.
@@ -428,7 +455,7 @@ PrefetchNextRows(const void *datum)
 	uintptr_t	p = (uintptr_t) datum;
 	uintptr_t	off;
 
-	for (off = 64; off <= 2048 && off <= p; off += 64)
+	for (off = 64; off <= 1536 && off <= p; off += 64)
 		__builtin_prefetch((const void *) (p - off));
 }
 

@@ -23,6 +23,13 @@
 #include <emmintrin.h>
 #endif
 
+/* The few helpers of the per-node hot path must be inlined whatever their size. */
+#ifdef __GNUC__
+#define HOT_INLINE inline __attribute__((always_inline))
+#else
+#define HOT_INLINE inline
+#endif
+
 #define MAX_FRAMES 256
 #define MAX_INDENTS 64
 #define MAX_OVERRIDES 64
@@ -81,7 +88,8 @@ typedef struct Render
 	bool		have_scratch;
 	bool		escape;			/* the options' escape_html */
 	size_t		limit;			/* output length allowed */
-	size_t		room;			/* Put's fast path: the output may grow up to this */
+	char	   *w;				/* Put's fast path: next byte of the output */
+	char	   *wend;			/* ... and how far it may write */
 	size_t		slot_top;		/* slots[0, slot_top) belong to bindings */
 	TmplSlot	slots[SLOT_AREA];
 } Render;
@@ -107,19 +115,88 @@ Fail(Render *r, CoreErrorCode code, const char *fmt,...)
 }
 
 /*
- * How long the output may get before Put must take the slow path: below the
- * buffer's capacity (keeping room for the NUL) and within the limit.
+ * memcpy for the output: most pieces (values, the text between two tags) are
+ * short, and copying them as two overlapping blocks beats a library call.
+ */
+static HOT_INLINE void
+CopyBytes(char *d, const char *s, size_t len)
+{
+	if (len > 32)
+		memcpy(d, s, len);
+	else if (len >= 16)
+	{
+#ifdef __SSE2__
+		__m128i		a = _mm_loadu_si128((const __m128i *) s);
+		__m128i		b = _mm_loadu_si128((const __m128i *) (s + len - 16));
+
+		_mm_storeu_si128((__m128i *) d, a);
+		_mm_storeu_si128((__m128i *) (d + len - 16), b);
+#else
+		memcpy(d, s, len);
+#endif
+	}
+	else if (len >= 8)
+	{
+		uint64_t	a,
+					b;
+
+		memcpy(&a, s, 8);
+		memcpy(&b, s + len - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + len - 8, &b, 8);
+	}
+	else if (len >= 4)
+	{
+		uint32_t	a,
+					b;
+
+		memcpy(&a, s, 4);
+		memcpy(&b, s + len - 4, 4);
+		memcpy(d, &a, 4);
+		memcpy(d + len - 4, &b, 4);
+	}
+	else if (len > 0)
+	{
+		char		a = s[0],
+					m = s[len / 2],
+					z = s[len - 1];
+
+		d[0] = a;
+		d[len / 2] = m;
+		d[len - 1] = z;
+	}
+}
+
+/*
+ * Where Put writes (w) and how far it may go before taking the slow path
+ * (wend): below the buffer's capacity, keeping room for the NUL, and within
+ * the limit.  While rendering, out->len is behind: w is the truth, and
+ * SyncOut writes it back.
  */
 static void
 SetRoom(Render *r)
 {
-	size_t		room = r->out->cap > 0 ? r->out->cap - 1 : 0;
+	CoreBuf    *b = r->out;
+	size_t		room = b->cap > 0 ? b->cap - 1 : 0;
 
 	if (room > r->limit)
 		room = r->limit;
-	if (room < r->out->len)
-		room = r->out->len;
-	r->room = room;
+	if (room < b->len)
+		room = b->len;
+	if (b->data == NULL)
+	{
+		r->w = r->wend = NULL;	/* out of memory already: the render fails */
+		return;
+	}
+	r->w = b->data + b->len;
+	r->wend = b->data + room;
+}
+
+static void
+SyncOut(Render *r)
+{
+	if (r->out->data != NULL)
+		r->out->len = (size_t) (r->w - r->out->data);
 }
 
 /* Turn a failed append into the right error. */
@@ -135,18 +212,17 @@ OutputFailed(Render *r)
  * Append to the output.  The common case (room left, under the limit) is a
  * plain copy; the terminating NUL is written once at the end of rendering.
  */
-static inline bool
+static HOT_INLINE bool
 Put(Render *r, const char *s, size_t len)
 {
-	CoreBuf    *b = r->out;
-
-	if (len <= r->room - b->len)
+	if (len <= (size_t) (r->wend - r->w))
 	{
-		memcpy(b->data + b->len, s, len);
-		b->len += len;
+		CopyBytes(r->w, s, len);
+		r->w += len;
 		return true;
 	}
-	if (!CoreBufAppend(b, s, len))
+	SyncOut(r);
+	if (!CoreBufAppend(r->out, s, len))
 		return OutputFailed(r);
 	SetRoom(r);
 	return true;
@@ -169,7 +245,7 @@ PutIndent(Render *r)
  * Literal template text: inside an indented partial every line of the
  * partial's own text starts with the indentation.
  */
-static bool
+static HOT_INLINE bool
 EmitText(Render *r, const char *s, size_t len)
 {
 	if (r->nindents == 0)
@@ -213,11 +289,10 @@ WordHasSpecial(const char *s)
 }
 
 #ifdef __SSE2__
-/* Bit k set: byte k of the 16 at s is a character HTML escaping replaces. */
+/* Bit k set: byte k of v is a character HTML escaping replaces. */
 static inline unsigned int
-SpecialMask16(const char *s)
+SpecialMask16Vec(__m128i v)
 {
-	__m128i		v = _mm_loadu_si128((const __m128i *) s);
 	__m128i		m;
 
 	m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')),
@@ -227,7 +302,62 @@ SpecialMask16(const char *s)
 								  _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))));
 	return (unsigned int) _mm_movemask_epi8(m);
 }
+
+/* The same for the 16 bytes at s. */
+static inline unsigned int
+SpecialMask16(const char *s)
+{
+	return SpecialMask16Vec(_mm_loadu_si128((const __m128i *) s));
+}
 #endif
+
+static inline size_t SafePrefix(const char *s, size_t len);
+
+/*
+ * Does s need any HTML escaping?  The question asked for every value printed,
+ * almost always answered no, so it is answered with few branches: the bytes
+ * are gathered into one 16-byte block (two overlapping 8- or 4-byte loads, or
+ * three single bytes, never reading outside s) or scanned in blocks, and all
+ * five characters tested at once.
+ */
+static HOT_INLINE bool
+HasSpecial(const char *s, size_t len)
+{
+#ifdef __SSE2__
+	__m128i		v;
+
+	if (len >= 16)
+	{
+		unsigned int m = 0;
+		size_t		i;
+
+		for (i = 0; i + 16 < len; i += 16)
+			m |= SpecialMask16(s + i);
+		return (m | SpecialMask16(s + len - 16)) != 0;
+	}
+	if (len >= 8)
+		v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *) s),
+							   _mm_loadl_epi64((const __m128i *) (s + len - 8)));
+	else if (len >= 4)
+	{
+		uint32_t	a,
+					b;
+
+		memcpy(&a, s, 4);
+		memcpy(&b, s + len - 4, 4);
+		v = _mm_set_epi32(0, 0, (int) b, (int) a);
+	}
+	else if (len > 0)
+		v = _mm_set_epi32(0, 0, 0, (int) ((unsigned char) s[0] |
+										  (unsigned char) s[len / 2] << 8 |
+										  (unsigned char) s[len - 1] << 16));
+	else
+		return false;
+	return SpecialMask16Vec(v) != 0;
+#else
+	return SafePrefix(s, len) != len;
+#endif
+}
 
 /*
  * Length of the prefix of s that needs no HTML escaping.  Values are mostly
@@ -320,10 +450,10 @@ EmitValue(Render *r, const char *s, size_t len, bool raw)
 }
 
 /* A string value: the common case (nothing to escape) inline. */
-static inline bool
+static HOT_INLINE bool
 EmitString(Render *r, const char *s, size_t len, bool raw)
 {
-	if (raw || !r->escape || SafePrefix(s, len) == len)
+	if (raw || !r->escape || !HasSpecial(s, len))
 		return Put(r, s, len);
 	return EmitValue(r, s, len, raw);
 }
@@ -424,28 +554,30 @@ FindName(Render *r, const TmplProgram *p, const TmplSeg *s, TmplValue *out)
  * NULL whenever anything else is involved (an unbound context, a value to
  * fetch, no such name): then FindName decides.
  */
-static inline const TmplSlot *
-BoundString(Render *r, const TmplProgram *p, const TmplSeg *s)
+static HOT_INLINE const TmplSlot *
+BoundString(Render *r, const TmplProgram *p, uint32_t name)
 {
+	const TmplSlot *slot;
 	int			i;
 
-	for (i = r->nframes - 1; i >= -1; i--)
+	for (i = r->nframes - 1; i >= 0; i--)
 	{
-		const TmplValue *ctx = i >= 0 ? &r->frames[i].v : &r->root;
-		const Binding *b = i >= 0 ? &r->frames[i].bound : &r->root_bound;
-		const TmplSlot *slot;
+		const Frame *f = &r->frames[i];
 
-		if (ctx->kind != TMPL_OBJECT)
+		if (f->v.kind != TMPL_OBJECT)
 			continue;
-		if (b->p != p || b->slots == NULL)
+		if (f->bound.p != p || f->bound.slots == NULL)
 			return NULL;
-		slot = &b->slots[s->name];
+		slot = &f->bound.slots[name];
 		if (slot->kind == TMPL_STRING)
 			return slot;
 		if (slot->kind != TMPL_MISSING)
 			return NULL;
 	}
-	return NULL;
+	if (r->root.kind != TMPL_OBJECT || r->root_bound.p != p || r->root_bound.slots == NULL)
+		return NULL;
+	slot = &r->root_bound.slots[name];
+	return slot->kind == TMPL_STRING ? slot : NULL;
 }
 
 /*
@@ -599,6 +731,7 @@ EvalOther(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 	}
 }
 
+/* Enter a context (v NULL: the caller then fills the new frame's value). */
 static bool
 Push(Render *r, const TmplValue *v, bool iter, size_t index, size_t count)
 {
@@ -607,7 +740,8 @@ Push(Render *r, const TmplValue *v, bool iter, size_t index, size_t count)
 	if (r->nframes >= MAX_FRAMES)
 		return Fail(r, CORE_ERR_LIMIT, "sections and partials nested deeper than %d levels", MAX_FRAMES);
 	f = &r->frames[r->nframes++];
-	f->v = *v;
+	if (v != NULL)
+		f->v = *v;
 	f->iter = iter;
 	f->index = index;
 	f->count = count;
@@ -670,12 +804,16 @@ Loop(Render *r, const TmplProgram *p, const TmplValue *arr, int from, int to)
 
 	for (i = 0; i < arr->count; i++)
 	{
-		TmplValue	elem;
+		TmplValue  *elem;
 
-		if (!r->m->at(r->m->ctx, arr, i, &elem))
-			memset(&elem, 0, sizeof(elem));
-		if (!Push(r, &elem, true, i, arr->count))
+		/* the element goes straight into its frame (no copy of a fresh value) */
+		if (!Push(r, NULL, true, i, arr->count))
 			return false;
+		elem = &r->frames[r->nframes - 1].v;
+		if (!r->m->at(r->m->ctx, arr, i, elem))
+			memset(elem, 0, sizeof(*elem));
+		else if (elem->kind == TMPL_OBJECT)
+			Bind(r, &r->frames[r->nframes - 1].bound, elem, p);	/* the body reads it */
 		if (!RenderRange(r, p, from, to))
 			return false;
 		Pop(r);
@@ -701,6 +839,8 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 				return RenderRange(r, p, n->mid, n->end);
 			if (!Push(r, &v, n->op == OP_EACH, 0, 1))
 				return false;
+			if (v.kind == TMPL_OBJECT)
+				Bind(r, &r->frames[r->nframes - 1].bound, &v, p);
 			if (!RenderRange(r, p, self + 1, n->mid))
 				return false;
 			Pop(r);
@@ -902,6 +1042,11 @@ RenderBlock(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 	return RenderRange(r, p, self + 1, n->end);
 }
 
+/*
+ * Render nodes [from, to).  Runs of text and variables in one branch go from
+ * node to node directly (NF_NEXT_VAR, NF_NEXT_TEXT), the usual shape of an
+ * email, so the dispatch is taken once per run.
+ */
 static bool
 RenderRange(Render *r, const TmplProgram *p, int from, int to)
 {
@@ -914,26 +1059,37 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 		switch (n->op)
 		{
 			case OP_TEXT:
+		text:
 				if (!EmitText(r, p->pool + n->off, n->len))
 					return false;
 				i++;
+				if (n->flags & NF_NEXT_VAR)
+				{
+					n = &p->nodes[i];
+					goto var;
+				}
 				continue;
 			case OP_VAR:
-				if ((n->flags & NF_SIMPLE) && r->nindents == 0)
+		var:
 				{
-					const TmplSlot *slot = BoundString(r, p, &p->segs[p->exprs[n->expr].first]);
+					const TmplSlot *slot = NULL;
 
+					if ((n->flags & NF_SIMPLE) && r->nindents == 0)
+						slot = BoundString(r, p, n->name);
 					if (slot != NULL)
 					{
 						if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
 							return false;
-						i++;
-						continue;
 					}
+					else if (!RenderVar(r, p, n))
+						return false;
 				}
-				if (!RenderVar(r, p, n))
-					return false;
 				i++;
+				if (n->flags & NF_NEXT_TEXT)
+				{
+					n = &p->nodes[i];
+					goto text;
+				}
 				continue;
 			case OP_PARTIAL:
 				if (!RenderPartial(r, p, n))
@@ -1002,7 +1158,10 @@ TmplRender(const TmplProgram *prog, const TmplModel *model,
 	size_t		start = out->len;
 	size_t		saved_limit = out->limit;
 
-	CoreErrorClear(err);
+	/* a cleared error, without clearing its message buffer on every render */
+	err->code = CORE_OK;
+	err->position = err->line = err->column = 0;
+	err->message[0] = '\0';
 	r = &local;
 	r->m = model;
 	r->o = opts;
@@ -1032,6 +1191,7 @@ TmplRender(const TmplProgram *prog, const TmplModel *model,
 	else
 	{
 		ok = RenderRange(r, prog, 0, prog->nnodes);
+		SyncOut(r);
 		out->data[out->len] = '\0';
 		if (ok && out->oom)
 			ok = Fail(r, CORE_ERR_OOM, "out of memory");
