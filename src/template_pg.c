@@ -76,6 +76,10 @@ typedef struct RenderCtx
 	CallCache  *cc;
 	const char *part;			/* segment.render_stored: which column */
 	bool		spi_connected;
+	/* JbAt: the last element read (loops read them in order) and where it ends */
+	JsonbContainer *at_array;
+	uint32		at_index;
+	uint32		at_end;
 } RenderCtx;
 
 /* ---- the jsonb value model ---- */
@@ -415,17 +419,35 @@ JbFetch(void *ctx, const TmplValue *object, uint64 handle, TmplValue *out)
 	FillEntry(c, (int) index, (char *) &c->children[count * 2], start, len, out);
 }
 
-/* Element i of a jsonb array, read in place. */
+/*
+ * Element i of a jsonb array, read in place.  When it follows the element
+ * read last (a loop), its data starts where that one ended.
+ */
 static bool
 JbAt(void *ctx, const TmplValue *array, size_t index, TmplValue *out)
 {
+	RenderCtx  *rc = (RenderCtx *) ctx;
 	JsonbContainer *c = (JsonbContainer *) array->ref;
 	uint32		n;
+	uint32		start;
+	uint32		end;
+	JEntry		e;
 
 	if (array->kind != TMPL_ARRAY || index >= (n = JsonContainerSize(c)))
 		return false;
-	FillEntry(c, (int) index, (char *) &c->children[n], getJsonbOffset(c, (int) index),
-			  getJsonbLength(c, (int) index), out);
+	if (rc != NULL && rc->at_array == c && index == (size_t) rc->at_index + 1)
+		start = rc->at_end;
+	else
+		start = getJsonbOffset(c, (int) index);
+	e = c->children[index];
+	end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : start + JBE_OFFLENFLD(e);
+	FillEntry(c, (int) index, (char *) &c->children[n], start, end - start, out);
+	if (rc != NULL)
+	{
+		rc->at_array = c;
+		rc->at_index = (uint32) index;
+		rc->at_end = end;
+	}
 	return true;
 }
 
@@ -444,7 +466,7 @@ JbToJson(void *ctx, const TmplValue *value, CoreBuf *out)
  * come from shared buffers that are rarely in the CPU cache: waiting for
  * each cache line as a lookup first touches it costs more than the lookups.
  * In a heap page the scan's next tuples lie just below the current one (a
- * page fills from its end), so ask the CPU for the 1.5 kB below this datum
+ * page fills from its end), so ask the CPU for the 2 kB below this datum
  * now: the next row's document is on its way while this one renders.  A
  * prefetch is only a hint: it never faults and reads nothing the program
  * sees, whatever the address holds.
@@ -455,7 +477,7 @@ PrefetchNextRows(const void *datum)
 	uintptr_t	p = (uintptr_t) datum;
 	uintptr_t	off;
 
-	for (off = 64; off <= 1536 && off <= p; off += 64)
+	for (off = 64; off <= 2048 && off <= p; off += 64)
 		__builtin_prefetch((const void *) (p - off));
 }
 
