@@ -1043,6 +1043,43 @@ RenderBlock(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 }
 
 /*
+ * A run of text and variables (NF_NEXT_VAR, NF_NEXT_TEXT) starting at node i
+ * when no partial's indentation is pending, the usual case: the checks the
+ * general path makes for each node are made once.  Returns the node after
+ * the run, or -1 on error.
+ */
+static int
+PlainRun(Render *r, const TmplProgram *p, int i)
+{
+	for (;;)
+	{
+		const TmplNode *n = &p->nodes[i];
+		const TmplSlot *slot;
+
+		if (n->op == OP_TEXT)
+		{
+			if (!Put(r, p->pool + n->off, n->len))
+				return -1;
+			i++;
+			if (!(n->flags & NF_NEXT_VAR))
+				return i;
+			n = &p->nodes[i];
+		}
+		slot = (n->flags & NF_SIMPLE) ? BoundString(r, p, n->name) : NULL;
+		if (slot != NULL)
+		{
+			if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
+				return -1;
+		}
+		else if (!RenderVar(r, p, n))
+			return -1;
+		i++;
+		if (!(n->flags & NF_NEXT_TEXT))
+			return i;
+	}
+}
+
+/*
  * Render nodes [from, to).  Runs of text and variables in one branch go from
  * node to node directly (NF_NEXT_VAR, NF_NEXT_TEXT), the usual shape of an
  * email, so the dispatch is taken once per run.
@@ -1059,6 +1096,12 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 		switch (n->op)
 		{
 			case OP_TEXT:
+				if (r->nindents == 0)
+				{
+					if ((i = PlainRun(r, p, i)) < 0)
+						return false;
+					continue;
+				}
 		text:
 				if (!EmitText(r, p->pool + n->off, n->len))
 					return false;
@@ -1070,6 +1113,12 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 				}
 				continue;
 			case OP_VAR:
+				if (r->nindents == 0)
+				{
+					if ((i = PlainRun(r, p, i)) < 0)
+						return false;
+					continue;
+				}
 		var:
 				{
 					const TmplSlot *slot = NULL;
