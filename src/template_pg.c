@@ -471,12 +471,22 @@ JbToJson(void *ctx, const TmplValue *value, CoreBuf *out)
  * prefetch is only a hint: it never faults and reads nothing the program
  * sees, whatever the address holds.
  */
+static uintptr_t prefetch_last = 0;	/* the previous datum: only a hint */
+
 static inline void
 PrefetchNextRows(const void *datum)
 {
 	uintptr_t	p = (uintptr_t) datum;
 	uintptr_t	off;
 
+	/*
+	 * Not just below the previous datum: a new page, whose first row nobody
+	 * asked for; ask for all of it at once rather than line by line.
+	 */
+	if (p >= prefetch_last || prefetch_last - p > 4096)
+		for (off = 0; off < VARSIZE_ANY(datum) && off < 4096; off += 64)
+			__builtin_prefetch((const void *) (p + off));
+	prefetch_last = p;
 	for (off = 64; off <= 2048 && off <= p; off += 64)
 		__builtin_prefetch((const void *) (p - off));
 }
