@@ -62,6 +62,12 @@ CREATE TABLE segment.event_stats (
   PRIMARY KEY (type, contact_id)
 ) WITH (fillfactor = 80);
 CREATE INDEX event_stats_contact ON segment.event_stats (contact_id);
+-- "the rows of type T" for rules answered from the aggregates (sum(purchase.amount) > 500,
+-- lapsed buyers): the planner estimates this single-column index by the physical order
+-- of type (rebuild_event_stats writes in key order), where the two-column key is
+-- discounted and loses to a parallel scan of the whole table.  type never changes, so
+-- updates stay HOT; only a contact's first event of a type adds an entry.
+CREATE INDEX event_stats_type ON segment.event_stats (type);
 COMMENT ON TABLE segment.event_stats IS
   'Per-contact, per-event-type aggregates: count, first and last time, and count/sum/min/max of amount';
 
