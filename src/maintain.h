@@ -56,6 +56,7 @@ typedef struct MaintRels
 	Oid			contacts,
 				contacts_pk;
 	Oid			members,
+				members_pk,			/* segment_members (segment_id, contact_id) */
 				members_contact;	/* segment_members (contact_id, segment_id) */
 	Oid			tags,
 				tags_pk;			/* contact_tags (contact_id, tag) */

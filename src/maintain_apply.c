@@ -54,9 +54,11 @@ static SPIPlanPtr plan_stage = NULL;
 typedef struct MaintChanges
 {
 	List	   *enter_seg,
-			   *enter_contact;
+			   *enter_contact,
+			   *enter_name;
 	List	   *exit_seg,
-			   *exit_contact;
+			   *exit_contact,
+			   *exit_name;
 	List	   *tag_add_contact,
 			   *tag_add_tag;
 	List	   *tag_rm_contact,
@@ -169,41 +171,41 @@ RunWrite(SPIPlanPtr plan, int nargs, Datum *args)
 static void
 ApplyChanges(MaintChanges *ch)
 {
-	Oid			t2i[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Oid			s3i[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	Oid			t2[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Oid			s3[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		a[3];
 
-	/* The segment's name comes by primary key (cheaper than joining the arguments back). */
+	/* The segment names come along as a third array (no lookup per row). */
 	if (ch->enter_seg)
 	{
 		a[0] = Int8Array(ch->enter_seg);
 		a[1] = Int8Array(ch->enter_contact);
+		a[2] = TextArray(ch->enter_name);
 		RunWrite(SegmentKeptPlan(&plan_enter,
-						  "WITH ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
-						  "             SELECT u.s, u.c, segment.now()"
-						  "               FROM unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
-						  "             ON CONFLICT DO NOTHING RETURNING segment_id, contact_id)"
+						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
+						  " ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)"
+						  "         SELECT u.s, u.c, segment.now() FROM u"
+						  "         ON CONFLICT DO NOTHING RETURNING segment_id, contact_id)"
 						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-						  " SELECT ins.contact_id, 'segment_enter',"
-						  "        (SELECT g.name FROM segment.segments g WHERE g.id = ins.segment_id), 'rule'"
-						  "   FROM ins",
-						  2, t2i, CURSOR_OPT_GENERIC_PLAN), 2, a);
+						  " SELECT ins.contact_id, 'segment_enter', u.n, 'rule'"
+						  "   FROM ins JOIN u ON u.s = ins.segment_id AND u.c = ins.contact_id",
+						  3, s3i, CURSOR_OPT_GENERIC_PLAN), 3, a);
 	}
 	if (ch->exit_seg)
 	{
 		a[0] = Int8Array(ch->exit_seg);
 		a[1] = Int8Array(ch->exit_contact);
+		a[2] = TextArray(ch->exit_name);
 		RunWrite(SegmentKeptPlan(&plan_exit,
-						  "WITH del AS (DELETE FROM segment.segment_members m"
-						  "              USING unnest($1::bigint[], $2::bigint[]) AS u(s, c)"
-						  "             WHERE m.segment_id = u.s AND m.contact_id = u.c"
-						  "             RETURNING m.segment_id, m.contact_id)"
+						  "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(s, c, n)),"
+						  " del AS (DELETE FROM segment.segment_members m USING u"
+						  "         WHERE m.segment_id = u.s AND m.contact_id = u.c"
+						  "         RETURNING m.segment_id, m.contact_id)"
 						  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-						  " SELECT del.contact_id, 'segment_exit',"
-						  "        (SELECT g.name FROM segment.segments g WHERE g.id = del.segment_id), 'rule'"
-						  "   FROM del",
-						  2, t2i, CURSOR_OPT_GENERIC_PLAN), 2, a);
+						  " SELECT del.contact_id, 'segment_exit', u.n, 'rule'"
+						  "   FROM del JOIN u ON u.s = del.segment_id AND u.c = del.contact_id",
+						  3, s3i, CURSOR_OPT_GENERIC_PLAN), 3, a);
 	}
 	applying = true;
 	PG_TRY();
@@ -307,11 +309,13 @@ Decide(void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o)
 			{
 				ch->enter_seg = lappend(ch->enter_seg, BoxInt64(node->id));
 				ch->enter_contact = lappend(ch->enter_contact, BoxInt64(o->contact));
+				ch->enter_name = lappend(ch->enter_name, node->name);
 			}
 			else if (!w && o->member[i])
 			{
 				ch->exit_seg = lappend(ch->exit_seg, BoxInt64(node->id));
 				ch->exit_contact = lappend(ch->exit_contact, BoxInt64(o->contact));
+				ch->exit_name = lappend(ch->exit_name, node->name);
 			}
 		}
 		else

@@ -44,6 +44,8 @@
 #include "rule_glue.h"
 #include "maintain.h"
 
+/* Levels with up to this many segments read membership by primary key, others by contact. */
+#define EVAL_MEMBER_PROBES 4
 /* Contacts evaluated together before their SQL leaves are fetched. */
 #define EVAL_BATCH 512
 /* event_stats rows kept per contact while its rules are evaluated. */
@@ -77,6 +79,7 @@ typedef struct EvalEnv
 				contacts_pk,
 				members,
 				members_idx,
+				members_pk,
 				tags,
 				tags_pk,
 				stages,
@@ -168,6 +171,7 @@ MaintLookupRels(MaintGraph *g)
 	Oid			nsp = get_namespace_oid("segment", false);
 	char		relkind;
 	static const char *const by_contact[] = {"contact_id", "segment_id"};
+	static const char *const by_segment[] = {"segment_id", "contact_id"};
 	static const char *const tag_key[] = {"contact_id", "tag"};
 	static const char *const id_key[] = {"id"};
 	static const char *const contact_key[] = {"contact_id"};
@@ -179,12 +183,14 @@ MaintLookupRels(MaintGraph *g)
 	r->contacts_pk = PrimaryKeyOf(r->contacts, &relkind);
 	r->members = Relid(nsp, "segment_members");
 	r->members_contact = get_relname_relid("segment_members_contact", nsp);
+	r->members_pk = PrimaryKeyOf(r->members, &relkind);
 	r->tags = Relid(nsp, "contact_tags");
 	r->tags_pk = PrimaryKeyOf(r->tags, &relkind);
 	r->stages = Relid(nsp, "contact_stages");
 	r->stages_pk = PrimaryKeyOf(r->stages, &relkind);
 	if (!IndexHasKeys(r->contacts_pk, r->contacts, id_key, 1) ||
 		!IndexHasKeys(r->members_contact, r->members, by_contact, 2) ||
+		!IndexHasKeys(r->members_pk, r->members, by_segment, 2) ||
 		!IndexHasKeys(r->tags_pk, r->tags, tag_key, 2) ||
 		!IndexHasKeys(r->stages_pk, r->stages, contact_key, 1))
 		elog(ERROR, "segment maintenance: an index of segment.contacts, segment_members, contact_tags or contact_stages is missing");
@@ -588,10 +594,19 @@ TriOf(bool b)
  * kid; only when their value stays open are the leaves of the open kids
  * marked, so a leaf is fetched only when its value can matter.
  */
+/* Conditions settled by constants or the event_stats rows alone. */
+static bool
+IsCheap(MaintExpr *e)
+{
+	return e->op == 't' || e->op == 'f' || e->op == 'd' || e->op == 'a' ||
+		(e->op == '!' && IsCheap(e->kids[0]));
+}
+
 static Tri
 Eval(EvalEnv *env, MaintExpr *e, bool mark)
 {
-	int			i;
+	int			i,
+				round;
 	Tri			res,
 				r;
 
@@ -610,14 +625,18 @@ Eval(EvalEnv *env, MaintExpr *e, bool mark)
 				Tri			decide = e->op == '&' ? TRI_FALSE : TRI_TRUE;
 
 				res = e->op == '&' ? TRI_TRUE : TRI_FALSE;
-				for (i = 0; i < e->nkids; i++)
-				{
-					r = Eval(env, e->kids[i], false);
-					if (r == decide)
-						return decide;
-					if (r == TRI_UNKNOWN)
-						res = TRI_UNKNOWN;
-				}
+				/* event_stats first (one probe per type, shared), then raw counts and SQL leaves */
+				for (round = 0; round < 2; round++)
+					for (i = 0; i < e->nkids; i++)
+					{
+						if (IsCheap(e->kids[i]) != (round == 0))
+							continue;
+						r = Eval(env, e->kids[i], false);
+						if (r == decide)
+							return decide;
+						if (r == TRI_UNKNOWN)
+							res = TRI_UNKNOWN;
+					}
 				if (res == TRI_UNKNOWN && mark)
 					for (i = 0; i < e->nkids; i++)
 						if (Eval(env, e->kids[i], false) == TRI_UNKNOWN)
@@ -723,7 +742,7 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	MaintLevel *lv = env->lv;
 	MaintRels  *r = &g->rels;
 	int			i;
-	bool		segs = false;
+	int			nsegs = 0;
 	int64	   *ids = NULL;
 	int			nids = 0,
 				cap = 0;
@@ -732,8 +751,9 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	bool		isnull;
 
 	for (i = 0; i < lv->nnodes; i++)
-		segs |= g->nodes[lv->nodes[i]].kind == 's';
-	if (segs)
+		nsegs += g->nodes[lv->nodes[i]].kind == 's';
+	/* many segments: all of the contact's memberships in one scan */
+	if (nsegs > EVAL_MEMBER_PROBES)
 	{
 		KeyInit(&keys[0], env->members_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
 		scan = StartScan(env, env->members, env->members_idx, keys, 1);
@@ -754,11 +774,21 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 		MaintNode  *node = &g->nodes[lv->nodes[i]];
 		int			j;
 
-		if (node->kind == 's')
+		if (node->kind == 's' && nsegs > EVAL_MEMBER_PROBES)
 		{
 			o->member[i] = false;
 			for (j = 0; j < nids && !o->member[i]; j++)
 				o->member[i] = ids[j] == node->id;
+		}
+		else if (node->kind == 's')
+		{
+			/* few segments: one primary-key probe each */
+			KeyInit(&keys[0], env->members_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(node->id));
+			KeyInit(&keys[1], env->members_pk, 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+			scan = StartScan(env, env->members, env->members_pk, keys, 2);
+			o->member[i] = index_getnext_slot(scan, ForwardScanDirection, env->members_slot);
+			index_endscan(scan);
+			ExecClearTuple(env->members_slot);
 		}
 		else if (node->kind == 't')
 		{
@@ -942,6 +972,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	env.snap = RegisterSnapshot(GetTransactionSnapshot());
 	OpenRel(r->contacts, r->contacts_pk, &env.contacts, &env.contacts_pk, &env.contacts_slot);
 	OpenRel(r->members, r->members_contact, &env.members, &env.members_idx, &env.members_slot);
+	env.members_pk = index_open(r->members_pk, AccessShareLock);
 	OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
 	OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
 	if (OidIsValid(r->stats_pk))
@@ -1014,6 +1045,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	CloseRel(env.stats, env.stats_pk, env.stats_slot);
 	CloseRel(env.stages, env.stages_pk, env.stages_slot);
 	CloseRel(env.tags, env.tags_pk, env.tags_slot);
+	index_close(env.members_pk, NoLock);
 	CloseRel(env.members, env.members_idx, env.members_slot);
 	CloseRel(env.contacts, env.contacts_pk, env.contacts_slot);
 	UnregisterSnapshot(env.snap);
