@@ -105,6 +105,11 @@ typedef struct MaintLevel
 	int		   *leaves;			/* indexes into MaintGraph.leaves */
 	int		   *slot;			/* per graph leaf: its place in leaves, or -1 */
 	SPIPlanPtr	plan;			/* the SQL leaves query (NULL without leaves), kept */
+	int			nsegs;			/* nodes of each kind */
+	int			ntags;
+	int			nstages;
+	bool		reads_stats;	/* has event_stats conditions */
+	bool		reads_events;	/* has counts of raw events */
 } MaintLevel;
 
 /* The plan of one request (a set of keys). */

@@ -381,6 +381,8 @@ CollectLeaves(MaintExpr *e, MaintLevel *lv)
 {
 	int			i;
 
+	lv->reads_stats |= (e->op == 'd' || e->op == 'a');
+	lv->reads_events |= (e->op == 'c');
 	if (e->op == 'q' && lv->slot[e->leaf] < 0)
 	{
 		lv->slot[e->leaf] = lv->nleaves;
@@ -407,12 +409,17 @@ MaintLevelLeaves(MaintGraph *g, MaintLevel *lv, MemoryContext cxt)
 	lv->leaves = MemoryContextAlloc(cxt, sizeof(int) * (g->nleaves + 1));
 	lv->nleaves = 0;
 	lv->plan = NULL;
+	lv->nsegs = lv->ntags = lv->nstages = 0;
+	lv->reads_stats = lv->reads_events = false;
 	for (i = 0; i < g->nleaves; i++)
 		lv->slot[i] = -1;
 	for (i = 0; i < lv->nnodes; i++)
 	{
 		MaintNode  *node = &g->nodes[lv->nodes[i]];
 
+		lv->nsegs += node->kind == 's';
+		lv->ntags += node->kind == 't';
+		lv->nstages += node->kind == 'g';
 		if (node->kind == 'g')
 			for (j = 0; j < node->nstages; j++)
 				CollectLeaves(node->stage_exprs[j], lv);
@@ -742,7 +749,7 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	MaintLevel *lv = env->lv;
 	MaintRels  *r = &g->rels;
 	int			i;
-	int			nsegs = 0;
+	int			nsegs = lv->nsegs;
 	int64	   *ids = NULL;
 	int			nids = 0,
 				cap = 0;
@@ -750,8 +757,6 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	IndexScanDesc scan;
 	bool		isnull;
 
-	for (i = 0; i < lv->nnodes; i++)
-		nsegs += g->nodes[lv->nodes[i]].kind == 's';
 	/* many segments: all of the contact's memberships in one scan */
 	if (nsegs > EVAL_MEMBER_PROBES)
 	{
@@ -970,14 +975,19 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	/* what SPI does before a statement: see this transaction's writes and what others committed */
 	CommandCounterIncrement();
 	env.snap = RegisterSnapshot(GetTransactionSnapshot());
+	/* only what the level reads */
 	OpenRel(r->contacts, r->contacts_pk, &env.contacts, &env.contacts_pk, &env.contacts_slot);
-	OpenRel(r->members, r->members_contact, &env.members, &env.members_idx, &env.members_slot);
-	env.members_pk = index_open(r->members_pk, AccessShareLock);
-	OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
-	OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
-	if (OidIsValid(r->stats_pk))
+	if (lv->nsegs > EVAL_MEMBER_PROBES)
+		OpenRel(r->members, r->members_contact, &env.members, &env.members_idx, &env.members_slot);
+	else if (lv->nsegs > 0)
+		OpenRel(r->members, r->members_pk, &env.members, &env.members_pk, &env.members_slot);
+	if (lv->ntags > 0)
+		OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
+	if (lv->nstages > 0)
+		OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
+	if (lv->reads_stats)
 		OpenRel(r->stats, r->stats_pk, &env.stats, &env.stats_pk, &env.stats_slot);
-	if (OidIsValid(r->events_idx))
+	if (lv->reads_events)
 		OpenRel(r->events, r->events_idx, &env.events, &env.events_idx, &env.events_slot);
 
 	for (start = 0; start < nids; start += EVAL_BATCH)
@@ -1045,8 +1055,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	CloseRel(env.stats, env.stats_pk, env.stats_slot);
 	CloseRel(env.stages, env.stages_pk, env.stages_slot);
 	CloseRel(env.tags, env.tags_pk, env.tags_slot);
-	index_close(env.members_pk, NoLock);
-	CloseRel(env.members, env.members_idx, env.members_slot);
+	CloseRel(env.members, env.members_idx ? env.members_idx : env.members_pk, env.members_slot);
 	CloseRel(env.contacts, env.contacts_pk, env.contacts_slot);
 	UnregisterSnapshot(env.snap);
 	MemoryContextDelete(env.tmp);
