@@ -64,6 +64,9 @@ SHLIB_LINK += $(SANITIZE_FLAGS)
 endif
 $(shell [ "$$(cat .build-mode 2>/dev/null)" = "$(BUILD_MODE)" ] || echo $(BUILD_MODE) > .build-mode)
 $(OBJS): .build-mode
+# Every object is rebuilt when any of our headers changes (PGXS tracks no header
+# dependencies unless PostgreSQL was configured with --enable-depend).
+$(OBJS): $(wildcard src/*.h)
 
 # On a bare machine pg_config appears only after "make deps": targets that
 # install it first (deps, test, demo, bench) run the build in a sub-make.
