@@ -265,4 +265,26 @@ FROM (VALUES ('{{a}}{{bb}}'), ('{{bb}}{{a}}'), ('{{a}}'), ('{{c}}{{a}}'), ('{{é
 SELECT segment.render('{{#items}}{{>card}};{{/items}}', '{"shop": "S", "items": [{"n": "a"}, {"n": "b", "shop": "T"}]}',
        '{"card": "{{n}}@{{shop}}"}');
 
+-- Runs of text and plain names print strings from the innermost object
+-- context's slots directly; loop elements of one key layout rewrite only the
+-- slots of their keys.  Names missing from an element (between elements that
+-- have them), a flag section between object and name, non-string values,
+-- output growing past the first guess in the middle of a run, and HTML
+-- escaping in values of every length class, with neighbours of the five
+-- escaped characters left alone.
+SELECT segment.render('{{#items}}[{{a}}|{{b}}|{{c}}]{{/items}}',
+       '{"b": "root-b", "c": "root-c", "items": [{"a": "1", "b": "x"}, {"a": "2"}, {"a": "3", "b": "y"},
+         {"a": "4", "b": "z"}, {"a": "5"}, {"a": "6"}, {"b": "w", "a": "7"}]}');
+SELECT segment.render('{{#o}}{{#f}}[{{n}}|{{m}}|{{k}}|{{l}}]{{/f}}{{/o}}',
+       '{"k": "root-k", "m": "root-m", "l": "root-l", "f": true, "o": {"n": "in-o", "m": 5, "l": null}}');
+SELECT segment.render('a{{x}}b{{{x}}}c{{x}}d', jsonb_build_object('x', repeat('é<', 3000)))
+       = 'a' || replace(repeat('é<', 3000), '<', '&lt;') || 'b' || repeat('é<', 3000) || 'c'
+         || replace(repeat('é<', 3000), '<', '&lt;') || 'd' AS grown_in_run;
+SELECT n, segment.render('[{{v}}]', jsonb_build_object('v', left(s, n)))
+FROM (VALUES (';=?%(<>&"''$!#:')) v(s), generate_series(1, 14) n
+ORDER BY n;
+SELECT n, segment.render('[{{v}}]', jsonb_build_object('v', left(repeat('ab;=?%(', 6), n - 1) || c))
+FROM (VALUES ('<'), ('>'), ('&'), ('"'), (''''), ('=')) v(c), (VALUES (3), (8), (16), (17), (33)) w(n)
+ORDER BY ascii(c), n;
+
 DROP EXTENSION segment;

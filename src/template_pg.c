@@ -80,6 +80,9 @@ typedef struct RenderCtx
 	JsonbContainer *at_array;
 	uint32		at_index;
 	uint32		at_end;
+	/* JbBind: the slots it wrote last and the shape it wrote them for */
+	TmplSlot   *bound_slots;
+	const BindShape *bound_shape;
 } RenderCtx;
 
 /* ---- the jsonb value model ---- */
@@ -374,9 +377,20 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 		if (size <= BIND_SHAPE_MAX)
 			RememberShape(bs, rc->cc->mcxt, names, nnames, c, count, base, size,
 						  match, nmatch);
+		rc->bound_shape = NULL; /* a remembered shape may have been replaced */
 	}
-	for (m = 0; m < nnames; m++)
-		slots[m].kind = TMPL_MISSING;	/* other fields are read only for a match */
+
+	/*
+	 * Names that are no key are missing (other fields are read only for a
+	 * match).  When these very slots were last written for this shape (the
+	 * elements of a loop, bound in turn in the same slots), only the matched
+	 * ones are rewritten below: the others are missing already.
+	 */
+	if (sh == NULL || rc->bound_slots != slots || rc->bound_shape != sh)
+		for (m = 0; m < nnames; m++)
+			slots[m].kind = TMPL_MISSING;
+	rc->bound_slots = slots;
+	rc->bound_shape = sh;
 	m = 0;
 	for (i = 0; m < nmatch; i++)
 	{

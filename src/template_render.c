@@ -289,17 +289,21 @@ WordHasSpecial(const char *s)
 }
 
 #ifdef __SSE2__
-/* Bit k set: byte k of v is a character HTML escaping replaces. */
+/*
+ * Bit k set: byte k of v is a character HTML escaping replaces.  Three
+ * comparisons test all five: c | 2 is '>' only for '<' and '>', c | 1 is
+ * '\'' only for '&' and '\'', and '"' is tested alone.
+ */
 static inline unsigned int
 SpecialMask16Vec(__m128i v)
 {
 	__m128i		m;
 
-	m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')),
-								  _mm_cmpeq_epi8(v, _mm_set1_epi8('<'))),
-					 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('>')),
-											   _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
-								  _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))));
+	m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(2)),
+												 _mm_set1_epi8('>')),
+								  _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(1)),
+												 _mm_set1_epi8('\''))),
+					 _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
 	return (unsigned int) _mm_movemask_epi8(m);
 }
 
@@ -1043,14 +1047,45 @@ RenderBlock(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 }
 
 /*
+ * The slots of the innermost object context when it is bound for p: where
+ * BoundString looks first (contexts that are not objects are skipped).
+ * NULL when that context is not bound for p.
+ */
+static HOT_INLINE const TmplSlot *
+InnermostSlots(Render *r, const TmplProgram *p)
+{
+	int			i;
+
+	for (i = r->nframes - 1; i >= 0; i--)
+	{
+		const Frame *f = &r->frames[i];
+
+		if (f->v.kind == TMPL_OBJECT)
+			return f->bound.p == p ? f->bound.slots : NULL;
+	}
+	if (r->root.kind == TMPL_OBJECT && r->root_bound.p == p)
+		return r->root_bound.slots;
+	return NULL;
+}
+
+/*
  * A run of text and variables (NF_NEXT_VAR, NF_NEXT_TEXT) starting at node i
  * when no partial's indentation is pending, the usual case: the checks the
- * general path makes for each node are made once.  Returns the node after
- * the run, or -1 on error.
+ * general path makes for each node are made once.  A run pushes no context,
+ * so the innermost context's slots are found once; a name that is a string
+ * there is printed from them, anything else takes the general path.  The
+ * write position is kept in a local while pieces fit, and handed back to
+ * Put and RenderVar whenever they are called.  Returns the node after the
+ * run, or -1 on error.
  */
 static int
 PlainRun(Render *r, const TmplProgram *p, int i)
 {
+	const TmplSlot *top = InnermostSlots(r, p);
+	const char *pool = p->pool;
+	char	   *w = r->w;
+	char	   *wend = r->wend;
+
 	for (;;)
 	{
 		const TmplNode *n = &p->nodes[i];
@@ -1058,25 +1093,57 @@ PlainRun(Render *r, const TmplProgram *p, int i)
 
 		if (n->op == OP_TEXT)
 		{
-			if (!Put(r, p->pool + n->off, n->len))
-				return -1;
+			if (n->len <= (size_t) (wend - w))
+			{
+				CopyBytes(w, pool + n->off, n->len);
+				w += n->len;
+			}
+			else
+			{
+				r->w = w;
+				if (!Put(r, pool + n->off, n->len))
+					return -1;
+				w = r->w;
+				wend = r->wend;
+			}
 			i++;
 			if (!(n->flags & NF_NEXT_VAR))
-				return i;
+				break;
 			n = &p->nodes[i];
 		}
-		slot = (n->flags & NF_SIMPLE) ? BoundString(r, p, n->name) : NULL;
-		if (slot != NULL)
+		slot = NULL;
+		if (n->flags & NF_SIMPLE)
 		{
-			if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
-				return -1;
+			if (top != NULL && top[n->name].kind == TMPL_STRING)
+				slot = &top[n->name];
+			else
+				slot = BoundString(r, p, n->name);
 		}
-		else if (!RenderVar(r, p, n))
-			return -1;
+		if (slot != NULL && slot->len <= (size_t) (wend - w) &&
+			((n->flags & NF_RAW) || !r->escape || !HasSpecial(slot->str, slot->len)))
+		{
+			CopyBytes(w, slot->str, slot->len);
+			w += slot->len;
+		}
+		else
+		{
+			r->w = w;
+			if (slot != NULL)
+			{
+				if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
+					return -1;
+			}
+			else if (!RenderVar(r, p, n))
+				return -1;
+			w = r->w;
+			wend = r->wend;
+		}
 		i++;
 		if (!(n->flags & NF_NEXT_TEXT))
-			return i;
+			break;
 	}
+	r->w = w;
+	return i;
 }
 
 /*
