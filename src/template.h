@@ -56,8 +56,9 @@ typedef struct TmplName
 
 /*
  * What bind found for one name in one object: kind TMPL_MISSING, no such
- * key; TMPL_STRING, a string read in place (str, len); any other kind, a
- * value to get with fetch(handle).
+ * key; TMPL_STRING, a string read in place (str, len); TMPL_BOOL, a boolean
+ * read in place (len 1 true, 0 false); any other kind, a value to get with
+ * fetch(handle).
  */
 typedef struct TmplSlot
 {

@@ -252,44 +252,80 @@ MergeNames(JsonbContainer *c, uint32 count, const char *base,
 }
 
 /*
- * The shape remembered for these names and object c's key section, or NULL.
- * Equal key JEntries mean equal key lengths, so the key text to compare is
- * as long as the remembered one.
+ * memcmp(a, b, n) == 0 for the few bytes of a key section, inline: words,
+ * the last one overlapping the one before (no byte loop for the tail).
  */
-/* memcmp(a, b, n) == 0 for the few bytes of a key section, inline. */
 static inline bool
 SameBytes(const char *a, const char *b, size_t n)
 {
 	uint64		x,
 				y;
+	uint32		u,
+				v;
+	size_t		i;
 
-	for (; n >= 8; n -= 8, a += 8, b += 8)
+	if (n >= 8)
 	{
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return false;
+		for (i = 0; i + 8 < n; i += 8)
+		{
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
 	}
-	for (; n > 0; n--)
-		if (*a++ != *b++)
+	if (n >= 4)
+	{
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		if (u != v)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return u == v;
+	}
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
 			return false;
 	return true;
 }
 
-static BindShape *
-FindShape(BindShapes *bs, const TmplName *names, int nnames, JsonbContainer *c,
+/*
+ * Is sh remembered for these names and object c's key section?  Equal key
+ * JEntries mean equal key lengths, so the key text to compare is as long as
+ * the remembered one.
+ */
+static inline bool
+ShapeFits(const BindShape *sh, const TmplName *names, int nnames, JsonbContainer *c,
 		  uint32 count, const char *base)
+{
+	return sh->names == names && sh->count == count && sh->nnames == nnames &&
+		sh->generation == template_cache_generation &&
+		SameBytes(sh->keys, (const char *) c->children, count * sizeof(JEntry)) &&
+		SameBytes(sh->keys + count * sizeof(JEntry), base, sh->size - count * sizeof(JEntry));
+}
+
+/*
+ * The shape remembered for these names and object c's key section, or NULL;
+ * first the one the previous object bound had (last, may be NULL): the
+ * elements of an array mostly share one.
+ */
+static BindShape *
+FindShape(BindShapes *bs, const BindShape *last, const TmplName *names, int nnames,
+		  JsonbContainer *c, uint32 count, const char *base)
 {
 	int			k;
 
+	if (last != NULL && ShapeFits(last, names, nnames, c, count, base))
+		return (BindShape *) last;
 	for (k = 0; k < BIND_SHAPES; k++)
 	{
 		BindShape  *sh = &bs->shape[k];
 
-		if (sh->names == names && sh->count == count && sh->nnames == nnames &&
-			sh->generation == template_cache_generation &&
-			SameBytes(sh->keys, (const char *) c->children, count * sizeof(JEntry)) &&
-			SameBytes(sh->keys + count * sizeof(JEntry), base, sh->size - count * sizeof(JEntry)))
+		if (sh != last && ShapeFits(sh, names, nnames, c, count, base))
 			return sh;
 	}
 	return NULL;
@@ -346,7 +382,7 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 	JsonbContainer *c = (JsonbContainer *) object->ref;
 	uint32		count = JsonContainerSize(c);
 	char	   *base = (char *) &c->children[count * 2];
-	BindShape  *sh = FindShape(bs, names, nnames, c, count, base);
+	BindShape  *sh = FindShape(bs, rc->bound_shape, names, nnames, c, count, base);
 	uint32		end;			/* running offset; first, where the key text ends */
 	const BindMatch *match;
 	int			nmatch;
@@ -407,6 +443,11 @@ JbBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tm
 				slot->kind = TMPL_STRING;
 				slot->str = base + start;
 				slot->len = end - start;
+			}
+			else if (JBE_ISBOOL_TRUE(e) || JBE_ISBOOL_FALSE(e))
+			{
+				slot->kind = TMPL_BOOL;
+				slot->len = JBE_ISBOOL_TRUE(e) ? 1 : 0;
 			}
 			else
 			{
@@ -492,6 +533,7 @@ PrefetchNextRows(const void *datum)
 {
 	uintptr_t	p = (uintptr_t) datum;
 	uintptr_t	off;
+	uintptr_t	lim;
 
 	/*
 	 * Not just below the previous datum: a new page, whose first row nobody
@@ -501,7 +543,8 @@ PrefetchNextRows(const void *datum)
 		for (off = 0; off < VARSIZE_ANY(datum) && off < 4096; off += 64)
 			__builtin_prefetch((const void *) (p + off));
 	prefetch_last = p;
-	for (off = 64; off <= 2048 && off <= p; off += 64)
+	lim = p < 2048 ? p : 2048;
+	for (off = 64; off <= lim; off += 64)
 		__builtin_prefetch((const void *) (p - off));
 }
 

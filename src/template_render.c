@@ -541,6 +541,8 @@ FindName(Render *r, const TmplProgram *p, const TmplSeg *s, TmplValue *out)
 				out->ref = NULL;
 				out->count = 0;
 			}
+			else if (slot->kind == TMPL_BOOL)
+				SetBool(out, slot->len != 0);
 			else
 				r->m->fetch(r->m->ctx, ctx, slot->handle, out);
 			return true;

@@ -324,9 +324,10 @@ JBind(void *ctx, const TmplValue *object, const TmplName *names, int nnames, Tmp
 				const JNode *v = n->items[i];
 
 				slots[j].handle = i;
-				slots[j].kind = v->kind == TMPL_STRING ? TMPL_STRING : TMPL_NULL;
+				slots[j].kind = v->kind == TMPL_STRING ? TMPL_STRING :
+					v->kind == TMPL_BOOL ? TMPL_BOOL : TMPL_NULL;
 				slots[j].str = v->str;
-				slots[j].len = (uint32_t) v->len;
+				slots[j].len = v->kind == TMPL_BOOL ? (uint32_t) v->b : (uint32_t) v->len;
 				break;
 			}
 	}
