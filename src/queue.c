@@ -11,6 +11,9 @@
 #include "segment.h"
 
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -61,9 +64,20 @@ SegmentQueueDefineGucs(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+/*
+ * Set up the sending worker process.  Each batch allocates and frees about a
+ * megabyte (the claimed messages); with glibc's adaptive thresholds such
+ * blocks end up in the heap and stay resident after they are freed, so the
+ * worker's memory would drift with the batch sizes it has seen.  Fixed
+ * thresholds hand big blocks back to the kernel when freed.
+ */
 void
 SegmentQueueWorkerInit(void)
 {
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+#endif
 	SmtpInstallSignalHandlers();
 }
 
@@ -121,17 +135,50 @@ RequeueLeased(bool all)
 }
 
 /*
+ * Why a claimed row must not be sent after all (the contact unsubscribed,
+ * bounced or complained since the enqueue, or the address was suppressed),
+ * or NULL to send it.  The same rules as at enqueue time.
+ */
+static const char *
+RefusedAtSendTime(const char *kind, const char *contact_status, bool suppressed)
+{
+	if (contact_status &&
+		(strcmp(contact_status, "bounced") == 0 || strcmp(contact_status, "complained") == 0))
+		return psprintf("contact is %s", contact_status);
+	if (strcmp(kind, "marketing") == 0 &&
+		(contact_status == NULL || strcmp(contact_status, "subscribed") != 0))
+		return psprintf("contact is %s", contact_status ? contact_status : "deleted");
+	if (suppressed)
+		return "address is suppressed";
+	return NULL;
+}
+
+/*
  * Claim up to batch_size due rows (after requeueing expired leases); the jobs
  * are allocated in cxt.
+ *
+ * Every statement here reads or writes one table by index, so its plan does
+ * not depend on statistics: a join between the due rows and the queue can be
+ * planned as a nested loop over the whole backlog, quadratic in it, when the
+ * statistics lag behind a bulk enqueue.  The due rows are locked (FOR UPDATE
+ * SKIP LOCKED) with what eligibility needs, looked up per row; the sendable
+ * ones then get their lease in one UPDATE by primary key, the refused ones
+ * are cancelled one by one (rare).
  */
 static SmtpJob *
 ClaimBatch(int *njobs, MemoryContext cxt)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr due_plan = NULL;
+	static SPIPlanPtr lease_plan = NULL;
+	static SPIPlanPtr cancel_plan = NULL;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2];
 	SmtpJob    *jobs;
+	Datum	   *lease_ids;
+	int			nlease = 0;
+	uint64		ndue;
 	uint64		i;
+	SPITupleTable *due;
 	MemoryContext spi;
 
 	/*
@@ -145,57 +192,87 @@ ClaimBatch(int *njobs, MemoryContext cxt)
 	RequeueLeased(!recovered_at_start);
 	recovered_at_start = true;
 
+	/*
+	 * The suppression test is segment.is_suppressed() written out: a SQL
+	 * function holding a subquery is never inlined, and calling it costs a
+	 * parse and a plan per row.
+	 */
 	vals[0] = Int32GetDatum(segment_batch_size);
-	vals[1] = Int32GetDatum(segment_lease_timeout);
-	if (RunPlan(&plan,
-							  "WITH due AS ("
-							  "  SELECT id FROM segment.messages"
-							  "   WHERE status IN ('queued', 'retry') AND next_attempt_at <= segment.now()"
-							  "   ORDER BY next_attempt_at, id LIMIT $1"
-							  "   FOR UPDATE SKIP LOCKED), "
-							  /* Eligibility again at send time: the contact may have
-							   * unsubscribed, bounced or complained since the enqueue. */
-							  "checked AS ("
-							  "  SELECT d.id, CASE"
-							  "    WHEN c.status IN ('bounced', 'complained') THEN 'contact is ' || c.status"
-							  "    WHEN q.kind = 'marketing' AND c.status IS DISTINCT FROM 'subscribed'"
-							  "      THEN 'contact is ' || coalesce(c.status, 'deleted')"
-							  "    WHEN segment.is_suppressed(q.rcpt_to) THEN 'address is suppressed'"
-							  "    END AS refused"
-							  "  FROM due d JOIN segment.messages q ON q.id = d.id"
-							  "  LEFT JOIN segment.contacts c ON c.id = q.contact_id), "
-							  "claimed AS ("
-							  "  UPDATE segment.messages m"
-							  "     SET status = CASE WHEN k.refused IS NULL THEN 'sending' ELSE 'cancelled' END,"
-							  "         lease_until = CASE WHEN k.refused IS NULL"
-							  "                       THEN segment.now() + $2 * interval '1 second' END,"
-							  "         last_response = coalesce('cancelled at send time: ' || k.refused, m.last_response)"
-							  "    FROM checked k WHERE m.id = k.id"
-							  "  RETURNING m.id, coalesce(m.contact_id, 0) AS contact_id, m.attempts, m.mail_from,"
-							  "            m.rcpt_to, m.mime, k.refused IS NULL AS send) "
-							  "SELECT id, contact_id, attempts, mail_from, rcpt_to, mime FROM claimed WHERE send",
-							  2, types, vals) != SPI_OK_SELECT)
+	if (RunPlan(&due_plan,
+				"SELECT m.id, coalesce(m.contact_id, 0), m.attempts, m.mail_from, m.rcpt_to, m.mime, m.kind,"
+				"       (SELECT c.status FROM segment.contacts c WHERE c.id = m.contact_id),"
+				"       EXISTS (SELECT 1 FROM segment.suppressions s"
+				"                WHERE s.address_hash = segment.address_hash(m.rcpt_to))"
+				"  FROM segment.messages m"
+				" WHERE m.status IN ('queued', 'retry') AND m.next_attempt_at <= segment.now()"
+				" ORDER BY m.next_attempt_at, m.id LIMIT $1"
+				"   FOR UPDATE SKIP LOCKED",
+				1, types, vals) != SPI_OK_SELECT)
 		elog(ERROR, "claiming messages failed");
+	due = SPI_tuptable;
+	ndue = SPI_processed;
 
-	*njobs = (int) SPI_processed;
 	spi = MemoryContextSwitchTo(cxt);
-	jobs = palloc0(sizeof(SmtpJob) * Max(*njobs, 1));
-	for (i = 0; i < SPI_processed; i++)
+	jobs = palloc0(sizeof(SmtpJob) * Max(ndue, 1));
+	MemoryContextSwitchTo(spi);
+	lease_ids = palloc(sizeof(Datum) * Max(ndue, 1));
+	for (i = 0; i < ndue; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = due->vals[i];
+		TupleDesc	desc = due->tupdesc;
 		bool		isnull;
-		SmtpJob    *j = &jobs[i];
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *kind = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
+		Datum		cstatus = SPI_getbinval(tup, desc, 8, &isnull);
+		char	   *contact_status = isnull ? NULL : TextDatumGetCString(cstatus);
+		bool		suppressed = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		const char *refused = RefusedAtSendTime(kind, contact_status, suppressed);
+		SmtpJob    *j;
 
-		j->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		if (refused)
+		{
+			Oid			ctypes[2] = {INT8OID, TEXTOID};
+			Datum		cvals[2];
+
+			cvals[0] = Int64GetDatum(id);
+			cvals[1] = CStringGetTextDatum(refused);
+			if (RunPlan(&cancel_plan,
+						"UPDATE segment.messages SET status = 'cancelled',"
+						"       last_response = 'cancelled at send time: ' || $2"
+						" WHERE id = $1",
+						2, ctypes, cvals) != SPI_OK_UPDATE)
+				elog(ERROR, "cancelling a message failed");
+			continue;
+		}
+		lease_ids[nlease] = Int64GetDatum(id);
+		spi = MemoryContextSwitchTo(cxt);
+		j = &jobs[nlease++];
+		j->id = id;
 		j->contact_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		j->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		j->mail_from = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
 		j->rcpt_to = TextDatumGetCString(SPI_getbinval(tup, desc, 5, &isnull));
 		j->data = TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull));
 		j->len = strlen(j->data);
+		MemoryContextSwitchTo(spi);
 	}
-	MemoryContextSwitchTo(spi);
+
+	if (nlease > 0)
+	{
+		Oid			ltypes[2] = {INT8ARRAYOID, INT4OID};
+		Datum		lvals[2];
+
+		lvals[0] = PointerGetDatum(construct_array(lease_ids, nlease, INT8OID, 8,
+												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		lvals[1] = Int32GetDatum(segment_lease_timeout);
+		if (RunPlan(&lease_plan,
+					"UPDATE segment.messages"
+					"   SET status = 'sending', lease_until = segment.now() + $2 * interval '1 second'"
+					" WHERE id = ANY ($1)",
+					2, ltypes, lvals) != SPI_OK_UPDATE || SPI_processed != (uint64) nlease)
+			elog(ERROR, "leasing claimed messages failed");
+	}
+	*njobs = nlease;
 	return jobs;
 }
 
