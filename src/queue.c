@@ -66,17 +66,18 @@ SegmentQueueDefineGucs(void)
 
 /*
  * Set up the sending worker process.  Each batch allocates and frees about a
- * megabyte (the claimed messages); with glibc's adaptive thresholds such
- * blocks end up in the heap and stay resident after they are freed, so the
- * worker's memory would drift with the batch sizes it has seen.  Fixed
- * thresholds hand big blocks back to the kernel when freed.
+ * megabyte (the claimed messages).  glibc's adaptive thresholds would first
+ * map and unmap such blocks (a system call, page faults and, with the sending
+ * thread, TLB shootdowns, every batch), then keep them in the heap from the
+ * first time one is freed.  Fixed thresholds keep them in the heap from the
+ * start: it grows to what a few batches need and stays there.
  */
 void
 SegmentQueueWorkerInit(void)
 {
 #ifdef __GLIBC__
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 #endif
 	SmtpInstallSignalHandlers();
 }
@@ -465,28 +466,44 @@ ServerDown(SmtpJob *jobs, int n)
 	return server_backoff_ms;
 }
 
+/* Record a batch's outcomes in a transaction of their own. */
+static void
+RecordAlone(SmtpJob *jobs, int n)
+{
+	PassCounts	counts;
+
+	StartTx("recording outcomes");
+	RecordOutcomes(jobs, n, &counts);
+	CommitTx();
+	AddCounters(&counts);
+}
+
 /*
- * One pass; returns ms to sleep.  While batches come full, the outcomes of
- * one batch and the claim of the next share a transaction, for up to a
- * second, then the main loop gets control back (settings, extension check).
+ * One pass; returns ms to sleep.  Pipelined: while one batch is on the wire
+ * (smtp.c's thread), the outcomes of the one before and the claim of the
+ * next share a transaction, so the connections do not wait for the database
+ * and the database does not wait for the connections.  Claiming goes on while
+ * batches come full, for up to a second, then the main loop gets control back
+ * (settings, extension check).  At most three batches are alive: the one
+ * being recorded, the one being sent and the one claimed next, each in a
+ * memory context of its own.
  */
 static long
 DoPass(void)
 {
-	MemoryContext batch_cxt[2];
+	MemoryContext batch_cxt[3];
 	int			cur = 0;
 	SmtpJob    *jobs;
 	int			n;
+	SmtpJob    *prev = NULL;
+	int			prev_n = 0;
 	bool		server_down;
-	PassCounts	counts;
 	char		detail[SEGMENT_DETAIL_LEN];
 	TimestampTz pass_start = GetCurrentTimestamp();
-	TimestampTz t0 = pass_start;
-	TimestampTz t1;
-	TimestampTz t2;
+	int			i;
 
-	batch_cxt[0] = AllocSetContextCreate(pass_cxt, "segment worker batch", ALLOCSET_DEFAULT_SIZES);
-	batch_cxt[1] = AllocSetContextCreate(pass_cxt, "segment worker batch", ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < 3; i++)
+		batch_cxt[i] = AllocSetContextCreate(pass_cxt, "segment worker batch", ALLOCSET_DEFAULT_SIZES);
 
 	StartTx("claiming messages");
 	jobs = ClaimBatch(&n, batch_cxt[cur]);
@@ -509,41 +526,68 @@ DoPass(void)
 		SmtpJob    *next_jobs = NULL;
 		int			next_n = 0;
 		bool		go_on;
+		PassCounts	counts;
+		TimestampTz t1;
+		TimestampTz t2;
+		TimestampTz t3;
 
 		snprintf(detail, sizeof(detail), "sending %d message(s) over up to %d connection(s)",
 				 n, segment_connections);
 		SegmentSetWorkerState(SWS_SENDING, detail);
 		t1 = GetCurrentTimestamp();
-		SmtpSendBatch(jobs, n, &server_down);
+		SmtpSendStart(jobs, n);
+
+		/* Meanwhile: the previous outcomes, and another batch if this one came full. */
+		go_on = n == segment_batch_size && !ConfigReloadPending &&
+			!InterruptPending && t1 - pass_start < USECS_PER_SEC;
+		memset(&counts, 0, sizeof(counts));
+		if (prev != NULL || go_on)
+		{
+			StartTx(go_on ? "recording outcomes and claiming messages" : "recording outcomes");
+			if (prev != NULL)
+				RecordOutcomes(prev, prev_n, &counts);
+			if (go_on)
+			{
+				MemoryContextReset(batch_cxt[(cur + 1) % 3]);
+				next_jobs = ClaimBatch(&next_n, batch_cxt[(cur + 1) % 3]);
+			}
+			CommitTx();
+			AddCounters(&counts);
+		}
 		t2 = GetCurrentTimestamp();
 
-		/* Go on with another batch in the same transaction? */
-		go_on = !server_down && n == segment_batch_size && !ConfigReloadPending &&
-			!InterruptPending && t2 - pass_start < USECS_PER_SEC;
-
-		StartTx("recording outcomes");
-		RecordOutcomes(jobs, n, &counts);
-		if (go_on)
-		{
-			MemoryContextReset(batch_cxt[1 - cur]);
-			next_jobs = ClaimBatch(&next_n, batch_cxt[1 - cur]);
-		}
-		CommitTx();
-		AddCounters(&counts);
-		elog(DEBUG1, "segment worker: batch of %d: claim %.1f ms, send %.1f ms, record%s %.1f ms; %d sent, %d retry, %d failed (%d bounced), %d not tried",
-			 n, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, go_on ? " and claim" : "",
-			 (GetCurrentTimestamp() - t2) / 1000.0,
-			 counts.sent, counts.retried, counts.failed, counts.bounced, counts.untried);
+		SmtpSendWait(&server_down);
+		t3 = GetCurrentTimestamp();
+		elog(DEBUG1, "segment worker: batch of %d sent in %.1f ms; alongside, %d outcome(s) recorded%s in %.1f ms (%d sent, %d retry, %d failed (%d bounced), %d not tried)",
+			 n, (t3 - t1) / 1000.0, prev_n, go_on ? " and a batch claimed" : "",
+			 (t2 - t1) / 1000.0, counts.sent, counts.retried, counts.failed, counts.bounced,
+			 counts.untried);
 
 		if (server_down)
+		{
+			/* This batch's outcomes; the one claimed meanwhile goes back untried. */
+			StartTx("recording outcomes");
+			RecordOutcomes(jobs, n, &counts);
+			AddCounters(&counts);
+			if (next_n > 0)
+			{
+				RecordOutcomes(next_jobs, next_n, &counts);
+				AddCounters(&counts);
+			}
+			CommitTx();
 			return ServerDown(jobs, n);
+		}
 		server_backoff_ms = 0;
 		if (next_n == 0)
+		{
+			RecordAlone(jobs, n);
 			return 0;
-		cur = 1 - cur;
+		}
+		prev = jobs;
+		prev_n = n;
+		cur = (cur + 1) % 3;
 		jobs = next_jobs;
 		n = next_n;
-		t0 = t2;
 	}
 }
 

@@ -9,6 +9,13 @@
  * stalls, we track every socket libcurl opens and the SIGTERM handler shuts
  * them down, which makes any such wait return at once.
  *
+ * A batch is transmitted by a thread of its own (SmtpSendStart), so that the
+ * worker records the previous batch and claims the next one in the database
+ * while this one is on the wire; SmtpSendWait collects it.  The thread only
+ * drives libcurl over memory the main thread does not touch meanwhile: no
+ * palloc, no ereport, no PostgreSQL state; it has every signal blocked, and it
+ * stops at once when asked (error, settings change, exit) or on SIGTERM.
+ *
  * Outcomes come from the server's last reply before any QUIT (seen through
  * the debug callback) and the command it answered: 4xx and connection errors are
  * temporary, 5xx permanent, and a 5xx to RCPT (or 550/551/553 after the
@@ -18,6 +25,7 @@
 #include "segment.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,9 +33,11 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "queue.h"
 #include "smtp.h"
@@ -77,6 +87,26 @@ static volatile sig_atomic_t open_sockets[MAX_SOCKETS];
 /* Rate limiting: the earliest time the next transfer may start. */
 static TimestampTz next_start_allowed = 0;
 
+/*
+ * The batch on the wire and its thread.  The main thread writes the fields
+ * before pthread_create and reads them after pthread_join; meanwhile only
+ * the flags are shared.
+ */
+typedef struct SmtpBatch
+{
+	SmtpJob    *jobs;
+	int			njobs;
+	double		max_rate;		/* segment.max_rate when it started */
+	bool		server_down;	/* out */
+	char		error[256];		/* out: a libcurl failure, "" if none */
+} SmtpBatch;
+
+static SmtpBatch batch;
+static pthread_t batch_thread;
+static bool batch_running = false;	/* started and not yet joined */
+static volatile sig_atomic_t batch_done = false;	/* set by the thread last */
+static volatile sig_atomic_t batch_stop = false;	/* asks the thread to stop */
+
 /* The worker's SIGTERM: cut the SMTP sockets so no libcurl wait blocks, then die(). */
 static void
 SmtpSigterm(SIGNAL_ARGS)
@@ -84,6 +114,7 @@ SmtpSigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 	int			i;
 
+	batch_stop = true;
 	for (i = 0; i < MAX_SOCKETS; i++)
 		if (open_sockets[i] >= 0)
 			shutdown((int) open_sockets[i], SHUT_RDWR);
@@ -140,11 +171,24 @@ ShutdownSockets(void)
 			shutdown((int) open_sockets[i], SHUT_RDWR);
 }
 
+/* Stop the sending thread, if one runs, and wait for it (it stops promptly). */
+static void
+StopThread(void)
+{
+	if (!batch_running)
+		return;
+	batch_stop = true;
+	ShutdownSockets();
+	pthread_join(batch_thread, NULL);
+	batch_running = false;
+}
+
 void
 SmtpReset(void)
 {
 	int			i;
 
+	StopThread();
 	if (multi == NULL)
 		return;
 	/* No polite QUIT: it would block on a stalled server. */
@@ -352,8 +396,8 @@ EnsureHandles(void)
 	}
 }
 
-/* Start a job on a free slot. */
-static void
+/* Start a job on a free slot (sending thread); false if libcurl refuses. */
+static bool
 StartJob(SmtpSlot *slot, SmtpJob *job)
 {
 	CURL	   *e = slot->easy;
@@ -374,7 +418,13 @@ StartJob(SmtpSlot *slot, SmtpJob *job)
 	curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) job->len);
 	rc = curl_multi_add_handle(multi, e);
 	if (rc != CURLM_OK)
-		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
+	{
+		slot->job = NULL;
+		snprintf(batch.error, sizeof(batch.error), "curl_multi_add_handle failed: %s",
+				 curl_multi_strerror(rc));
+		return false;
+	}
+	return true;
 }
 
 /* A transfer ended: classify it (see the file comment). */
@@ -429,7 +479,7 @@ RateWait(void)
 {
 	TimestampTz now;
 
-	if (segment_max_rate <= 0)
+	if (batch.max_rate <= 0)
 		return 0;
 	now = GetCurrentTimestamp();
 	if (next_start_allowed < now)
@@ -442,21 +492,25 @@ RateWait(void)
 static void
 RateTake(void)
 {
-	if (segment_max_rate > 0)
-		next_start_allowed += (TimestampTz) (USECS_PER_SEC / segment_max_rate);
+	if (batch.max_rate > 0)
+		next_start_allowed += (TimestampTz) (USECS_PER_SEC / batch.max_rate);
 }
 
-void
-SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
+/*
+ * The sending thread: transmit the batch over the slots, refilling each slot
+ * as soon as its transfer ends, until every job has an outcome, the server is
+ * down, or it is asked to stop.  Only libcurl and plain C here.
+ */
+static void *
+SendThread(void *arg)
 {
+	SmtpJob    *jobs = batch.jobs;
+	int			njobs = batch.njobs;
 	int			next = 0;
 	int			active = 0;
 	int			i;
 
-	*server_down = false;
-	EnsureHandles();
-
-	while (next < njobs || active > 0)
+	while ((next < njobs || active > 0) && !batch_stop && batch.error[0] == '\0')
 	{
 		int			running;
 		int			queued;
@@ -464,10 +518,8 @@ SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
 		long		wait_ms = 100;
 		CURLMcode	rc;
 
-		CHECK_FOR_INTERRUPTS();
-
 		/* Fill free slots, unless the server is down or the rate says wait. */
-		for (i = 0; i < nslots && next < njobs && !*server_down; i++)
+		for (i = 0; i < nslots && next < njobs && !batch.server_down; i++)
 		{
 			long		rw;
 
@@ -480,12 +532,16 @@ SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
 				break;
 			}
 			RateTake();
-			StartJob(&slots[i], &jobs[next++]);
+			if (!StartJob(&slots[i], &jobs[next]))
+				break;
+			next++;
 			active++;
 		}
+		if (batch.error[0] != '\0')
+			break;
 		if (active == 0)
 		{
-			if (next >= njobs || *server_down)
+			if (next >= njobs || batch.server_down)
 				break;
 			/* Only waiting for the rate limit. */
 			pg_usleep(wait_ms * 1000L);
@@ -494,7 +550,11 @@ SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
 
 		rc = curl_multi_perform(multi, &running);
 		if (rc != CURLM_OK)
-			elog(ERROR, "curl_multi_perform failed: %s", curl_multi_strerror(rc));
+		{
+			snprintf(batch.error, sizeof(batch.error), "curl_multi_perform failed: %s",
+					 curl_multi_strerror(rc));
+			break;
+		}
 		while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
 		{
 			SmtpSlot   *slot = NULL;
@@ -504,15 +564,80 @@ SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &slot);
 			if (slot == NULL || slot->job == NULL)
 				continue;
-			FinishJob(slot, msg->data.result, server_down);
+			FinishJob(slot, msg->data.result, &batch.server_down);
 			active--;
 		}
 		if (active > 0 && running > 0)
 		{
-			/* Short waits: interrupts are checked at least every 100 ms. */
+			/* Short waits: the stop flag is looked at at least every 100 ms. */
 			rc = curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
 			if (rc != CURLM_OK)
-				elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(rc));
+			{
+				snprintf(batch.error, sizeof(batch.error), "curl_multi_poll failed: %s",
+						 curl_multi_strerror(rc));
+				break;
+			}
 		}
 	}
+	batch_done = true;
+	SetLatch(MyLatch);
+	return NULL;
+}
+
+void
+SmtpSendStart(SmtpJob *jobs, int njobs)
+{
+	sigset_t	all;
+	sigset_t	old;
+	int			rc;
+
+	Assert(!batch_running);
+	EnsureHandles();
+	memset(&batch, 0, sizeof(batch));
+	batch.jobs = jobs;
+	batch.njobs = njobs;
+	batch.max_rate = segment_max_rate;
+	batch_done = false;
+	batch_stop = false;
+
+	/* The thread inherits a mask blocking every signal: they go to the main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&batch_thread, NULL, SendThread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the SMTP sending thread: %s", strerror(rc))));
+	batch_running = true;
+}
+
+void
+SmtpSendWait(bool *server_down)
+{
+	*server_down = false;
+	if (!batch_running)
+		return;
+	while (!batch_done)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	pthread_join(batch_thread, NULL);
+	batch_running = false;
+	if (batch.error[0] != '\0')
+	{
+		SmtpReset();
+		elog(ERROR, "%s", batch.error);
+	}
+	*server_down = batch.server_down;
+}
+
+void
+SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
+{
+	SmtpSendStart(jobs, njobs);
+	SmtpSendWait(server_down);
 }

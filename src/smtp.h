@@ -47,7 +47,16 @@ extern bool SmtpConfigured(char *detail, size_t size);
  */
 extern void SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down);
 
-/* Drop every transfer and connection (settings changed, error, exit). */
+/*
+ * The same in two halves: start transmitting the jobs in the background and
+ * return at once (the jobs must stay untouched until the wait returns), then
+ * wait for every outcome (CHECK_FOR_INTERRUPTS meanwhile).  One batch at a
+ * time.
+ */
+extern void SmtpSendStart(SmtpJob *jobs, int njobs);
+extern void SmtpSendWait(bool *server_down);
+
+/* Stop the batch on the wire, drop every transfer and connection (settings changed, error, exit). */
 extern void SmtpReset(void);
 
 /* Install the worker's SIGTERM handler (aborts SMTP sockets, then die()). */
