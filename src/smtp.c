@@ -1,20 +1,25 @@
 /*
  * smtp.c — the worker's SMTP client over libcurl's multi interface.
  *
- * One easy handle per connection slot (segment.connections of them); the
- * multi handle keeps the connections open between messages, so a message
- * costs MAIL, RCPT, DATA and the end of data, not a new TCP/TLS session.
- * libcurl's SMTP waits for the reply to the end of data in a blocking call,
- * and so does its QUIT on close; to keep SIGTERM prompt even when a server
- * stalls, we track every socket libcurl opens and the SIGTERM handler shuts
- * them down, which makes any such wait return at once.
+ * One connection slot per segment.connections, each an easy handle in a
+ * multi handle of its own that keeps the connection open between messages, so
+ * a message costs MAIL, RCPT, DATA and the end of data, not a new TCP/TLS
+ * session.  libcurl's SMTP (7.88) waits for the reply to the end of data in a
+ * blocking call, which would stall every other transfer of a shared multi
+ * handle for a round trip per message; hence one multi handle per
+ * connection, each driven by a thread of its own while a batch is on the
+ * wire.  The threads take the batch's messages in order from a shared
+ * counter, so every connection stays busy until the batch is done.
  *
- * A batch is transmitted by a thread of its own (SmtpSendStart), so that the
- * worker records the previous batch and claims the next one in the database
- * while this one is on the wire; SmtpSendWait collects it.  The thread only
- * drives libcurl over memory the main thread does not touch meanwhile: no
- * palloc, no ereport, no PostgreSQL state; it has every signal blocked, and it
- * stops at once when asked (error, settings change, exit) or on SIGTERM.
+ * The batch goes out in the background (SmtpSendStart), so that the worker
+ * records the previous batch and claims the next one in the database
+ * meanwhile; SmtpSendWait collects it.  The threads only drive libcurl over
+ * memory the main thread does not touch meanwhile: no palloc, no ereport, no
+ * PostgreSQL state; they have every signal blocked, and they stop at once
+ * when asked (error, settings change, exit) or on SIGTERM.  libcurl's QUIT on
+ * close blocks too; to keep SIGTERM prompt even when a server stalls, we track
+ * every socket libcurl opens and the SIGTERM handler shuts them down, which
+ * makes any such wait return at once.
  *
  * Outcomes come from the server's last reply before any QUIT (seen through
  * the debug callback) and the command it answered: 4xx and connection errors are
@@ -31,6 +36,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -54,7 +60,11 @@ typedef enum SmtpStage
 
 typedef struct SmtpSlot
 {
+	int			index;
+	CURLM	   *multi;			/* this connection's own */
 	CURL	   *easy;
+	pthread_t	thread;			/* while a batch is on the wire */
+	char		error[256];		/* a libcurl failure in the thread, "" if none */
 	SmtpJob    *job;			/* NULL when free */
 	SmtpStage	stage;
 	struct curl_slist rcpt;		/* one recipient, no allocation */
@@ -65,9 +75,10 @@ typedef struct SmtpSlot
 } SmtpSlot;
 
 #define MAX_SLOTS 64
-#define MAX_SOCKETS (MAX_SLOTS * 2)
+#define SOCKETS_PER_SLOT 2
+#define MAX_SOCKETS (MAX_SLOTS * SOCKETS_PER_SLOT)
 
-static CURLM *multi = NULL;
+static bool handles_ready = false;
 static SmtpSlot slots[MAX_SLOTS];
 static int	nslots = 0;
 static bool curl_ready = false;
@@ -81,31 +92,32 @@ static char *cur_ca_file = NULL;
 static int	cur_connections = 0;
 static int	cur_timeout = 0;
 
-/* Sockets libcurl has open, for the SIGTERM handler (-1: free). */
+/* Sockets libcurl has open, for the SIGTERM handler (-1: free); each slot's thread writes its own. */
 static volatile sig_atomic_t open_sockets[MAX_SOCKETS];
 
-/* Rate limiting: the earliest time the next transfer may start. */
+/* Rate limiting: the earliest time the next transfer may start (under rate_lock). */
 static TimestampTz next_start_allowed = 0;
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
- * The batch on the wire and its thread.  The main thread writes the fields
- * before pthread_create and reads them after pthread_join; meanwhile only
- * the flags are shared.
+ * The batch on the wire.  The main thread writes jobs, njobs and max_rate
+ * before starting the threads and reads the outcomes after joining them;
+ * meanwhile the threads share the counters and the flags.
  */
 typedef struct SmtpBatch
 {
 	SmtpJob    *jobs;
 	int			njobs;
 	double		max_rate;		/* segment.max_rate when it started */
-	bool		server_down;	/* out */
-	char		error[256];		/* out: a libcurl failure, "" if none */
+	pg_atomic_uint32 next;		/* the next job to take */
+	pg_atomic_uint32 running;	/* threads not finished yet */
+	volatile bool server_down;	/* out: set by any thread */
+	volatile bool failed;		/* a thread hit a libcurl failure: all stop */
 } SmtpBatch;
 
 static SmtpBatch batch;
-static pthread_t batch_thread;
-static bool batch_running = false;	/* started and not yet joined */
-static volatile sig_atomic_t batch_done = false;	/* set by the thread last */
-static volatile sig_atomic_t batch_stop = false;	/* asks the thread to stop */
+static int	nthreads = 0;		/* started and not yet joined */
+static volatile sig_atomic_t batch_stop = false;	/* asks the threads to stop */
 
 /* The worker's SIGTERM: cut the SMTP sockets so no libcurl wait blocks, then die(). */
 static void
@@ -135,12 +147,13 @@ SmtpInstallSignalHandlers(void)
 static curl_socket_t
 OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
+	SmtpSlot   *slot = (SmtpSlot *) clientp;
 	int			fd = socket(addr->family, addr->socktype, addr->protocol);
 	int			i;
 
 	if (fd < 0)
 		return CURL_SOCKET_BAD;
-	for (i = 0; i < MAX_SOCKETS; i++)
+	for (i = slot->index * SOCKETS_PER_SLOT; i < (slot->index + 1) * SOCKETS_PER_SLOT; i++)
 		if (open_sockets[i] < 0)
 		{
 			open_sockets[i] = fd;
@@ -152,9 +165,10 @@ OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 static int
 CloseSocket(void *clientp, curl_socket_t fd)
 {
+	SmtpSlot   *slot = (SmtpSlot *) clientp;
 	int			i;
 
-	for (i = 0; i < MAX_SOCKETS; i++)
+	for (i = slot->index * SOCKETS_PER_SLOT; i < (slot->index + 1) * SOCKETS_PER_SLOT; i++)
 		if (open_sockets[i] == fd)
 			open_sockets[i] = -1;
 	return close(fd);
@@ -171,16 +185,26 @@ ShutdownSockets(void)
 			shutdown((int) open_sockets[i], SHUT_RDWR);
 }
 
-/* Stop the sending thread, if one runs, and wait for it (it stops promptly). */
+/* Wait for the sending threads to finish. */
 static void
-StopThread(void)
+JoinThreads(void)
 {
-	if (!batch_running)
+	int			i;
+
+	for (i = 0; i < nthreads; i++)
+		pthread_join(slots[i].thread, NULL);
+	nthreads = 0;
+}
+
+/* Stop the sending threads, if they run, and wait for them (they stop promptly). */
+static void
+StopThreads(void)
+{
+	if (nthreads == 0)
 		return;
 	batch_stop = true;
 	ShutdownSockets();
-	pthread_join(batch_thread, NULL);
-	batch_running = false;
+	JoinThreads();
 }
 
 void
@@ -188,8 +212,8 @@ SmtpReset(void)
 {
 	int			i;
 
-	StopThread();
-	if (multi == NULL)
+	StopThreads();
+	if (!handles_ready)
 		return;
 	/* No polite QUIT: it would block on a stalled server. */
 	ShutdownSockets();
@@ -197,16 +221,18 @@ SmtpReset(void)
 	{
 		if (slots[i].easy)
 		{
-			if (slots[i].job)
-				curl_multi_remove_handle(multi, slots[i].easy);
+			if (slots[i].job && slots[i].multi)
+				curl_multi_remove_handle(slots[i].multi, slots[i].easy);
 			curl_easy_cleanup(slots[i].easy);
 		}
+		if (slots[i].multi)
+			curl_multi_cleanup(slots[i].multi);
 		slots[i].easy = NULL;
+		slots[i].multi = NULL;
 		slots[i].job = NULL;
 	}
 	nslots = 0;
-	curl_multi_cleanup(multi);
-	multi = NULL;
+	handles_ready = false;
 }
 
 /* Free libcurl's handles however the worker exits (FATAL on SIGTERM included). */
@@ -308,20 +334,20 @@ KeepString(char *old, const char *s)
 	return MemoryContextStrdup(TopMemoryContext, s ? s : "");
 }
 
-/* Make (or remake, after a settings change) the multi handle and the slots. */
+/* Make (or remake, after a settings change) the slots and their handles. */
 static void
 EnsureHandles(void)
 {
 	int			i;
 	int			n;
 
-	if (multi &&
+	if (handles_ready &&
 		SameString(cur_url, segment_smtp_url) && SameString(cur_user, segment_smtp_username) &&
 		SameString(cur_password, segment_smtp_password) &&
 		SameString(cur_ca_file, segment_smtp_ca_file) &&
 		cur_connections == segment_connections && cur_timeout == segment_smtp_timeout)
 		return;
-	if (multi)
+	if (handles_ready)
 		ereport(LOG, (errmsg("segment worker: SMTP settings changed, reconnecting")));
 	SmtpReset();
 
@@ -343,26 +369,23 @@ EnsureHandles(void)
 	cur_connections = segment_connections;
 	cur_timeout = segment_smtp_timeout;
 
-	multi = curl_multi_init();
-	if (multi == NULL)
-		elog(ERROR, "curl_multi_init failed");
+	handles_ready = true;
 	n = Min(cur_connections, MAX_SLOTS);
-	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) n);
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) n);
-
 	for (i = 0; i < n; i++)
 	{
 		SmtpSlot   *slot = &slots[i];
-		CURL	   *e = curl_easy_init();
+		CURLM	   *m = curl_multi_init();
+		CURL	   *e = m ? curl_easy_init() : NULL;
 
 		memset(slot, 0, sizeof(*slot));
-		if (e == NULL)
-		{
-			nslots = i;
-			elog(ERROR, "curl_easy_init failed");
-		}
+		slot->index = i;
+		slot->multi = m;
 		slot->easy = e;
 		nslots = i + 1;
+		if (e == NULL)
+			elog(ERROR, "could not create libcurl handles");
+		curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L);
+		curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 1L);
 		curl_easy_setopt(e, CURLOPT_URL, cur_url);
 #if LIBCURL_VERSION_NUM >= 0x075500
 		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
@@ -391,7 +414,9 @@ EnsureHandles(void)
 		curl_easy_setopt(e, CURLOPT_DEBUGDATA, slot);
 		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot->errbuf);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, slot);
 		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, CloseSocket);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, slot);
 		curl_easy_setopt(e, CURLOPT_PRIVATE, slot);
 	}
 }
@@ -416,11 +441,11 @@ StartJob(SmtpSlot *slot, SmtpJob *job)
 	curl_easy_setopt(e, CURLOPT_MAIL_FROM, job->mail_from);
 	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, &slot->rcpt);
 	curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) job->len);
-	rc = curl_multi_add_handle(multi, e);
+	rc = curl_multi_add_handle(slot->multi, e);
 	if (rc != CURLM_OK)
 	{
 		slot->job = NULL;
-		snprintf(batch.error, sizeof(batch.error), "curl_multi_add_handle failed: %s",
+		snprintf(slot->error, sizeof(slot->error), "curl_multi_add_handle failed: %s",
 				 curl_multi_strerror(rc));
 		return false;
 	}
@@ -429,12 +454,12 @@ StartJob(SmtpSlot *slot, SmtpJob *job)
 
 /* A transfer ended: classify it (see the file comment). */
 static void
-FinishJob(SmtpSlot *slot, CURLcode result, bool *server_down)
+FinishJob(SmtpSlot *slot, CURLcode result, volatile bool *server_down)
 {
 	SmtpJob    *job = slot->job;
 	int			code = slot->reply_code;
 
-	curl_multi_remove_handle(multi, slot->easy);
+	curl_multi_remove_handle(slot->multi, slot->easy);
 	slot->job = NULL;
 	job->code = 0;
 	if (result == CURLE_OK)
@@ -473,114 +498,102 @@ FinishJob(SmtpSlot *slot, CURLcode result, bool *server_down)
 		*server_down = true;
 }
 
-/* May another transfer start now (segment.max_rate)?  If not, ms to wait. */
+/*
+ * May another transfer start now (segment.max_rate)?  If so, it is counted;
+ * if not, ms to wait.
+ */
 static long
-RateWait(void)
+RateTake(void)
 {
 	TimestampTz now;
+	long		wait_ms = 0;
 
 	if (batch.max_rate <= 0)
 		return 0;
+	pthread_mutex_lock(&rate_lock);
 	now = GetCurrentTimestamp();
 	if (next_start_allowed < now)
 		next_start_allowed = now;
 	if (next_start_allowed > now)
-		return (long) ((next_start_allowed - now + 999) / 1000);
-	return 0;
-}
-
-static void
-RateTake(void)
-{
-	if (batch.max_rate > 0)
+		wait_ms = (long) ((next_start_allowed - now + 999) / 1000);
+	else
 		next_start_allowed += (TimestampTz) (USECS_PER_SEC / batch.max_rate);
+	pthread_mutex_unlock(&rate_lock);
+	return wait_ms;
 }
 
-/*
- * The sending thread: transmit the batch over the slots, refilling each slot
- * as soon as its transfer ends, until every job has an outcome, the server is
- * down, or it is asked to stop.  Only libcurl and plain C here.
- */
-static void *
-SendThread(void *arg)
+/* Drive one transfer on the slot's connection to its end (or a stop). */
+static bool
+RunJob(SmtpSlot *slot)
 {
-	SmtpJob    *jobs = batch.jobs;
-	int			njobs = batch.njobs;
-	int			next = 0;
-	int			active = 0;
-	int			i;
-
-	while ((next < njobs || active > 0) && !batch_stop && batch.error[0] == '\0')
+	for (;;)
 	{
 		int			running;
 		int			queued;
 		CURLMsg    *msg;
-		long		wait_ms = 100;
 		CURLMcode	rc;
 
-		/* Fill free slots, unless the server is down or the rate says wait. */
-		for (i = 0; i < nslots && next < njobs && !batch.server_down; i++)
-		{
-			long		rw;
-
-			if (slots[i].job != NULL)
-				continue;
-			rw = RateWait();
-			if (rw > 0)
-			{
-				wait_ms = Min(wait_ms, rw);
-				break;
-			}
-			RateTake();
-			if (!StartJob(&slots[i], &jobs[next]))
-				break;
-			next++;
-			active++;
-		}
-		if (batch.error[0] != '\0')
-			break;
-		if (active == 0)
-		{
-			if (next >= njobs || batch.server_down)
-				break;
-			/* Only waiting for the rate limit. */
-			pg_usleep(wait_ms * 1000L);
-			continue;
-		}
-
-		rc = curl_multi_perform(multi, &running);
+		rc = curl_multi_perform(slot->multi, &running);
 		if (rc != CURLM_OK)
 		{
-			snprintf(batch.error, sizeof(batch.error), "curl_multi_perform failed: %s",
+			snprintf(slot->error, sizeof(slot->error), "curl_multi_perform failed: %s",
 					 curl_multi_strerror(rc));
-			break;
+			return false;
 		}
-		while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+		while ((msg = curl_multi_info_read(slot->multi, &queued)) != NULL)
 		{
-			SmtpSlot   *slot = NULL;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &slot);
-			if (slot == NULL || slot->job == NULL)
-				continue;
-			FinishJob(slot, msg->data.result, &batch.server_down);
-			active--;
-		}
-		if (active > 0 && running > 0)
-		{
-			/* Short waits: the stop flag is looked at at least every 100 ms. */
-			rc = curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
-			if (rc != CURLM_OK)
+			if (msg->msg == CURLMSG_DONE && slot->job != NULL)
 			{
-				snprintf(batch.error, sizeof(batch.error), "curl_multi_poll failed: %s",
-						 curl_multi_strerror(rc));
-				break;
+				FinishJob(slot, msg->data.result, &batch.server_down);
+				return true;
 			}
 		}
+		if (batch_stop || batch.failed)
+			return false;
+		/* Short waits: the stop flag is looked at at least every 100 ms. */
+		rc = curl_multi_poll(slot->multi, NULL, 0, 100, NULL);
+		if (rc != CURLM_OK)
+		{
+			snprintf(slot->error, sizeof(slot->error), "curl_multi_poll failed: %s",
+					 curl_multi_strerror(rc));
+			return false;
+		}
 	}
-	batch_done = true;
-	SetLatch(MyLatch);
+}
+
+/*
+ * A sending thread: take the batch's next message, transmit it over this
+ * slot's connection, and again, until none is left, the server is down, or
+ * the threads are asked to stop.  Only libcurl and plain C here.  The last
+ * thread to finish wakes the main thread.
+ */
+static void *
+SlotThread(void *arg)
+{
+	SmtpSlot   *slot = (SmtpSlot *) arg;
+
+	while (!batch_stop && !batch.failed && !batch.server_down)
+	{
+		long		wait_ms = RateTake();
+		uint32		next;
+
+		if (wait_ms > 0)
+		{
+			pg_usleep(Min(wait_ms, 100L) * 1000L);
+			continue;
+		}
+		next = pg_atomic_fetch_add_u32(&batch.next, 1);
+		if (next >= (uint32) batch.njobs)
+			break;
+		if (!StartJob(slot, &batch.jobs[next]) || !RunJob(slot))
+		{
+			if (slot->error[0] != '\0')
+				batch.failed = true;
+			break;
+		}
+	}
+	if (pg_atomic_sub_fetch_u32(&batch.running, 1) == 0)
+		SetLatch(MyLatch);
 	return NULL;
 }
 
@@ -589,49 +602,69 @@ SmtpSendStart(SmtpJob *jobs, int njobs)
 {
 	sigset_t	all;
 	sigset_t	old;
-	int			rc;
+	int			n;
+	int			i;
+	int			rc = 0;
 
-	Assert(!batch_running);
+	Assert(nthreads == 0);
 	EnsureHandles();
-	memset(&batch, 0, sizeof(batch));
 	batch.jobs = jobs;
 	batch.njobs = njobs;
 	batch.max_rate = segment_max_rate;
-	batch_done = false;
+	batch.server_down = false;
+	batch.failed = false;
 	batch_stop = false;
+	n = Min(nslots, njobs);
+	pg_atomic_init_u32(&batch.next, 0);
+	pg_atomic_init_u32(&batch.running, (uint32) n);
+	for (i = 0; i < n; i++)
+		slots[i].error[0] = '\0';
 
-	/* The thread inherits a mask blocking every signal: they go to the main thread. */
+	/* The threads inherit a mask blocking every signal: they go to the main thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&batch_thread, NULL, SendThread, NULL);
+	for (i = 0; i < n; i++)
+	{
+		rc = pthread_create(&slots[i].thread, NULL, SlotThread, &slots[i]);
+		if (rc != 0)
+			break;
+		nthreads++;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
+	{
+		SmtpReset();
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start the SMTP sending thread: %s", strerror(rc))));
-	batch_running = true;
+				 errmsg("could not start an SMTP sending thread: %s", strerror(rc))));
+	}
 }
 
 void
 SmtpSendWait(bool *server_down)
 {
+	int			i;
+
 	*server_down = false;
-	if (!batch_running)
+	if (nthreads == 0)
 		return;
-	while (!batch_done)
+	while (pg_atomic_read_u32(&batch.running) > 0)
 	{
 		CHECK_FOR_INTERRUPTS();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	pthread_join(batch_thread, NULL);
-	batch_running = false;
-	if (batch.error[0] != '\0')
-	{
-		SmtpReset();
-		elog(ERROR, "%s", batch.error);
-	}
+	JoinThreads();
+	for (i = 0; i < nslots; i++)
+		if (slots[i].error[0] != '\0')
+		{
+			char		error[256];
+
+			strlcpy(error, slots[i].error, sizeof(error));
+			SmtpReset();
+			elog(ERROR, "%s", error);
+		}
 	*server_down = batch.server_down;
 }
 
