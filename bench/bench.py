@@ -32,13 +32,13 @@ MODES = {
     # Jinja2 rows, messages drained, transactional sends, matches() loop size
     "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=3,
                  render_rows=1_000_000, jinja_rows=100_000, messages=100_000, sends=1000,
-                 matches_loop=10_000, refresh_reps=3, drain_runs=2),
+                 matches_loop=10_000, refresh_reps=3, drain_runs=2, million=1_000_000),
     "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2,
                   render_rows=50_000, jinja_rows=5_000, messages=5_000, sends=100,
-                  matches_loop=2_000, refresh_reps=2, drain_runs=3),
+                  matches_loop=2_000, refresh_reps=2, drain_runs=3, million=1_000_000),
     "check": dict(contacts=20_000, events=200_000, reps=1, pgb_secs=2, pgb_runs=1,
                   render_rows=2_000, jinja_rows=500, messages=500, sends=20,
-                  matches_loop=2_000, refresh_reps=1, drain_runs=1),
+                  matches_loop=2_000, refresh_reps=1, drain_runs=1, million=0),
 }
 SEED = 0.42
 CLIENTS, THREADS = 4, 2
@@ -742,6 +742,16 @@ def worker_memory():
     return int(pid), mem
 
 
+DRAIN_TEXT = "\n".join("x" * 75 for _ in range(4096 // 76))   # 4 KB of 76-byte lines
+
+
+def start_sink():
+    """postfix's smtp-sink on a free port of 127.0.0.1: (process, port)."""
+    port = free_port()
+    cmd = ["/usr/sbin/smtp-sink"] + (["-u", "postfix"] if os.geteuid() == 0 else []) + [f"127.0.0.1:{port}", "1000"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
+
+
 def wait_drained(deadline):
     """Return as soon as no message is queued, sending or waiting for a retry.
     Polled every 10 ms from one session (a new psql and backend per poll would
@@ -764,15 +774,12 @@ def bench_drain(cfg, res):
         res.add(label, "msg/s", "not built yet", None, 0.5)
         res.add("worker memory growth", "MB", "not built yet", None, absolute=("<=", 1))
         return
-    port = free_port()
-    sink_cmd = ["/usr/sbin/smtp-sink"] + (["-u", "postfix"] if os.geteuid() == 0 else []) + [f"127.0.0.1:{port}", "1000"]
-    sink = subprocess.Popen(sink_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink, port = start_sink()
     try:
         wait_port(port)
         point_worker_at(port, conns)
         ours, peer, mem = [], [], []
-        body = "x" * 75
-        text = "\n".join(body for _ in range(4096 // 76))   # 4 KB of 76-byte lines
+        text = DRAIN_TEXT
         psql("DELETE FROM segment.messages;")
         mem.append(worker_memory()[1])   # idle, before the first drain
         for i in range(cfg["drain_runs"]):
@@ -814,6 +821,49 @@ COMMIT;""")
                 "drain: " + ", ".join(str(m["RssAnon"]) for m in mem))
         log("worker VmRSS / RssAnon (kB), idle and after each drain: "
             + " -> ".join(f"{m['VmRSS']}/{m['RssAnon']}" for m in mem))
+    finally:
+        psql("ALTER SYSTEM RESET segment.smtp_url; SELECT pg_reload_conf();", check=False)
+        stop_process(sink)
+
+
+def bench_worker_million(cfg, res):
+    """Worker memory over a million messages: 5,000 queued once, drained (the
+    warm-up), then put back in the queue and drained again 200 times; RssAnon
+    is read after the warm-up and after every 100,000.  Requeueing the same
+    rows keeps the run to a few minutes (no million 4 KB rows to enqueue)."""
+    total, n = cfg["million"], 5_000
+    label = f"worker memory growth over {total} msgs"
+    if not sending_built():
+        res.add(label, "MB", "not built yet", None, absolute=("<=", 1))
+        return
+    conns = int(value("SHOW segment.connections"))
+    sink, port = start_sink()
+    try:
+        wait_port(port)
+        point_worker_at(port, conns)
+        text = DRAIN_TEXT
+        psql(f"""DELETE FROM segment.messages;
+SELECT count(segment.enqueue(id, 'Bench message ' || id, NULL, {lit(text)},
+       '{{"kind": "marketing", "unsubscribe_url": "https://example.com/u"}}'))
+  FROM (SELECT id FROM segment.contacts WHERE status = 'subscribed' ORDER BY id LIMIT {n}) c;""")
+        wait_drained(time.time() + 900)
+        mem = [worker_memory()[1]["RssAnon"]]
+        t0 = time.time()
+        for r in range(total // n):
+            psql("UPDATE segment.messages SET status = 'queued', attempts = 0, next_attempt_at = segment.now(),"
+                 " sent_at = NULL, last_code = NULL, last_response = NULL; SELECT segment.wake_worker();"
+                 + ("VACUUM segment.messages;" if r % 10 == 9 else ""))
+            wait_drained(time.time() + 900)
+            if (r + 1) * n % 100_000 == 0:
+                mem.append(worker_memory()[1]["RssAnon"])
+        rate = total / (time.time() - t0)
+        sent = int(value("SELECT count(*) FROM segment.messages WHERE status = 'sent'"))
+        res.check(f"worker delivered every requeued message ({total // n} x {n})", sent == n, f"{sent} of {n} sent")
+        growth = (mem[-1] - mem[0]) / 1024
+        res.add(label, "MB", Stat([growth]), None, absolute=("<=", 1),
+                note=f"RssAnon after a {n}-message warm-up, then every 100,000 (kB): "
+                + ", ".join(str(m) for m in mem) + f"; {rate:.0f} msg/s")
+        log(f"worker RssAnon (kB) after the warm-up and every 100,000 messages: {mem}; {rate:.0f} msg/s")
     finally:
         psql("ALTER SYSTEM RESET segment.smtp_url; SELECT pg_reload_conf();", check=False)
         stop_process(sink)
@@ -909,7 +959,8 @@ def main():
     global PGBIN
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=sorted(MODES), default="full")
-    ap.add_argument("--only", help="comma-separated: members,matches,track,refresh,render,drain,latency")
+    ap.add_argument("--only", help="comma-separated: members,matches,track,refresh,render,drain,latency,"
+                    "million (1M messages through the worker: full scale by default, else only when named)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--chart", metavar="CSV", help="only redraw the chart of a results CSV")
     args = ap.parse_args()
@@ -949,6 +1000,8 @@ def main():
             bench_drain(cfg, res)
         if want("latency"):
             bench_latency(cfg, res, tmp)
+        if cfg["million"] and ((only is None and args.mode == "full") or (only and "million" in only)):
+            bench_worker_million(cfg, res)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()

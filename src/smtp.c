@@ -111,7 +111,7 @@ typedef struct SmtpBatch
 	double		max_rate;		/* segment.max_rate when it started */
 	pg_atomic_uint32 next;		/* the next job to take */
 	pg_atomic_uint32 running;	/* threads not finished yet */
-	volatile bool server_down;	/* out: set by any thread */
+	pg_atomic_uint32 server_down;	/* out: 1 once a thread found the server unusable */
 	volatile bool failed;		/* a thread hit a libcurl failure: all stop */
 } SmtpBatch;
 
@@ -452,9 +452,21 @@ StartJob(SmtpSlot *slot, SmtpJob *job)
 	return true;
 }
 
+/*
+ * The server turned out unusable (connect, greeting, TLS, AUTH): the first
+ * transfer to find out counts an attempt; one that finds out at the same
+ * time on another connection goes back to the queue untried, like the rest
+ * of the batch.
+ */
+static SmtpOutcome
+ServerUnusable(void)
+{
+	return pg_atomic_exchange_u32(&batch.server_down, 1) == 0 ? SMTP_TEMPFAIL : SMTP_UNTRIED;
+}
+
 /* A transfer ended: classify it (see the file comment). */
 static void
-FinishJob(SmtpSlot *slot, CURLcode result, volatile bool *server_down)
+FinishJob(SmtpSlot *slot, CURLcode result)
 {
 	SmtpJob    *job = slot->job;
 	int			code = slot->reply_code;
@@ -476,8 +488,7 @@ FinishJob(SmtpSlot *slot, CURLcode result, volatile bool *server_down)
 		if (slot->stage == STAGE_CONNECT)
 		{
 			/* Greeting, EHLO, STARTTLS or AUTH refused: the server, not the message. */
-			job->outcome = SMTP_TEMPFAIL;
-			*server_down = true;
+			job->outcome = ServerUnusable();
 		}
 		else if (code < 500)
 			job->outcome = SMTP_TEMPFAIL;
@@ -491,11 +502,9 @@ FinishJob(SmtpSlot *slot, CURLcode result, volatile bool *server_down)
 		return;
 	}
 	/* No error reply: the connection failed (refused, timed out, dropped). */
-	job->outcome = SMTP_TEMPFAIL;
+	job->outcome = slot->stage == STAGE_CONNECT ? ServerUnusable() : SMTP_TEMPFAIL;
 	snprintf(job->response, sizeof(job->response), "%s",
 			 slot->errbuf[0] ? slot->errbuf : curl_easy_strerror(result));
-	if (slot->stage == STAGE_CONNECT)
-		*server_down = true;
 }
 
 /*
@@ -544,7 +553,7 @@ RunJob(SmtpSlot *slot)
 		{
 			if (msg->msg == CURLMSG_DONE && slot->job != NULL)
 			{
-				FinishJob(slot, msg->data.result, &batch.server_down);
+				FinishJob(slot, msg->data.result);
 				return true;
 			}
 		}
@@ -572,7 +581,7 @@ SlotThread(void *arg)
 {
 	SmtpSlot   *slot = (SmtpSlot *) arg;
 
-	while (!batch_stop && !batch.failed && !batch.server_down)
+	while (!batch_stop && !batch.failed && pg_atomic_read_u32(&batch.server_down) == 0)
 	{
 		long		wait_ms = RateTake();
 		uint32		next;
@@ -611,7 +620,7 @@ SmtpSendStart(SmtpJob *jobs, int njobs)
 	batch.jobs = jobs;
 	batch.njobs = njobs;
 	batch.max_rate = segment_max_rate;
-	batch.server_down = false;
+	pg_atomic_init_u32(&batch.server_down, 0);
 	batch.failed = false;
 	batch_stop = false;
 	n = Min(nslots, njobs);
@@ -665,7 +674,7 @@ SmtpSendWait(bool *server_down)
 			SmtpReset();
 			elog(ERROR, "%s", error);
 		}
-	*server_down = batch.server_down;
+	*server_down = pg_atomic_read_u32(&batch.server_down) != 0;
 }
 
 void
