@@ -583,16 +583,15 @@ SlotThread(void *arg)
 
 	while (!batch_stop && !batch.failed && pg_atomic_read_u32(&batch.server_down) == 0)
 	{
-		long		wait_ms = RateTake();
-		uint32		next;
+		uint32		next = pg_atomic_fetch_add_u32(&batch.next, 1);
+		long		wait_ms;
 
-		if (wait_ms > 0)
-		{
-			pg_usleep(Min(wait_ms, 100L) * 1000L);
-			continue;
-		}
-		next = pg_atomic_fetch_add_u32(&batch.next, 1);
 		if (next >= (uint32) batch.njobs)
+			break;
+		/* segment.max_rate: wait for this message's turn (it stays untried if told to stop). */
+		while ((wait_ms = RateTake()) > 0 && !batch_stop)
+			pg_usleep(Min(wait_ms, 100L) * 1000L);
+		if (batch_stop)
 			break;
 		if (!StartJob(slot, &batch.jobs[next]) || !RunJob(slot))
 		{
@@ -675,11 +674,4 @@ SmtpSendWait(bool *server_down)
 			elog(ERROR, "%s", error);
 		}
 	*server_down = pg_atomic_read_u32(&batch.server_down) != 0;
-}
-
-void
-SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down)
-{
-	SmtpSendStart(jobs, njobs);
-	SmtpSendWait(server_down);
 }

@@ -40,18 +40,12 @@ typedef struct SmtpJob
 extern bool SmtpConfigured(char *detail, size_t size);
 
 /*
- * Send the jobs over the configured connections and fill in their outcomes.
- * Stops starting new transfers when the server cannot be reached
- * (*server_down set, the rest SMTP_UNTRIED).  CHECK_FOR_INTERRUPTS runs
- * throughout.  Respects segment.max_rate.
- */
-extern void SmtpSendBatch(SmtpJob *jobs, int njobs, bool *server_down);
-
-/*
- * The same in two halves: start transmitting the jobs in the background and
- * return at once (the jobs must stay untouched until the wait returns), then
- * wait for every outcome (CHECK_FOR_INTERRUPTS meanwhile).  One batch at a
- * time.
+ * Send the jobs over the configured connections, in two halves: start
+ * transmitting them in the background and return at once (the jobs must stay
+ * untouched until the wait returns), then wait for every outcome
+ * (CHECK_FOR_INTERRUPTS meanwhile).  One batch at a time.  Stops starting new
+ * transfers when the server cannot be reached (*server_down set, the rest
+ * SMTP_UNTRIED).  Respects segment.max_rate.
  */
 extern void SmtpSendStart(SmtpJob *jobs, int njobs);
 extern void SmtpSendWait(bool *server_down);
