@@ -5,8 +5,9 @@
  * first pass: only one worker runs, so they were in flight when its
  * predecessor died), claim a batch of due rows with FOR UPDATE SKIP LOCKED
  * and a lease in one transaction, transmit them (smtp.c, in the background),
- * and record every outcome in one more transaction, which also claims the
- * next batch while the one after goes out.  Delivery is at-least-once: a
+ * and record every outcome in one more transaction.  Pipelined: while a batch
+ * goes out, the previous one's outcomes are recorded and the next one is
+ * claimed, in one transaction.  Delivery is at-least-once: a
  * message transmitted but not yet recorded when the worker dies is sent again
  * (at most two batches: the one on the wire and the one being recorded).
  */
