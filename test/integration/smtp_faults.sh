@@ -128,33 +128,31 @@ else
   echo "FAILED - stalled end-of-data reply: times out and is retried"; failures=$((failures + 1))
 fi
 
+# SIGTERM to the worker once message $1 is in flight (waiting up to $2 s for that):
+# it must stop within a second.  $3 names the situation in the output.
+sigterm_stops_promptly() {
+  wait_sql "SELECT status = 'sending' FROM segment.messages WHERE id = $1" "$2"
+  sleep 0.5
+  local pid t0 ms
+  pid=$(q "SELECT pid FROM segment.worker_status()")
+  t0=$(date +%s%N)
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "worker stopped ${ms} ms after SIGTERM while $3"
+  if [ "$ms" -lt 1000 ]; then echo "ok - SIGTERM stops the worker within a second ($3)"
+  else echo "FAILED - SIGTERM took ${ms} ms ($3)"; failures=$((failures + 1)); fi
+}
+
 # SIGTERM while the worker waits on the stalled server: it stops within a second.
-wait_sql "SELECT status = 'sending' FROM segment.messages WHERE id = $first" 20
-sleep 0.5
-pid=$(q "SELECT pid FROM segment.worker_status()")
-t0=$(date +%s%N)
-kill -TERM "$pid"
-while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "worker stopped ${ms} ms after SIGTERM while waiting on a stalled server"
-if [ "$ms" -lt 1000 ]; then echo "ok - SIGTERM stops the worker within a second"
-else echo "FAILED - SIGTERM took ${ms} ms"; failures=$((failures + 1)); fi
+sigterm_stops_promptly "$first" 20 "waiting on a stalled server"
 
 # The same while stalled at RCPT (waiting in the multi loop), and the restarted
 # worker puts the message it had in flight back in the queue.
 start_sink sink2 -W RCPT:3600
 set_conf segment.smtp_url "smtp://127.0.0.1:$sink2"
 read -r first last < <(scenario stallrcpt 1)
-wait_sql "SELECT status = 'sending' FROM segment.messages WHERE id = $first" 30
-sleep 0.5
-pid=$(q "SELECT pid FROM segment.worker_status()")
-t0=$(date +%s%N)
-kill -TERM "$pid"
-while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "worker stopped ${ms} ms after SIGTERM while stalled at RCPT"
-if [ "$ms" -lt 1000 ]; then echo "ok - SIGTERM stops the worker within a second (stalled at RCPT)"
-else echo "FAILED - SIGTERM took ${ms} ms"; failures=$((failures + 1)); fi
+sigterm_stops_promptly "$first" 30 "stalled at RCPT"
 set_conf segment.smtp_url "smtp://127.0.0.1:$downport"
 wait_sql "SELECT status = 'sent' FROM segment.messages WHERE id = $first" 30
 ok "the new worker requeues what was in flight and sends it" \
