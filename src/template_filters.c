@@ -61,6 +61,20 @@ ParseNumber(const char *s, size_t len, double *out)
 	return end == buf + len;
 }
 
+/*
+ * A character count from a numeric argument: negative, NaN and zero give 0,
+ * huge values are capped before the conversion (out of range is undefined).
+ */
+static long
+CountArg(double n)
+{
+	if (!(n > 0))
+		return 0;
+	if (n >= 1e15)
+		return 1000000000000000L;
+	return (long) n;
+}
+
 static bool
 IsZeroNumber(const TmplValue *v)
 {
@@ -999,10 +1013,10 @@ TmplApplyFilter(int kind, const TmplValue *in, const TmplValue *args, int nargs,
 						size_t		el;
 
 						TmplValueText(&args[1], model, NULL, &es, &el);
-						Truncate(s, len, (long) n, es ? es : "", es ? el : 0, scratch);
+						Truncate(s, len, CountArg(n), es ? es : "", es ? el : 0, scratch);
 					}
 					else
-						Truncate(s, len, (long) n, "...", 3, scratch);
+						Truncate(s, len, CountArg(n), "...", 3, scratch);
 				}
 				break;
 			case FL_URL_ENCODE:

@@ -284,6 +284,9 @@ main(void)
 	Is(R("{{a | truncate: 8}}|{{a | truncate: 20}}|{{a | truncate: 6, \"\xE2\x80\xA6\"}}", "{\"a\":\"Hello world\"}"),
 	   "Hello...|Hello world|Hello\xE2\x80\xA6", "truncate counts the ellipsis");
 	Is(R("{{a | truncate: 3}}", "{\"a\":\"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\"}"), "...", "truncate: UTF-8 characters");
+	Is(R("{{a | truncate: 222222222222222222222222222222222222222222222222222222}}|"
+		 "{{a | truncate: -99999999999999999999999999999}}|{{a | truncate: 4.9}}", "{\"a\":\"Hello\"}"),
+	   "Hello|...|H...", "truncate: out-of-range counts are clamped, fractions cut");
 	Is(R("{{d | date: \"%Y-%m-%d %H:%M\"}}|{{d | date}}|{{d | date: \"%A %e %B %Y, %I:%M %p %z\"}}",
 		 "{\"d\":\"2024-03-05T14:07:09+01:00\"}"),
 	   "2024-03-05 14:07|2024-03-05|Tuesday 5 March 2024, 02:07 PM +0100", "date: as written, offset kept");
