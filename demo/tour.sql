@@ -153,5 +153,5 @@ BEGIN
   END LOOP;
 END $$;
 SELECT id, status, attempts, last_code, rcpt_to, message_id FROM segment.messages WHERE id = :message_id;
-SELECT * FROM segment.queue_status;
+SELECT status, messages FROM segment.queue_status;
 SELECT state, sent, failed FROM segment.worker_status();
