@@ -163,6 +163,19 @@ MimeValidAddress(MimeText addr, CoreError *err, const char *what)
 		return CoreErrorSet(err, CORE_ERR_INVALID, 0,
 							"%s address \"%.*s\" is not of the form local@domain",
 							what, (int) addr.len, addr.data);
+	/* The domain: dot-separated labels of letters, digits and hyphens. */
+	for (i = at + 1; i < addr.len; i++)
+	{
+		char		c = addr.data[i];
+		bool		dot = c == '.';
+
+		if (!(dot || c == '-' || (c >= '0' && c <= '9') ||
+			  (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) ||
+			(dot && (i == at + 1 || i == addr.len - 1 || addr.data[i - 1] == '.')))
+			return CoreErrorSet(err, CORE_ERR_INVALID, (int) i + 1,
+								"%s address \"%.*s\" has an invalid domain (letters, digits, hyphens and dots only)",
+								what, (int) addr.len, addr.data);
+	}
 	return true;
 }
 

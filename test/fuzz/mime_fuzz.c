@@ -3,7 +3,7 @@
  * into fields (subject, names, bodies, a custom header, Reply-To, unsubscribe
  * URL) at 0x00 0x01 separators; whatever MimeBuild accepts must keep the
  * builder's promises: CRLF line ends only, no line over 998 octets, header
- * lines with encoded-words (" =?UTF-8?B?": header names hold no space) within
+ * lines with encoded-words (" =?UTF-8?B?...?=": header names hold no space) within
  * 76, and a refusal must be
  * CORE_ERR_INVALID with a message.
  */
@@ -17,6 +17,30 @@
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NFIELDS 9
+
+/*
+ * Does this header line hold an encoded-word the builder wrote: " =?UTF-8?B?"
+ * up to the next blank, ending in "?="?  Addresses may start with "=?" (atext),
+ * but their domain cannot end in "?=".
+ */
+static int
+HasEncodedWord(const char *line, size_t len)
+{
+	const char *p = line;
+	const char *end = line + len;
+
+	while ((p = memmem(p, (size_t) (end - p), " =?UTF-8?B?", 11)) != NULL)
+	{
+		const char *q = p + 1;
+
+		while (q < end && *q != ' ' && *q != '\t')
+			q++;
+		if (q - p >= 13 && q[-2] == '?' && q[-1] == '=')
+			return 1;
+		p = q;
+	}
+	return 0;
+}
 
 static void
 CheckMessage(const char *msg, size_t len)
@@ -41,7 +65,7 @@ CheckMessage(const char *msg, size_t len)
 			{
 				if (linelen == 0)
 					in_headers = 0;
-				else if (linelen > 76 && memmem(msg + start, linelen, " =?UTF-8?B?", 11))
+				else if (linelen > 76 && HasEncodedWord(msg + start, linelen))
 					abort();
 			}
 			start = i + 1;

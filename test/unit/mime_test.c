@@ -741,7 +741,8 @@ static void
 TestAddresses(void)
 {
 	static const char *const good[] = {"a@b", "first.last+tag@sub.example.co.uk", "o'neil@x.example"};
-	static const char *const badaddr[] = {"", "noat", "@x", "x@", "a@b@c", "a b@c", "a<b@c", "jürgen@x.example", "a,b@c"};
+	static const char *const badaddr[] = {"", "noat", "@x", "x@", "a@b@c", "a b@c", "a<b@c", "jürgen@x.example", "a,b@c",
+		"a@x.example/path", "a@.x", "a@x..example", "a@x.", "a@x_y.example", "a@x=?.example"};
 	size_t		i;
 	CoreError	err;
 	CoreBuf		name;
