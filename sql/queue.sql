@@ -73,6 +73,16 @@ SELECT mime LIKE E'%\r\n\r\nOrder A-17\r\n--=\\_segment\\_%' AS text_part,
 SELECT segment.send(:ann, 'receipt', '{"order": "B-2"}', '2099-06-01 12:00+00') AS m7 \gset
 SELECT subject, next_attempt_at FROM segment.messages WHERE id = :m7;
 
+-- One clock: send times and the Date header follow segment.now() (segment.clock_override),
+-- here set in the past: the default send_at is due at once, an hour later is an hour later.
+SET segment.clock_override = '2020-03-01 10:00:00+00';
+SELECT segment.send(:bob, 'receipt', '{"order": "C-1"}') AS m8 \gset
+SELECT segment.send(:bob, 'receipt', '{"order": "C-2"}', segment.now() + interval '1 hour') AS m9 \gset
+SELECT subject, next_attempt_at, created_at,
+       split_part(split_part(mime, E'\r\nDate: ', 2), E'\r\n', 1) AS date_header
+  FROM segment.messages WHERE id IN (:m8, :m9) ORDER BY id;
+RESET segment.clock_override;
+
 -- The queue by status.
 SELECT segment.cancel_message(:m5) AS cancelled, segment.cancel_message(:m5) AS again;
 SELECT status, messages FROM segment.queue_status;

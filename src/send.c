@@ -153,7 +153,7 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	char	   *to_name;
 	char	   *message_id;
 	char	   *unsubscribe_url = NULL;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now = SegmentNow();	/* the one clock: segment.clock_override */
 	TimestampTz due;
 	int64		id;
 	int			i;

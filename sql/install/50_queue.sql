@@ -105,7 +105,7 @@ COMMENT ON FUNCTION segment.enqueue(bigint, text, text, text, jsonb) IS
   'Build an RFC 5322 message for a contact and queue it; the building block of send, campaigns and flows';
 
 CREATE FUNCTION segment.send(contact_id bigint, template text, extra jsonb DEFAULT '{}',
-                             send_at timestamptz DEFAULT now())
+                             send_at timestamptz DEFAULT segment.now())
   RETURNS bigint
   AS 'MODULE_PATHNAME', 'segment_send'
   LANGUAGE C VOLATILE;
