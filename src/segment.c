@@ -31,6 +31,7 @@ double		segment_max_rate = 0;
 int			segment_max_attempts = 8;
 int			segment_lease_timeout = 120;
 char	   *segment_unsubscribe_url = NULL;
+char	   *segment_confirm_url = NULL;
 char	   *segment_secret = NULL;
 char	   *segment_clock_override = NULL;
 
@@ -201,6 +202,11 @@ DefineGucs(void)
 	DefineCustomStringVariable("segment.unsubscribe_url",
 							   "Base URL of the one-click unsubscribe endpoint.",
 							   NULL, &segment_unsubscribe_url, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("segment.confirm_url",
+							   "Base URL of the double opt-in confirmation endpoint.",
+							   "segment.subscribe mails a link to it with ?token=...; the endpoint calls segment.confirm(token).",
+							   &segment_confirm_url, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("segment.secret",
 							   "HMAC key for unsubscribe, confirmation and tracking tokens.",

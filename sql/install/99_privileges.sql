@@ -19,6 +19,8 @@ DECLARE
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
     'create_tag_rule', 'drop_tag_rule', 'define_stage', 'drop_stage', 'install_default_stages',
     'create_template', 'drop_template', 'update_template'];
+  -- A person's data as a whole (export, erasure): admin and the application, not editors.
+  privacy constant text[] := ARRAY['export_contact', 'forget'];
 BEGIN
   FOR f IN SELECT p.oid::regprocedure AS sig, p.proname
              FROM pg_proc p WHERE p.pronamespace = 'segment'::regnamespace
@@ -26,7 +28,9 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_admin', f.sig);
     IF NOT f.proname = ANY (admin_only) THEN
-      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_editor', f.sig);
+      IF NOT f.proname = ANY (privacy) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_editor', f.sig);
+      END IF;
       IF NOT f.proname = ANY (definitions) THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_app', f.sig);
       END IF;

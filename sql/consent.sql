@@ -1,0 +1,138 @@
+-- Consent (subscribe, double opt-in, confirm) and the rights of the person
+-- (export_contact, forget).
+CREATE EXTENSION segment;
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+SET segment.from_address = 'Shop <news@shop.example>';
+SET segment.secret = 'a-long-enough-test-secret';
+
+-- Single opt-in: subscribed at once, with the time and source of the consent.
+SELECT segment.subscribe('Ann@Example.com', 'checkout', double_opt_in => false) AS ann \gset
+SELECT email, status, consent_at, consent_source FROM segment.contacts WHERE id = :ann;
+-- Subscribing again changes nothing (the first consent stays) and mails nobody.
+SELECT segment.subscribe('ann@example.com', 'signup_form') = :ann AS same_contact;
+SELECT status, consent_at, consent_source FROM segment.contacts WHERE id = :ann;
+SELECT count(*) AS mails FROM segment.messages;
+
+-- Double opt-in (the default) needs the confirmation endpoint.
+SELECT segment.subscribe('bob@example.com', 'signup_form');
+SELECT count(*) AS contacts_after_error FROM segment.contacts;
+SET segment.confirm_url = 'https://shop.example/confirm';
+SELECT segment.subscribe('bob@example.com', 'signup_form') AS bob \gset
+-- Bob is pending (no marketing consent yet) and has a transactional confirmation mail.
+SELECT status, consent_at, consent_source FROM segment.contacts WHERE id = :bob;
+SELECT kind, template, rcpt_to, subject, status FROM segment.messages WHERE contact_id = :bob;
+SELECT mime LIKE '%List-Unsubscribe%' AS has_list_unsubscribe FROM segment.messages WHERE contact_id = :bob;
+-- The link in the mail (text part, quoted-printable undone for what a link holds).
+SELECT substring(replace(replace(mime, E'=\r\n', ''), '=3D', '=') FROM 'https://shop\.example/confirm\?token=[A-Za-z0-9_.-]+') AS link
+  FROM segment.messages WHERE contact_id = :bob ORDER BY id LIMIT 1 \gset
+SELECT :'link' LIKE 'https://shop.example/confirm?token=%' AS link_found;
+SELECT split_part(:'link', 'token=', 2) AS token \gset
+
+-- The endpoint confirms: subscribed, consent time and source recorded; idempotent.
+SET segment.clock_override = '2026-06-02 08:30:00+00';
+SELECT segment.confirm(:'token') = :bob AS confirmed;
+SELECT status, consent_at, consent_source FROM segment.contacts WHERE id = :bob;
+SELECT segment.confirm(:'token') = :bob AS confirmed_again;
+SELECT consent_at FROM segment.contacts WHERE id = :bob;
+
+-- No token, a token for another purpose, a forged one, an expired one.
+SELECT segment.confirm(NULL);
+SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+SELECT segment.confirm(split_part(segment.unsubscribe_url(:bob), 'token=', 2));
+SELECT segment.confirm(:'token' || 'x');
+SET segment.clock_override = '2026-06-09 12:00:01+00';
+SELECT segment.confirm(:'token');
+SET segment.clock_override = '2026-06-02 08:30:00+00';
+
+-- A stored template confirm_subscription replaces the built-in mail.
+SELECT segment.create_template('confirm_subscription', 'Confirm, {{ first_name | default: "friend" }}',
+  '<p><a href="{{ confirm_url }}">Confirm</a></p>', 'Confirm: {{{ confirm_url }}}') IS NOT NULL AS created;
+SELECT segment.upsert_contact('cy@example.com', first_name => 'Cy') AS cy \gset
+SELECT segment.subscribe('cy@example.com', 'popup') = :cy AS subscribed;
+SELECT template, subject FROM segment.messages WHERE contact_id = :cy;
+SELECT substring(replace(replace(mime, E'=\r\n', ''), '=3D', '=') FROM 'Confirm: (https://[^\s]+)') AS cy_link
+  FROM segment.messages WHERE contact_id = :cy \gset
+SELECT :'cy_link' ~ '^https://shop\.example/confirm\?token=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' AS cy_link_found;
+-- The address changed after the mail was sent: the old link does not confirm the new address.
+UPDATE segment.contacts SET email = 'cy.new@example.com' WHERE id = :cy;
+SELECT segment.confirm(split_part(:'cy_link', 'token=', 2));
+UPDATE segment.contacts SET email = 'cy@example.com' WHERE id = :cy;
+SELECT segment.confirm(split_part(:'cy_link', 'token=', 2)) = :cy AS confirmed;
+
+-- An unsubscribed contact that subscribes again is pending until it confirms again.
+SELECT segment.unsubscribe(split_part(segment.unsubscribe_url(:cy), 'token=', 2)) = :cy AS unsubscribed;
+SELECT segment.subscribe('cy@example.com', 'popup') = :cy AS resubscribed;
+SELECT status FROM segment.contacts WHERE id = :cy;
+SELECT count(*) AS confirmation_mails FROM segment.messages WHERE contact_id = :cy;
+
+-- Bounced, complained and suppressed addresses cannot be subscribed.
+SELECT segment.upsert_contact('dora@example.com') AS dora \gset
+UPDATE segment.contacts SET status = 'bounced' WHERE id = :dora;
+SELECT segment.subscribe('dora@example.com', 'signup_form', false);
+SELECT segment.suppress('eve@example.com', 'complaint');
+SELECT segment.subscribe('eve@example.com', 'signup_form', false);
+SELECT segment.unsuppress('eve@example.com');
+-- Bad arguments.
+SELECT segment.subscribe('not an address', 'signup_form');
+SELECT segment.subscribe('fay@example.com', ' ');
+SELECT segment.subscribe('fay@example.com', 'form', NULL);
+SELECT count(*) AS contacts_after_errors FROM segment.contacts;
+
+-- Export: everything held on a person, in one document.
+SELECT segment.define_field('country', 'text');
+UPDATE segment.contacts SET attrs = '{"country": "DE"}', first_name = 'Bob' WHERE id = :bob;
+SELECT segment.track(:bob, 'purchase', '{"sku": "A1"}', 20, '2026-05-01 10:00+00') IS NOT NULL AS tracked;
+SELECT segment.track(:bob, 'page_view', '{"url": "/"}', NULL, '2026-05-02 10:00+00') IS NOT NULL AS tracked;
+SELECT segment.tag(:bob, 'VIP');
+SELECT segment.create_segment('buyers', 'did purchase') IS NOT NULL AS created;
+SELECT segment.define_stage('customer', 10, 'did purchase');
+SELECT jsonb_object_keys(segment.export_contact(:bob)) AS part ORDER BY 1;
+SELECT d->'contact'->>'email' AS email, d->'contact'->>'status' AS status,
+       d->'contact'->'attrs' AS attrs, d->'contact'->>'consent_source' AS consent_source,
+       jsonb_array_length(d->'events') AS events,
+       d->'events'->0->>'type' AS first_event, d->'events'->0->'properties' AS first_properties,
+       d->'event_stats'->0->>'type' AS stats_type,
+       (SELECT array_agg(t->>'tag') FROM jsonb_array_elements(d->'tags') t) AS tags,
+       (SELECT array_agg(s->>'segment') FROM jsonb_array_elements(d->'segments') s) AS segments,
+       d->'stage'->>'stage' AS stage,
+       (SELECT array_agg(h->>'kind' || ':' || (h->>'name') ORDER BY (h->>'id')::bigint)
+          FROM jsonb_array_elements(d->'history') h) AS history,
+       jsonb_array_length(d->'messages') AS messages, d->'messages'->0->>'subject' AS message_subject,
+       d->'suppression' AS suppression
+  FROM segment.export_contact(:bob) AS d;
+SELECT segment.export_contact(-1);
+
+-- Forget: the person is erased, a hashed suppression entry stays.
+SELECT segment.suppress('bob@example.com', 'manual', 'asked by phone: bob@example.com');
+SELECT segment.forget(:bob);
+SELECT count(*) AS contact FROM segment.contacts WHERE id = :bob;
+SELECT count(*) AS events FROM segment.events WHERE contact_id = :bob;
+SELECT count(*) AS stats FROM segment.event_stats WHERE contact_id = :bob;
+SELECT count(*) AS tags FROM segment.contact_tags WHERE contact_id = :bob;
+SELECT count(*) AS memberships FROM segment.segment_members WHERE contact_id = :bob;
+SELECT count(*) AS stages FROM segment.contact_stages WHERE contact_id = :bob;
+SELECT count(*) AS history FROM segment.changes WHERE contact_id = :bob;
+SELECT count(*) AS messages FROM segment.messages WHERE contact_id = :bob OR rcpt_to = 'bob@example.com'
+                                                      OR mime LIKE '%bob@example.com%';
+SELECT address, reason, detail FROM segment.suppressions
+ WHERE address_hash = segment.address_hash('bob@example.com');
+SELECT count(*) AS rows_naming_bob FROM segment.suppressions
+ WHERE address LIKE '%bob%' OR detail LIKE '%bob%';
+-- The same address imported again is never mailed.
+SELECT segment.upsert_contact('bob@example.com') AS bob2 \gset
+SELECT segment.is_suppressed('bob@example.com') AS suppressed;
+SELECT segment.subscribe('bob@example.com', 'signup_form', false);
+SELECT segment.forget(:ann);
+SELECT reason FROM segment.suppressions WHERE address_hash = segment.address_hash('ann@example.com');
+SELECT segment.forget(:ann);
+
+-- Who may do what: export and erasure are for the application and admins, not editors.
+SELECT has_function_privilege('segment_app', 'segment.forget(bigint)', 'EXECUTE') AS app_forget,
+       has_function_privilege('segment_editor', 'segment.forget(bigint)', 'EXECUTE') AS editor_forget,
+       has_function_privilege('segment_editor', 'segment.export_contact(bigint)', 'EXECUTE') AS editor_export,
+       has_function_privilege('segment_app', 'segment.subscribe(text, text, boolean)', 'EXECUTE') AS app_subscribe,
+       has_function_privilege('segment_app', 'segment.confirm(text)', 'EXECUTE') AS app_confirm;
+DROP EXTENSION segment;
