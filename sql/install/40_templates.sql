@@ -218,7 +218,7 @@ BEGIN
     RAISE EXCEPTION 'template "%" does not exist', $1
       USING ERRCODE = 'undefined_object', HINT = 'segment.create_template() creates it.';
   END IF;
-  ctx := segment.contact_context($2, $3);
+  ctx := segment._with_recommendations(segment.contact_context($2, $3), $2, t.s, t.h, t.x);
   RETURN QUERY SELECT segment.render_stored(t.s, ctx, 'subject'),
                       segment.render_stored(t.h, ctx, 'html'),
                       segment.render_stored(t.x, ctx, 'text');
@@ -246,7 +246,8 @@ BEGIN
            segment.render_stored(tp.html, c.ctx, 'html'),
            segment.render_stored(tp.text, c.ctx, 'text')
       FROM segment.templates tp,
-           LATERAL (SELECT segment.sample_context() || coalesce($3, '{}'::jsonb) AS ctx) c
+           LATERAL (SELECT segment._with_recommendations(segment.sample_context() || coalesce($3, '{}'::jsonb),
+                                                         NULL, tp.subject, tp.html, tp.text) AS ctx) c
      WHERE tp.name = $1;
 END
 $$;
@@ -273,6 +274,7 @@ BEGIN
   ELSE
     ctx := segment.contact_context($4, $5);
   END IF;
+  ctx := segment._with_recommendations(ctx, $4, $1, $2, coalesce($3, ''));
   RETURN QUERY SELECT segment.render_stored($1, ctx, 'subject'),
                       segment.render_stored($2, ctx, 'html'),
                       segment.render_stored(coalesce($3, segment.html_to_text($2)), ctx, 'text');
