@@ -15,7 +15,7 @@ CREATE TABLE segment.messages (
   mime            text NOT NULL,
   message_id      text NOT NULL UNIQUE,
   status          text NOT NULL DEFAULT 'queued'
-                  CHECK (status IN ('queued', 'sending', 'sent', 'retry', 'failed', 'cancelled')),
+                  CHECK (status IN ('queued', 'sending', 'sent', 'retry', 'failed', 'cancelled', 'paused')),
   attempts        integer NOT NULL DEFAULT 0,
   next_attempt_at timestamptz NOT NULL DEFAULT segment.now(),
   lease_until     timestamptz,
@@ -41,7 +41,7 @@ COMMENT ON TABLE segment.messages IS
 COMMENT ON COLUMN segment.messages.mime IS 'The complete message (headers and body, CRLF line ends) as sent in SMTP DATA';
 COMMENT ON COLUMN segment.messages.message_id IS 'The Message-ID header value without angle brackets; stable across retries';
 COMMENT ON COLUMN segment.messages.status IS
-  'queued (waiting), sending (leased to the worker until lease_until), sent, retry (after a temporary failure, at next_attempt_at), failed, cancelled';
+  'queued (waiting), sending (leased to the worker until lease_until), sent, retry (after a temporary failure, at next_attempt_at), failed, cancelled, paused (held by segment.pause of its campaign)';
 COMMENT ON COLUMN segment.messages.attempts IS 'Delivery attempts that reached an outcome (sent, temporary or permanent failure)';
 COMMENT ON COLUMN segment.messages.last_code IS 'SMTP reply code of the last attempt (null for connection errors)';
 COMMENT ON COLUMN segment.messages.last_response IS 'SMTP reply text or connection error of the last attempt';
@@ -116,7 +116,7 @@ CREATE FUNCTION segment.cancel_message(id bigint) RETURNS boolean
   LANGUAGE sql VOLATILE STRICT
   BEGIN ATOMIC
     WITH c AS (UPDATE segment.messages m SET status = 'cancelled'
-                WHERE m.id = cancel_message.id AND m.status IN ('queued', 'retry') RETURNING 1)
+                WHERE m.id = cancel_message.id AND m.status IN ('queued', 'retry', 'paused') RETURNING 1)
     SELECT count(*) > 0 FROM c;
   END;
 COMMENT ON FUNCTION segment.cancel_message(bigint) IS
@@ -128,7 +128,7 @@ CREATE VIEW segment.queue_status AS
          min(m.next_attempt_at) FILTER (WHERE m.status IN ('queued', 'retry')) AS next_attempt_at,
          min(m.created_at) AS oldest,
          max(m.sent_at) AS last_sent_at
-    FROM unnest(ARRAY['queued', 'sending', 'retry', 'sent', 'failed', 'cancelled']) WITH ORDINALITY AS s (status, ord)
+    FROM unnest(ARRAY['queued', 'sending', 'retry', 'paused', 'sent', 'failed', 'cancelled']) WITH ORDINALITY AS s (status, ord)
     LEFT JOIN segment.messages m ON m.status = s.status
    GROUP BY s.status, s.ord
    ORDER BY s.ord;

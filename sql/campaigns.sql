@@ -1,0 +1,125 @@
+-- Campaigns: create, launch (eligibility, holdout, variants, frequency cap,
+-- send times), idempotence, pause / resume / cancel, schedule, errors.
+CREATE EXTENSION segment;
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+SET segment.from_address = 'Shop <news@shop.example>';
+SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+SET segment.secret = 'a-long-enough-test-secret';
+
+-- 40 customers in DE (various time zones), subscribed but for a few.
+SELECT count(segment.upsert_contact('c' || i || '@example.com', jsonb_build_object('country', 'DE'),
+                                    first_name => 'C' || i,
+                                    time_zone => (ARRAY['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', NULL])[1 + i % 4]))
+  FROM generate_series(1, 40) i;
+UPDATE segment.contacts SET status = 'subscribed' WHERE id NOT IN (3, 4);
+UPDATE segment.contacts SET status = 'unsubscribed' WHERE id = 4;
+SELECT segment.suppress('c5@example.com', 'manual');
+SELECT segment.upsert_contact('us@example.com', '{"country": "US"}') AS us \gset
+SELECT segment.create_segment('germany', 'attrs.country = ''DE''') IS NOT NULL AS created;
+SELECT segment.create_template('spring', 'Spring sale, {{first_name}}!', '<p>Hi {{first_name}}: 20% off</p><p><a href="{{unsubscribe_url}}">unsubscribe</a></p>') IS NOT NULL AS t1;
+SELECT segment.create_template('spring_b', 'Last chance, {{first_name}}', '<p>B for {{first_name}}</p>') IS NOT NULL AS t2;
+
+-- A plain campaign: every subscribed, unsuppressed member, once.
+SELECT segment.create_campaign('plain', 'germany', 'spring') AS plain \gset
+SELECT name, status, segment, template, options FROM segment.campaigns;
+SELECT segment.launch('plain') AS queued;
+SELECT outcome, count(*) FROM segment.campaign_recipients GROUP BY outcome ORDER BY outcome;
+SELECT contact_id, outcome FROM segment.campaign_recipients WHERE outcome <> 'queued' ORDER BY contact_id;
+SELECT kind, campaign_id = :plain AS ours, variant, template, subject, status, mime LIKE '%List-Unsubscribe-Post%' AS one_click
+  FROM segment.messages WHERE contact_id = 1;
+-- The unsubscribe link names the campaign.
+SELECT segment.verify_token('unsubscribe',
+         substring(replace(replace(mime, E'=\r\n', ''), '=3D', '=') FROM 'token=([A-Za-z0-9_.-]+)')) AS token_payload
+  FROM segment.messages WHERE contact_id = 1;
+-- Launching again mails nobody twice; a new member is mailed on the next launch.
+SELECT segment.launch('plain') AS queued_again;
+SELECT segment.upsert_contact('late@example.com', '{"country": "DE"}') AS late \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :late;
+SELECT segment.launch('plain') AS queued_late;
+SELECT count(*) AS messages, count(DISTINCT contact_id) AS contacts FROM segment.messages WHERE campaign_id = :plain;
+SELECT * FROM segment.campaign_status;
+
+-- Variants, holdout and frequency cap: deterministic per campaign and contact.
+SELECT segment.create_campaign('ab', 'germany', 'spring',
+  '{"variants": [{"name": "A", "weight": 3}, {"name": "B", "template": "spring_b"}],
+    "holdout_pct": 25, "frequency_cap": {"max": 2, "per": "7 days"}}') AS ab \gset
+SELECT options FROM segment.campaigns WHERE id = :ab;
+-- Contacts 1..6 already have a marketing mail this week; give 1 and 2 a second one.
+SELECT segment.enqueue(i, 'Earlier', NULL, 'Earlier', '{"kind": "marketing"}') IS NOT NULL AS earlier
+  FROM generate_series(1, 2) i;
+SELECT segment.launch('ab') AS queued;
+SELECT outcome, variant, count(*) FROM segment.campaign_recipients WHERE campaign_id = :ab
+ GROUP BY outcome, variant ORDER BY outcome, variant;
+-- Exactly the draws say who is held out and who gets which variant.
+SELECT bool_and((r.outcome = 'holdout') = (segment._campaign_draw(:ab, r.contact_id, 'holdout') * 100 < 25))
+         FILTER (WHERE r.outcome IN ('queued', 'holdout')) AS holdout_by_draw,
+       bool_and(r.variant = CASE WHEN segment._campaign_draw(:ab, r.contact_id, 'variant') * 4 < 3 THEN 'A' ELSE 'B' END)
+         FILTER (WHERE r.outcome = 'queued') AS variant_by_draw,
+       bool_and(r.outcome = 'capped') FILTER (WHERE r.contact_id IN (1, 2)
+                                               AND segment._campaign_draw(:ab, r.contact_id, 'holdout') * 100 >= 25) AS capped
+  FROM segment.campaign_recipients r WHERE r.campaign_id = :ab;
+SELECT m.variant, m.template, left(m.subject, 11) AS subject
+  FROM segment.messages m JOIN segment.campaign_recipients r ON r.message_id = m.id
+ WHERE r.campaign_id = :ab GROUP BY 1, 2, 3 ORDER BY 1;
+
+-- Send times: local_time in each contact's zone (UTC without one), quiet hours, send_at.
+SELECT segment.create_campaign('morning', 'germany', 'spring',
+  '{"local_time": "09:00", "send_at": "2026-06-02 00:00:00+00"}') AS morning \gset
+SELECT segment.launch('morning') > 0 AS launched;
+SELECT c.time_zone, min(m.next_attempt_at) AS due, count(*)
+  FROM segment.messages m JOIN segment.contacts c ON c.id = m.contact_id
+ WHERE m.campaign_id = :morning GROUP BY c.time_zone ORDER BY due;
+SELECT segment._campaign_send_at('{"quiet_hours": {"start": "21:00", "end": "08:00"}}', 'Europe/Berlin') AS quiet_evening,
+       segment._campaign_send_at('{"quiet_hours": {"start": "12:00", "end": "13:30"}}', 'UTC') AS quiet_noon,
+       segment._campaign_send_at('{"quiet_hours": {"start": "01:00", "end": "02:00"}}', 'UTC') AS not_quiet,
+       segment._campaign_send_at('{"send_at": "2020-01-01 00:00:00+00"}', NULL) AS past_send_at_is_now;
+
+-- Pause holds the waiting messages, resume puts them back, cancel ends it.
+SELECT segment.pause('morning') AS held;
+SELECT status, count(*) FROM segment.messages WHERE campaign_id = :morning GROUP BY status;
+SELECT status, messages FROM segment.queue_status WHERE status IN ('queued', 'paused');
+SELECT segment.launch('morning');
+SELECT segment.pause('morning');
+SELECT segment.resume('morning') AS released;
+SELECT status, count(*) FROM segment.messages WHERE campaign_id = :morning GROUP BY status;
+SELECT segment.resume('morning');
+SELECT segment.cancel('morning') AS cancelled, segment.cancel('morning') AS again;
+SELECT status, count(*) FROM segment.messages WHERE campaign_id = :morning GROUP BY status;
+SELECT segment.launch('morning');
+SELECT name, status FROM segment.campaigns ORDER BY id;
+
+-- Scheduling needs pg_cron in this database.
+SELECT segment.schedule('plain', '0 9 * * *');
+
+-- Bad input: each a clear error, nothing created.
+SELECT segment.create_campaign('plain', 'germany', 'spring');
+SELECT segment.create_campaign(' ', 'germany', 'spring');
+SELECT segment.create_campaign('x', 'nowhere', 'spring');
+SELECT segment.create_campaign('x', 'germany', 'nothing');
+SELECT segment.create_campaign('x', 'germany', 'spring', '[]');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"colour": "red"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"ab_test": {"test_pct": 20}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"holdout_pct": 100}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"frequency_cap": {"max": 0, "per": "7 days"}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"frequency_cap": {"max": 2, "per": "soon"}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"send_at": "tomorrow-ish"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"local_time": "9am"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"quiet_hours": {"start": "21:00"}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": []}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A"}, {"name": "A"}]}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "weight": 0}]}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "template": "gone"}]}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "colour": 1}]}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": 7}');
+SELECT segment.launch('nothing');
+SELECT count(*) AS campaigns FROM segment.campaigns;
+-- A message of a campaign per contact, even when written by hand.
+SELECT segment.enqueue(1, 'Dup', NULL, 'Dup', jsonb_build_object('kind', 'marketing', 'campaign_id', :plain));
+
+-- Who may run campaigns: editors and admins, not the application.
+SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
+       has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;
+DROP EXTENSION segment;

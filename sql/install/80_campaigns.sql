@@ -1,0 +1,430 @@
+-- segment: campaigns — one mailing to the members of a segment, with A/B/n
+-- variants, a holdout group, a frequency cap and per-contact send times
+-- (doc/campaigns.md).  launch() decides once per contact and records it, so a
+-- second launch mails nobody twice.
+
+CREATE TABLE segment.campaigns (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name        text NOT NULL UNIQUE CONSTRAINT campaigns_name_check CHECK (btrim(name) <> ''),
+  segment     text NOT NULL,
+  template    text NOT NULL,
+  options     jsonb NOT NULL DEFAULT '{}',
+  status      text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'launched', 'paused', 'cancelled')),
+  created_at  timestamptz NOT NULL DEFAULT segment.now(),
+  launched_at timestamptz
+);
+COMMENT ON TABLE segment.campaigns IS
+  'Campaigns: a stored template mailed to the members of a segment (status draft, launched, paused, cancelled)';
+COMMENT ON COLUMN segment.campaigns.options IS
+  'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours (validated by create_campaign)';
+
+-- Every launch decision, one row per contact of the segment: the audience of
+-- the campaign, its holdout (for lift) and who was skipped and why.
+CREATE TABLE segment.campaign_recipients (
+  campaign_id bigint NOT NULL REFERENCES segment.campaigns (id) ON DELETE CASCADE,
+  contact_id  bigint NOT NULL REFERENCES segment.contacts (id) ON DELETE CASCADE,
+  outcome     text NOT NULL CHECK (outcome IN ('queued', 'holdout', 'capped', 'not_subscribed', 'suppressed')),
+  variant     text,
+  message_id  bigint,
+  decided_at  timestamptz NOT NULL DEFAULT segment.now(),
+  PRIMARY KEY (campaign_id, contact_id)
+);
+COMMENT ON TABLE segment.campaign_recipients IS
+  'What launch decided for each segment member: queued (with variant and message), holdout, or skipped (capped, not_subscribed, suppressed)';
+
+-- At most one message of a campaign per contact, whatever runs concurrently.
+CREATE UNIQUE INDEX messages_campaign_contact ON segment.messages (campaign_id, contact_id)
+  WHERE campaign_id IS NOT NULL AND contact_id IS NOT NULL;
+
+-- The campaign row of a name, or the error for an unknown one.
+CREATE FUNCTION segment._campaign(name text) RETURNS segment.campaigns
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  c segment.campaigns;
+BEGIN
+  SELECT * INTO c FROM segment.campaigns x WHERE x.name = _campaign.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'campaign "%" does not exist', name
+      USING ERRCODE = 'undefined_object', HINT = 'segment.create_campaign() creates it.';
+  END IF;
+  RETURN c;
+END $$;
+COMMENT ON FUNCTION segment._campaign(text) IS 'Internal: the campaign of that name, or an error';
+
+-- An "HH:MM" time of day, or an error naming the option.
+CREATE FUNCTION segment._time_of_day(v jsonb, what text) RETURNS time
+  LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR v #>> '{}' !~ '^([01][0-9]|2[0-3]):[0-5][0-9]$' THEN
+    RAISE EXCEPTION 'option % must be a time of day "HH:MM", not %', what, coalesce(v::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN (v #>> '{}')::time;
+END $$;
+COMMENT ON FUNCTION segment._time_of_day(jsonb, text) IS 'Internal: an "HH:MM" option value as a time';
+
+-- Campaign options checked and normalised (variants with template and weight).
+CREATE FUNCTION segment._campaign_options(options jsonb, template text) RETURNS jsonb
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  k       text;
+  o       jsonb := coalesce(options, '{}');
+  v       jsonb;
+  out     jsonb := '[]';
+  names   text[] := '{}';
+  w       numeric;
+BEGIN
+  IF jsonb_typeof(o) <> 'object' THEN
+    RAISE EXCEPTION 'campaign options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(o) LOOP
+    IF k = 'ab_test' THEN
+      RAISE EXCEPTION 'option ab_test is not supported yet'
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'Choosing a winner automatically needs engagement analytics (opens, clicks), which are not built yet.',
+              HINT = 'Use variants with weights for a fixed A/B/n split.';
+    ELSIF k NOT IN ('from', 'reply_to', 'variants', 'holdout_pct', 'frequency_cap', 'send_at',
+                    'local_time', 'quiet_hours') THEN
+      RAISE EXCEPTION 'unknown campaign option "%"', k
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Options are from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time and quiet_hours.';
+    END IF;
+  END LOOP;
+  FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
+    IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
+      RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  IF o ? 'holdout_pct' AND (jsonb_typeof(o -> 'holdout_pct') <> 'number'
+                            OR (o ->> 'holdout_pct')::numeric < 0 OR (o ->> 'holdout_pct')::numeric >= 100) THEN
+    RAISE EXCEPTION 'option holdout_pct must be a number from 0 to below 100, not %', o -> 'holdout_pct'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF o ? 'frequency_cap' THEN
+    v := o -> 'frequency_cap';
+    IF jsonb_typeof(v) <> 'object' OR jsonb_typeof(v -> 'max') <> 'number' OR (v ->> 'max')::numeric < 1
+       OR (v ->> 'max')::numeric <> trunc((v ->> 'max')::numeric) OR jsonb_typeof(v -> 'per') <> 'string'
+       OR (SELECT count(*) FROM jsonb_object_keys(v)) <> 2 THEN
+      RAISE EXCEPTION 'option frequency_cap must be {"max": N, "per": "an interval"}, not %', v
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"max": 2, "per": "7 days"}.';
+    END IF;
+    BEGIN
+      IF (v ->> 'per')::interval <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_datetime_format';
+      END IF;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+      RAISE EXCEPTION 'option frequency_cap.per must be a positive interval, not %', v -> 'per'
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'For example "7 days" or "24 hours".';
+    END;
+  END IF;
+  IF o ? 'send_at' THEN
+    BEGIN
+      PERFORM (o ->> 'send_at')::timestamptz;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE EXCEPTION 'option send_at must be a timestamp, not %', o -> 'send_at'
+        USING ERRCODE = 'invalid_parameter_value';
+    END;
+  END IF;
+  IF o ? 'local_time' THEN
+    PERFORM segment._time_of_day(o -> 'local_time', 'local_time');
+  END IF;
+  IF o ? 'quiet_hours' THEN
+    v := o -> 'quiet_hours';
+    IF jsonb_typeof(v) <> 'object' OR NOT (v ? 'start' AND v ? 'end')
+       OR (SELECT count(*) FROM jsonb_object_keys(v)) <> 2 THEN
+      RAISE EXCEPTION 'option quiet_hours must be {"start": "HH:MM", "end": "HH:MM"}, not %', v
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"start": "21:00", "end": "08:00"}.';
+    END IF;
+    PERFORM segment._time_of_day(v -> 'start', 'quiet_hours.start'), segment._time_of_day(v -> 'end', 'quiet_hours.end');
+  END IF;
+  -- Variants: [{name, template, weight}], template defaulting to the campaign's, weight to 1.
+  IF o ? 'variants' THEN
+    IF jsonb_typeof(o -> 'variants') <> 'array' OR jsonb_array_length(o -> 'variants') = 0 THEN
+      RAISE EXCEPTION 'option variants must be a non-empty array of {"name", "template", "weight"}'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v IN SELECT x FROM jsonb_array_elements(o -> 'variants') x LOOP
+      IF jsonb_typeof(v) <> 'object' OR jsonb_typeof(v -> 'name') <> 'string' OR btrim(v ->> 'name') = ''
+         OR (v ? 'template' AND jsonb_typeof(v -> 'template') <> 'string')
+         OR (v ? 'weight' AND jsonb_typeof(v -> 'weight') <> 'number')
+         OR EXISTS (SELECT 1 FROM jsonb_object_keys(v) kk WHERE kk NOT IN ('name', 'template', 'weight')) THEN
+        RAISE EXCEPTION 'invalid variant %', v
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'A variant is {"name": "B", "template": "a stored template", "weight": 1}; template and weight are optional.';
+      END IF;
+      IF v ->> 'name' = ANY (names) THEN
+        RAISE EXCEPTION 'variant "%" is named twice', v ->> 'name' USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      names := names || (v ->> 'name');
+      w := coalesce((v ->> 'weight')::numeric, 1);
+      IF w <= 0 THEN
+        RAISE EXCEPTION 'variant "%" has weight %: weights must be positive', v ->> 'name', w
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM segment.templates t WHERE t.name = coalesce(v ->> 'template', template)) THEN
+        RAISE EXCEPTION 'template "%" does not exist', coalesce(v ->> 'template', template)
+          USING ERRCODE = 'undefined_object', HINT = 'segment.create_template() creates it.';
+      END IF;
+      out := out || jsonb_build_object('name', v ->> 'name', 'template', coalesce(v ->> 'template', template),
+                                       'weight', w);
+    END LOOP;
+    o := jsonb_set(o, '{variants}', out);
+  END IF;
+  RETURN o;
+END $$;
+COMMENT ON FUNCTION segment._campaign_options(jsonb, text) IS
+  'Internal: campaign options checked (an error names the bad one) and normalised';
+
+CREATE FUNCTION segment.create_campaign(name text, segment text, template text, options jsonb DEFAULT '{}')
+  RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  cid bigint;
+  o   jsonb;
+BEGIN
+  IF name IS NULL OR btrim(name) = '' THEN
+    RAISE EXCEPTION 'campaign name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM segment._segment(segment);
+  IF NOT EXISTS (SELECT 1 FROM segment.templates t WHERE t.name = create_campaign.template) THEN
+    RAISE EXCEPTION 'template "%" does not exist', template
+      USING ERRCODE = 'undefined_object', HINT = 'segment.create_template() creates it.';
+  END IF;
+  o := segment._campaign_options(options, template);
+  IF EXISTS (SELECT 1 FROM segment.campaigns c WHERE c.name = create_campaign.name) THEN
+    RAISE EXCEPTION 'campaign "%" already exists', name
+      USING ERRCODE = 'duplicate_object', HINT = 'Pick another name.';
+  END IF;
+  INSERT INTO segment.campaigns (name, segment, template, options)
+    VALUES (name, segment, template, o) RETURNING id INTO cid;
+  RETURN cid;
+END $$;
+COMMENT ON FUNCTION segment.create_campaign(text, text, text, jsonb) IS
+  'Create a campaign (a draft) mailing a stored template to a segment; options checked; returns its id';
+
+-- When a contact's mail of this campaign is due: send_at (or now), moved to the
+-- next local_time in the contact's time zone (UTC when it has none), then out
+-- of quiet hours.
+CREATE FUNCTION segment._campaign_send_at(o jsonb, time_zone text) RETURNS timestamptz
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  base  timestamptz := greatest(coalesce((o ->> 'send_at')::timestamptz, segment.now()), segment.now());
+  tz    text := coalesce(time_zone, 'UTC');
+  at    timestamptz := base;
+  local timestamp;
+  qs    time;
+  qe    time;
+BEGIN
+  IF o ? 'local_time' THEN
+    at := ((base AT TIME ZONE tz)::date + (o ->> 'local_time')::time) AT TIME ZONE tz;
+    IF at < base THEN
+      at := (((base AT TIME ZONE tz)::date + 1) + (o ->> 'local_time')::time) AT TIME ZONE tz;
+    END IF;
+  END IF;
+  IF o ? 'quiet_hours' THEN
+    qs := (o #>> '{quiet_hours,start}')::time;
+    qe := (o #>> '{quiet_hours,end}')::time;
+    local := at AT TIME ZONE tz;
+    IF qs < qe AND local::time >= qs AND local::time < qe THEN
+      at := (local::date + qe) AT TIME ZONE tz;
+    ELSIF qs > qe AND local::time >= qs THEN            -- over midnight, evening part
+      at := (local::date + 1 + qe) AT TIME ZONE tz;
+    ELSIF qs > qe AND local::time < qe THEN             -- over midnight, morning part
+      at := (local::date + qe) AT TIME ZONE tz;
+    END IF;
+  END IF;
+  RETURN at;
+END $$;
+COMMENT ON FUNCTION segment._campaign_send_at(jsonb, text) IS
+  'Internal: the due time of a campaign mail for a contact in time_zone (send_at, local_time, quiet_hours)';
+
+-- A number in [0, 1) fixed by the campaign, the contact and a purpose.
+CREATE FUNCTION segment._campaign_draw(campaign_id bigint, contact_id bigint, purpose text) RETURNS float8
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ((hashtextextended(purpose || ':' || campaign_id || ':' || contact_id, 0) & 281474976710655)::float8
+          / 281474976710656.0)
+$$;
+COMMENT ON FUNCTION segment._campaign_draw(bigint, bigint, text) IS
+  'Internal: a deterministic draw in [0, 1) for a campaign and contact (holdout, variant)';
+
+-- Enqueue every eligible member of the campaign's segment not yet decided for.
+CREATE FUNCTION segment.launch(campaign text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c        segment.campaigns;
+  o        jsonb;
+  m        record;
+  variant  jsonb;
+  total_w  numeric;
+  draw     float8;
+  r        record;
+  mid      bigint;
+  queued   bigint := 0;
+  enqueue_opts jsonb;
+BEGIN
+  c := segment._campaign(campaign);
+  -- One launch at a time per campaign; the unique index backs it up.
+  PERFORM 1 FROM segment.campaigns x WHERE x.id = c.id FOR UPDATE;
+  SELECT * INTO c FROM segment.campaigns x WHERE x.id = c.id;
+  IF c.status IN ('paused', 'cancelled') THEN
+    RAISE EXCEPTION 'campaign "%" is %', campaign, c.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = CASE c.status WHEN 'paused' THEN 'segment.resume() continues it.'
+                                 ELSE 'A cancelled campaign cannot be launched again.' END;
+  END IF;
+  PERFORM segment._segment(c.segment);
+  o := c.options;
+  SELECT sum((x ->> 'weight')::numeric) INTO total_w FROM jsonb_array_elements(o -> 'variants') x;
+  enqueue_opts := jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'campaign_id', c.id,
+                                                       'campaign', c.name, 'from', o -> 'from',
+                                                       'reply_to', o -> 'reply_to'));
+  FOR m IN
+    SELECT ct.id, ct.status, ct.time_zone, segment.is_suppressed(ct.email) AS suppressed
+      FROM segment.segment_members(c.segment) sm(id)
+      JOIN segment.contacts ct ON ct.id = sm.id
+     WHERE NOT EXISTS (SELECT 1 FROM segment.campaign_recipients cr
+                        WHERE cr.campaign_id = c.id AND cr.contact_id = ct.id)
+     ORDER BY ct.id
+  LOOP
+    IF m.status <> 'subscribed' THEN
+      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'not_subscribed');
+      CONTINUE;
+    END IF;
+    IF m.suppressed THEN
+      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'suppressed');
+      CONTINUE;
+    END IF;
+    IF coalesce((o ->> 'holdout_pct')::float8, 0) > 0
+       AND segment._campaign_draw(c.id, m.id, 'holdout') * 100 < (o ->> 'holdout_pct')::float8 THEN
+      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'holdout');
+      CONTINUE;
+    END IF;
+    IF o ? 'frequency_cap' AND
+       (SELECT count(*) FROM segment.messages x
+         WHERE x.contact_id = m.id AND x.kind = 'marketing' AND x.status NOT IN ('cancelled', 'failed')
+           AND x.created_at > segment.now() - (o #>> '{frequency_cap,per}')::interval)
+       >= (o #>> '{frequency_cap,max}')::bigint THEN
+      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'capped');
+      CONTINUE;
+    END IF;
+    variant := NULL;
+    IF total_w IS NOT NULL THEN
+      draw := segment._campaign_draw(c.id, m.id, 'variant') * total_w;
+      FOR variant IN SELECT x FROM jsonb_array_elements(o -> 'variants') x LOOP
+        draw := draw - (variant ->> 'weight')::float8;
+        EXIT WHEN draw < 0;
+      END LOOP;
+    END IF;
+    SELECT * INTO r FROM segment.render_for(coalesce(variant ->> 'template', c.template), m.id,
+                                            jsonb_build_object('campaign', c.name));
+    mid := segment.enqueue(m.id, r.subject, r.html, r.text,
+                           enqueue_opts || jsonb_strip_nulls(jsonb_build_object(
+                             'variant', variant ->> 'name',
+                             'template', coalesce(variant ->> 'template', c.template),
+                             'send_at', segment._campaign_send_at(o, m.time_zone))));
+    INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome, variant, message_id)
+      VALUES (c.id, m.id, 'queued', variant ->> 'name', mid);
+    queued := queued + 1;
+  END LOOP;
+  UPDATE segment.campaigns x SET status = 'launched', launched_at = coalesce(x.launched_at, segment.now())
+   WHERE x.id = c.id;
+  RETURN queued;
+END $$;
+COMMENT ON FUNCTION segment.launch(text) IS
+  'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent); returns how many were queued now';
+
+-- Hold the campaign's waiting messages (queued, retry): the worker leaves them.
+CREATE FUNCTION segment.pause(campaign text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  n bigint;
+BEGIN
+  IF c.status <> 'launched' THEN
+    RAISE EXCEPTION 'campaign "%" is %, not launched', campaign, c.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE segment.campaigns SET status = 'paused' WHERE id = c.id;
+  UPDATE segment.messages SET status = 'paused'
+   WHERE campaign_id = c.id AND status IN ('queued', 'retry');
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION segment.pause(text) IS
+  'Pause a launched campaign: its waiting messages are held (status paused); returns how many';
+
+CREATE FUNCTION segment.resume(campaign text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  n bigint;
+BEGIN
+  IF c.status <> 'paused' THEN
+    RAISE EXCEPTION 'campaign "%" is %, not paused', campaign, c.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE segment.campaigns SET status = 'launched' WHERE id = c.id;
+  -- Held retries go back as retries (attempts kept), the rest as queued.
+  UPDATE segment.messages SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'queued' END
+   WHERE campaign_id = c.id AND status = 'paused';
+  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM segment.wake_worker();
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION segment.resume(text) IS
+  'Resume a paused campaign: its held messages go back to the queue; returns how many';
+
+CREATE FUNCTION segment.cancel(campaign text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  n bigint;
+BEGIN
+  IF c.status = 'cancelled' THEN
+    RETURN 0;
+  END IF;
+  UPDATE segment.campaigns SET status = 'cancelled' WHERE id = c.id;
+  UPDATE segment.messages SET status = 'cancelled'
+   WHERE campaign_id = c.id AND status IN ('queued', 'retry', 'paused');
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION segment.cancel(text) IS
+  'Cancel a campaign: messages not yet sent are cancelled (what is being sent now may still go out); returns how many';
+
+-- Launch on a schedule with pg_cron (job name segment-campaign-<name>).
+CREATE FUNCTION segment.schedule(campaign text, cron text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  job bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE EXCEPTION 'segment.schedule needs the pg_cron extension'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Add pg_cron to shared_preload_libraries and CREATE EXTENSION pg_cron in this database, or launch from your own scheduler with SELECT segment.launch(name).';
+  END IF;
+  IF c.status = 'cancelled' THEN
+    RAISE EXCEPTION 'campaign "%" is cancelled', campaign USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+    INTO job
+    USING 'segment-campaign-' || c.name, cron, format('SELECT segment.launch(%L)', c.name);
+  RETURN job;
+END $$;
+COMMENT ON FUNCTION segment.schedule(text, text) IS
+  'Launch a campaign on a cron schedule with pg_cron (each run mails the segment''s new eligible members); returns the job id';
+
+CREATE VIEW segment.campaign_status AS
+  SELECT c.name, c.status, c.segment, c.template, c.created_at, c.launched_at,
+         count(r.contact_id) FILTER (WHERE r.outcome = 'queued') AS queued,
+         count(r.contact_id) FILTER (WHERE r.outcome = 'holdout') AS holdout,
+         count(r.contact_id) FILTER (WHERE r.outcome IN ('capped', 'not_subscribed', 'suppressed')) AS skipped,
+         (SELECT count(*) FROM segment.messages m WHERE m.campaign_id = c.id AND m.status = 'sent') AS sent,
+         (SELECT count(*) FROM segment.messages m WHERE m.campaign_id = c.id AND m.status = 'failed') AS failed
+    FROM segment.campaigns c
+    LEFT JOIN segment.campaign_recipients r ON r.campaign_id = c.id
+   GROUP BY c.id
+   ORDER BY c.id;
+COMMENT ON VIEW segment.campaign_status IS
+  'Every campaign with its audience decisions (queued, holdout, skipped) and delivery (sent, failed)';
