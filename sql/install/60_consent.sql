@@ -158,6 +158,10 @@ BEGIN
                WHERE s.contact_id = export_contact.contact_id),
     'history', coalesce((SELECT jsonb_agg(to_jsonb(h) - 'contact_id' ORDER BY h.id)
                            FROM segment.changes h WHERE h.contact_id = export_contact.contact_id), '[]'),
+    'campaigns', coalesce((SELECT jsonb_agg(jsonb_build_object('campaign', g.name) || (to_jsonb(r) - 'contact_id' - 'campaign_id')
+                                            ORDER BY r.campaign_id)
+                             FROM segment.campaign_recipients r JOIN segment.campaigns g ON g.id = r.campaign_id
+                            WHERE r.contact_id = export_contact.contact_id), '[]'),
     'messages', coalesce((SELECT jsonb_agg(to_jsonb(m) - 'contact_id' ORDER BY m.id)
                             FROM segment.messages m
                            WHERE m.contact_id = export_contact.contact_id OR m.rcpt_to = c.email), '[]'),
@@ -165,7 +169,7 @@ BEGIN
                      WHERE s.address_hash = segment.address_hash(c.email)));
 END $$;
 COMMENT ON FUNCTION segment.export_contact(bigint) IS
-  'Everything held on a contact as one jsonb document: profile, events, aggregates, tags, segments, stage, history, messages, suppression';
+  'Everything held on a contact as one jsonb document: profile, events, aggregates, tags, segments, stage, history, campaign decisions, messages, suppression';
 
 -- Erase a person (right to erasure, GDPR art. 17): the profile and everything
 -- that hangs on it (events, aggregates, tags, memberships, stage, history),

@@ -3,7 +3,7 @@
 # moves (clock_override via ALTER SYSTEM, seen by pg_cron's job too), nothing is
 # written, and the next scheduled run takes the contact out of the time-relative
 # segment and records the exit.  pg_cron 1.4 schedules by the minute: bounded wait
-# of 150 s.
+# of 150 s.  A campaign scheduled with segment.schedule is launched by the same pg_cron.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
@@ -33,10 +33,21 @@ psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 ALTER SYSTEM SET segment.clock_override = '2030-01-25 00:00:00+00';
 SELECT pg_reload_conf();
 SELECT cron.schedule('segment-refresh', '* * * * *', 'SELECT segment.refresh()');
+-- A campaign launched by pg_cron through segment.schedule, as doc/campaigns.md shows.
+ALTER SYSTEM SET segment.from_address = 'Shop <news@shop.example>';
+ALTER SYSTEM SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+ALTER SYSTEM SET segment.secret = 'a-long-enough-test-secret';
+SELECT pg_reload_conf();
+UPDATE segment.contacts SET status = 'subscribed';
+SELECT segment.create_segment('everyone', 'true');
+SELECT segment.create_template('news', 'News', '<p>News</p>');
+SELECT segment.create_campaign('weekly', 'everyone', 'news');
+SELECT segment.schedule('weekly', '* * * * *');
 SQL
 for i in $(seq 1 150); do
   n=$(psql -X -At -c "SELECT count(*) FROM segment.segment_members('active')")
-  [ "$n" = 0 ] && break
+  q=$(psql -X -At -c "SELECT count(*) FROM segment.messages WHERE campaign_id IS NOT NULL")
+  [ "$n" = 0 ] && [ "$q" = 1 ] && break
   sleep 1
 done
 psql -X -c "SELECT status, command, return_message FROM cron.job_run_details ORDER BY runid"
@@ -45,3 +56,7 @@ exits=$(psql -X -At -c "SELECT count(*) FROM segment.segment_history WHERE segme
 ok=$(psql -X -At -c "SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded' AND command = 'SELECT segment.refresh()'")
 echo "exits recorded at the new time: $exits, successful scheduled runs: $ok"
 [ "$exits" = 1 ] && [ "$ok" -ge 1 ]
+launched=$(psql -X -At -c "SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded' AND command = 'SELECT segment.launch(''weekly'')'")
+status=$(psql -X -At -c "SELECT status || ' ' || queued FROM segment.campaign_status WHERE name = 'weekly'")
+echo "scheduled campaign: $launched successful launches, campaign $status, campaign messages $q"
+[ "$launched" -ge 1 ] && [ "$status" = "launched 1" ] && [ "$q" = 1 ]
