@@ -32,6 +32,7 @@ int			segment_max_attempts = 8;
 int			segment_lease_timeout = 120;
 char	   *segment_unsubscribe_url = NULL;
 char	   *segment_confirm_url = NULL;
+char	   *segment_tracking_url = NULL;
 char	   *segment_secret = NULL;
 char	   *segment_clock_override = NULL;
 
@@ -207,6 +208,11 @@ DefineGucs(void)
 							   "Base URL of the double opt-in confirmation endpoint.",
 							   "segment.subscribe mails a link to it with ?token=...; the endpoint calls segment.confirm(token).",
 							   &segment_confirm_url, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("segment.tracking_url",
+							   "Base URL of the click and open tracking endpoint.",
+							   "segment.track_url makes signed links to it with ?t=...; the endpoint calls segment.resolve_click(token).",
+							   &segment_tracking_url, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("segment.secret",
 							   "HMAC key for unsubscribe, confirmation and tracking tokens.",

@@ -24,6 +24,7 @@ extern int	segment_max_attempts;
 extern int	segment_lease_timeout;
 extern char *segment_unsubscribe_url;
 extern char *segment_confirm_url;
+extern char *segment_tracking_url;
 extern char *segment_secret;
 extern char *segment_clock_override;
 

@@ -165,6 +165,9 @@ BEGIN
     'messages', coalesce((SELECT jsonb_agg(to_jsonb(m) - 'contact_id' ORDER BY m.id)
                             FROM segment.messages m
                            WHERE m.contact_id = export_contact.contact_id OR m.rcpt_to = c.email), '[]'),
+    'message_events', coalesce((SELECT jsonb_agg(to_jsonb(e) - 'contact_id' ORDER BY e.id)
+                                  FROM segment.message_events e
+                                 WHERE e.contact_id = export_contact.contact_id), '[]'),
     'suppression', (SELECT to_jsonb(s) - 'address_hash' FROM segment.suppressions s
                      WHERE s.address_hash = segment.address_hash(c.email)));
 END $$;

@@ -1,0 +1,98 @@
+-- Message events (segment.record), tracking links, campaign reports.
+CREATE EXTENSION segment;
+\set SHOW_CONTEXT never
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+SET segment.from_address = 'Shop <news@shop.example>';
+SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+SET segment.secret = 'a-long-enough-test-secret';
+
+SELECT count(segment.upsert_contact('c' || i || '@example.com')) FROM generate_series(1, 16) i;
+UPDATE segment.contacts SET status = 'subscribed';
+SELECT segment.create_segment('everyone', 'true') IS NOT NULL AS s;
+SELECT segment.create_template('a', 'Sale A', '<p>A</p>') IS NOT NULL AS ta,
+       segment.create_template('b', 'Sale B', '<p>B</p>') IS NOT NULL AS tb;
+SELECT segment.create_campaign('sale', 'everyone', 'a',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}], "holdout_pct": 20}') AS sale \gset
+SELECT segment.launch('sale') AS queued;
+SELECT contact_id, outcome, variant FROM segment.campaign_recipients ORDER BY contact_id;
+-- The worker's outcomes, written by hand here: all sent but one A message refused (550).
+UPDATE segment.messages SET status = 'sent', attempts = 1, last_code = 250, sent_at = segment.now();
+SELECT min(contact_id) FILTER (WHERE variant = 'A') AS a1, (array_agg(contact_id ORDER BY contact_id) FILTER (WHERE variant = 'A'))[2] AS a2,
+       (array_agg(contact_id ORDER BY contact_id) FILTER (WHERE variant = 'A'))[3] AS a3,
+       (array_agg(contact_id ORDER BY contact_id) FILTER (WHERE variant = 'A'))[4] AS a4,
+       min(contact_id) FILTER (WHERE variant = 'B') AS b1, (array_agg(contact_id ORDER BY contact_id) FILTER (WHERE variant = 'B'))[2] AS b2,
+       (array_agg(contact_id ORDER BY contact_id) FILTER (WHERE variant = 'B'))[3] AS b3,
+       min(contact_id) FILTER (WHERE outcome = 'holdout') AS h1
+  FROM segment.campaign_recipients \gset
+UPDATE segment.messages SET status = 'failed', last_code = 550 WHERE contact_id = :a4;
+CREATE FUNCTION pg_temp.mid(c bigint) RETURNS text LANGUAGE sql AS
+  $$ SELECT message_id FROM segment.messages WHERE contact_id = c $$;
+
+-- Opens and clicks: message events and behavioral events (email_open, email_click).
+SELECT segment.record(pg_temp.mid(:a1), 'open') IS NOT NULL AS a1_open,
+       segment.record('<' || pg_temp.mid(:a1) || '>', 'open') IS NOT NULL AS a1_open_again,
+       segment.record(pg_temp.mid(:a2), 'open') IS NOT NULL AS a2_open,
+       segment.record(pg_temp.mid(:b1), 'open') IS NOT NULL AS b1_open,
+       segment.record(pg_temp.mid(:b1), 'click', '{"url": "https://shop.example/b"}') IS NOT NULL AS b1_click,
+       segment.record(pg_temp.mid(:b2), 'click', '{"url": "https://shop.example/b"}') IS NOT NULL AS b2_click;
+SELECT contact_id, type, properties - 'message_id' AS properties FROM segment.events ORDER BY id;
+-- A click through a signed tracking link: the endpoint resolves it and redirects.
+SELECT segment.track_url(pg_temp.mid(:a1), 'https://shop.example/sale');
+SET segment.tracking_url = 'https://t.shop.example/c';
+SELECT split_part(segment.track_url(pg_temp.mid(:a1), 'https://shop.example/sale?x=1'), 't=', 2) AS click_token \gset
+SELECT split_part(segment.track_url(pg_temp.mid(:a3), NULL), 't=', 2) AS pixel_token \gset
+SELECT segment.resolve_click(:'click_token') AS redirect_to;
+SELECT segment.resolve_click(:'pixel_token') IS NULL AS pixel;
+SELECT segment.resolve_click(:'click_token' || 'x');
+SELECT segment.resolve_click(split_part(segment.unsubscribe_url(:a1), 'token=', 2));
+SELECT segment.resolve_click(NULL);
+SELECT segment.track_url(pg_temp.mid(:a1), 'javascript:alert(1)');
+SELECT segment.track_url('', 'https://shop.example/');
+SELECT m.contact_id = :a1 AS a1, e.kind, e.meta FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
+ WHERE e.kind = 'click' ORDER BY e.id;
+
+-- Conversions: a1 buys 2 days after the click (attributed), b2 buys after 6 days (too late),
+-- b1 reports a conversion directly; the holdout contact h1 buys too.
+SET segment.clock_override = '2026-06-03 12:00:00+00';
+SELECT segment.track(:a1, 'purchase', '{}', 100) IS NOT NULL AS a1_bought;
+SELECT segment.track(:h1, 'purchase', '{}', 40) IS NOT NULL AS h1_bought;
+SELECT segment.record(pg_temp.mid(:b1), 'conversion', '{"amount": 30, "order": "B-7"}') IS NOT NULL AS b1_conversion;
+SET segment.clock_override = '2026-06-07 13:00:00+00';
+SELECT segment.track(:b2, 'purchase', '{}', 55) IS NOT NULL AS b2_bought_late;
+
+-- Bounces, complaints, unsubscribes change the contact and suppress the address.
+SELECT segment.record(pg_temp.mid(:b3), 'bounce', '{"type": "hard", "reason": "5.1.1 user unknown"}') IS NOT NULL AS b3_bounce;
+SELECT segment.record(pg_temp.mid(:a2), 'complaint') IS NOT NULL AS a2_complaint;
+SELECT segment.record(pg_temp.mid(:a3), 'unsubscribe') IS NOT NULL AS a3_unsub;
+SELECT segment.record(pg_temp.mid(:a3), 'bounce', '{"type": "soft"}') IS NOT NULL AS a3_soft;
+SELECT id = :b3 AS b3, id = :a2 AS a2, id = :a3 AS a3, status, segment.is_suppressed(email) AS suppressed
+  FROM segment.contacts WHERE id IN (:b3, :a2, :a3) ORDER BY id;
+SELECT reason, detail FROM segment.suppressions ORDER BY reason;
+
+-- The report: per variant, in the campaign's order; A is the control.
+SELECT variant, recipients, sent, delivered, bounced, opened, clicked, converted, revenue,
+       round(bounce_rate::numeric, 4) AS bounce_rate, round(open_rate::numeric, 4) AS open_rate,
+       round(click_rate::numeric, 4) AS click_rate, round(conversion_rate::numeric, 4) AS conversion_rate,
+       round(purchase_rate::numeric, 4) AS purchase_rate, round(lift::numeric, 4) AS lift,
+       round(p_value::numeric, 4) AS p_value
+  FROM segment.campaign_report('sale');
+-- The p-value is the two-proportion z-test's (checked against a known value:
+-- 30/100 against 20/100 gives z = 1.6330, p = 0.1025).
+SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
+       round(segment._normal_cdf(1.959964)::numeric, 4) AS cdf_1_96, round(segment._normal_cdf(-1)::numeric, 4) AS cdf_minus_1,
+       segment._two_proportion_p(0, 10, 0, 10) IS NULL AS undefined_without_clicks;
+-- A 7-day window also attributes b2's purchase, 6 days after the click.
+SELECT variant, converted, revenue FROM segment.campaign_report('sale', '7 days');
+
+-- Errors.
+SELECT segment.record('nope@shop.example', 'open');
+SELECT segment.record(pg_temp.mid(:a1), 'read');
+SELECT segment.record(pg_temp.mid(:a1), 'open', '[]');
+SELECT segment.record(pg_temp.mid(:a1), 'bounce', '{"type": "medium"}');
+SELECT segment.record(pg_temp.mid(:a1), 'conversion', '{"amount": "lots"}');
+SELECT segment.campaign_report('nothing');
+SELECT segment.campaign_report('sale', '0 days');
+SELECT count(*) AS message_events FROM segment.message_events;
+DROP EXTENSION segment;
