@@ -77,6 +77,37 @@ SELECT segment._campaign_send_at('{"quiet_hours": {"start": "21:00", "end": "08:
        segment._campaign_send_at('{"quiet_hours": {"start": "01:00", "end": "02:00"}}', 'UTC') AS not_quiet,
        segment._campaign_send_at('{"send_at": "2020-01-01 00:00:00+00"}', NULL) AS past_send_at_is_now;
 
+-- An A/B test: 30 % of the eligible members get A or B; after 4 hours the
+-- variant with the best click rate goes to the rest (run_campaigns or launch).
+SELECT segment.create_campaign('abtest', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}],
+    "ab_test": {"test_pct": 30, "decide_after": "4 hours"}}') AS abtest \gset
+SELECT options -> 'ab_test' AS ab_test FROM segment.campaigns WHERE id = :abtest;
+SELECT segment.launch('abtest') AS test_share;
+SELECT outcome, variant, count(*) FROM segment.campaign_recipients WHERE campaign_id = :abtest
+ GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT bool_and((r.outcome = 'waiting') = (segment._campaign_draw(:abtest, r.contact_id, 'test') * 100 >= 30))
+         AS test_share_by_draw
+  FROM segment.campaign_recipients r WHERE r.campaign_id = :abtest AND r.outcome IN ('queued', 'waiting');
+-- B's mails are clicked more; too early to decide.
+UPDATE segment.messages SET status = 'sent' WHERE campaign_id = :abtest;
+SELECT count(segment.record(m.message_id, 'click', '{"url": "https://shop.example/"}')) AS b_clicks
+  FROM segment.messages m WHERE m.campaign_id = :abtest AND m.variant = 'B';
+SELECT * FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 16:00:00+00';
+SELECT * FROM segment.run_campaigns();
+SELECT winner, decided_at FROM segment.campaigns WHERE id = :abtest;
+SELECT outcome, variant, count(*) FROM segment.campaign_recipients WHERE campaign_id = :abtest
+ GROUP BY 1, 2 ORDER BY 1, 2;
+-- Decided once; later members get the winner at once.
+SELECT * FROM segment.run_campaigns();
+SELECT segment.upsert_contact('later@example.com', '{"country": "DE"}') AS later2 \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :later2;
+SELECT segment.launch('abtest') AS later_queued;
+SELECT outcome, variant FROM segment.campaign_recipients WHERE campaign_id = :abtest AND contact_id = :later2;
+SELECT name, queued, holdout, waiting, winner FROM segment.campaign_status WHERE name = 'abtest';
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Pause holds the waiting messages, resume puts them back, cancel ends it.
 SELECT segment.pause('morning') AS held;
 SELECT status, count(*) FROM segment.messages WHERE campaign_id = :morning GROUP BY status;
@@ -102,6 +133,9 @@ SELECT segment.create_campaign('x', 'germany', 'nothing');
 SELECT segment.create_campaign('x', 'germany', 'spring', '[]');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"colour": "red"}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"ab_test": {"test_pct": 20}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A"}, {"name": "B"}], "ab_test": {"test_pct": 100}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A"}, {"name": "B"}], "ab_test": {"test_pct": 20, "metric": "revenue"}}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A"}, {"name": "B"}], "ab_test": {"test_pct": 20, "decide_after": "later"}}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"holdout_pct": 100}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"frequency_cap": {"max": 0, "per": "7 days"}}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"frequency_cap": {"max": 2, "per": "soon"}}');

@@ -11,26 +11,29 @@ CREATE TABLE segment.campaigns (
   options     jsonb NOT NULL DEFAULT '{}',
   status      text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'launched', 'paused', 'cancelled')),
   created_at  timestamptz NOT NULL DEFAULT segment.now(),
-  launched_at timestamptz
+  launched_at timestamptz,
+  winner      text,
+  decided_at  timestamptz
 );
 COMMENT ON TABLE segment.campaigns IS
   'Campaigns: a stored template mailed to the members of a segment (status draft, launched, paused, cancelled)';
 COMMENT ON COLUMN segment.campaigns.options IS
-  'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours (validated by create_campaign)';
+  'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours, ab_test (validated by create_campaign)';
+COMMENT ON COLUMN segment.campaigns.winner IS 'With ab_test: the variant chosen for the rest of the audience, once decided';
 
 -- Every launch decision, one row per contact of the segment: the audience of
 -- the campaign, its holdout (for lift) and who was skipped and why.
 CREATE TABLE segment.campaign_recipients (
   campaign_id bigint NOT NULL REFERENCES segment.campaigns (id) ON DELETE CASCADE,
   contact_id  bigint NOT NULL REFERENCES segment.contacts (id) ON DELETE CASCADE,
-  outcome     text NOT NULL CHECK (outcome IN ('queued', 'holdout', 'capped', 'not_subscribed', 'suppressed')),
+  outcome     text NOT NULL CHECK (outcome IN ('queued', 'holdout', 'waiting', 'capped', 'not_subscribed', 'suppressed')),
   variant     text,
   message_id  bigint,
   decided_at  timestamptz NOT NULL DEFAULT segment.now(),
   PRIMARY KEY (campaign_id, contact_id)
 );
 COMMENT ON TABLE segment.campaign_recipients IS
-  'What launch decided for each segment member: queued (with variant and message), holdout, or skipped (capped, not_subscribed, suppressed)';
+  'What launch decided for each segment member: queued (with variant and message), holdout, waiting (for the A/B test''s winner), or skipped (capped, not_subscribed, suppressed)';
 
 -- At most one message of a campaign per contact, whatever runs concurrently.
 CREATE UNIQUE INDEX messages_campaign_contact ON segment.messages (campaign_id, contact_id)
@@ -50,6 +53,25 @@ BEGIN
   RETURN c;
 END $$;
 COMMENT ON FUNCTION segment._campaign(text) IS 'Internal: the campaign of that name, or an error';
+
+-- An interval option, or an error naming it.
+CREATE FUNCTION segment._interval_option(v jsonb, what text) RETURNS interval
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  i interval;
+BEGIN
+  BEGIN
+    i := (v #>> '{}')::interval;
+  EXCEPTION WHEN OTHERS THEN
+    i := NULL;
+  END;
+  IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR i IS NULL OR i < interval '0' THEN
+    RAISE EXCEPTION 'option % must be an interval such as "24 hours", not %', what, coalesce(v::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN i;
+END $$;
+COMMENT ON FUNCTION segment._interval_option(jsonb, text) IS 'Internal: an interval option value, or an error';
 
 -- An "HH:MM" time of day, or an error naming the option.
 CREATE FUNCTION segment._time_of_day(v jsonb, what text) RETURNS time
@@ -78,16 +100,11 @@ BEGIN
     RAISE EXCEPTION 'campaign options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   FOR k IN SELECT jsonb_object_keys(o) LOOP
-    IF k = 'ab_test' THEN
-      RAISE EXCEPTION 'option ab_test is not supported yet'
-        USING ERRCODE = 'feature_not_supported',
-              DETAIL = 'Choosing a winner automatically needs engagement analytics (opens, clicks), which are not built yet.',
-              HINT = 'Use variants with weights for a fixed A/B/n split.';
-    ELSIF k NOT IN ('from', 'reply_to', 'variants', 'holdout_pct', 'frequency_cap', 'send_at',
-                    'local_time', 'quiet_hours') THEN
+    IF k NOT IN ('from', 'reply_to', 'variants', 'holdout_pct', 'frequency_cap', 'send_at',
+                 'local_time', 'quiet_hours', 'ab_test') THEN
       RAISE EXCEPTION 'unknown campaign option "%"', k
         USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Options are from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time and quiet_hours.';
+              HINT = 'Options are from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours and ab_test.';
     END IF;
   END LOOP;
   FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
@@ -170,6 +187,27 @@ BEGIN
     END LOOP;
     o := jsonb_set(o, '{variants}', out);
   END IF;
+  -- ab_test: {test_pct, metric, decide_after}: the test share gets the variants,
+  -- the rest waits for the winner.
+  IF o ? 'ab_test' THEN
+    v := o -> 'ab_test';
+    IF jsonb_typeof(v) <> 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(v) kk WHERE kk NOT IN ('test_pct', 'metric', 'decide_after'))
+       OR jsonb_typeof(v -> 'test_pct') IS DISTINCT FROM 'number'
+       OR (v ->> 'test_pct')::numeric <= 0 OR (v ->> 'test_pct')::numeric >= 100
+       OR coalesce(v ->> 'metric', 'click_rate') NOT IN ('open_rate', 'click_rate', 'conversion_rate') THEN
+      RAISE EXCEPTION 'option ab_test must be {"test_pct": 1..99, "metric": "open_rate" | "click_rate" | "conversion_rate", "decide_after": "an interval"}, not %', v
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'For example {"test_pct": 20, "metric": "click_rate", "decide_after": "4 hours"}.';
+    END IF;
+    IF jsonb_array_length(coalesce(o -> 'variants', '[]')) < 2 THEN
+      RAISE EXCEPTION 'option ab_test needs at least two variants' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    o := jsonb_set(o, '{ab_test}', jsonb_build_object(
+           'test_pct', v -> 'test_pct', 'metric', coalesce(v ->> 'metric', 'click_rate'),
+           'decide_after', coalesce(v -> 'decide_after', '"4 hours"')));
+    PERFORM segment._interval_option(o #> '{ab_test,decide_after}', 'ab_test.decide_after');
+  END IF;
   RETURN o;
 END $$;
 COMMENT ON FUNCTION segment._campaign_options(jsonb, text) IS
@@ -247,7 +285,91 @@ $$;
 COMMENT ON FUNCTION segment._campaign_draw(bigint, bigint, text) IS
   'Internal: a deterministic draw in [0, 1) for a campaign and contact (holdout, variant)';
 
--- Enqueue every eligible member of the campaign's segment not yet decided for.
+-- Why a contact cannot get this campaign now (not_subscribed, suppressed,
+-- capped), or NULL when it can.
+CREATE FUNCTION segment._campaign_skip(c segment.campaigns, contact_id bigint) RETURNS text
+  LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN ct.status <> 'subscribed' THEN 'not_subscribed'
+              WHEN segment.is_suppressed(ct.email) THEN 'suppressed'
+              WHEN c.options ? 'frequency_cap' AND
+                   (SELECT count(*) FROM segment.messages x
+                     WHERE x.contact_id = ct.id AND x.kind = 'marketing' AND x.status NOT IN ('cancelled', 'failed')
+                       AND x.created_at > segment.now() - (c.options #>> '{frequency_cap,per}')::interval)
+                   >= (c.options #>> '{frequency_cap,max}')::bigint THEN 'capped'
+         END
+    FROM segment.contacts ct WHERE ct.id = contact_id
+$$;
+COMMENT ON FUNCTION segment._campaign_skip(segment.campaigns, bigint) IS
+  'Internal: why the contact cannot get the campaign now (not_subscribed, suppressed, capped), NULL when it can';
+
+-- Render a variant (NULL: the campaign's template) for a contact and queue it;
+-- returns the message id.
+CREATE FUNCTION segment._campaign_send(c segment.campaigns, contact_id bigint, variant jsonb) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  r   record;
+  tpl text := coalesce(variant ->> 'template', c.template);
+BEGIN
+  SELECT * INTO r FROM segment.render_for(tpl, contact_id, jsonb_build_object('campaign', c.name));
+  RETURN segment.enqueue(contact_id, r.subject, r.html, r.text,
+    jsonb_strip_nulls(jsonb_build_object(
+      'kind', 'marketing', 'campaign_id', c.id, 'campaign', c.name,
+      'from', c.options -> 'from', 'reply_to', c.options -> 'reply_to',
+      'variant', variant ->> 'name', 'template', tpl,
+      'send_at', segment._campaign_send_at(c.options,
+                                           (SELECT ct.time_zone FROM segment.contacts ct WHERE ct.id = contact_id)))));
+END $$;
+COMMENT ON FUNCTION segment._campaign_send(segment.campaigns, bigint, jsonb) IS
+  'Internal: render a campaign variant for a contact and queue it; returns the message id';
+
+-- With ab_test, once decide_after has passed since the launch: the variant
+-- with the best metric (ties: the first listed) goes to every waiting member
+-- that is still eligible.  Returns how many were queued.
+CREATE FUNCTION segment._campaign_finish_ab(c segment.campaigns) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  best    text;
+  chosen  jsonb;
+  w       record;
+  why     text;
+  queued  bigint := 0;
+BEGIN
+  IF NOT c.options ? 'ab_test' OR c.status <> 'launched' OR c.winner IS NOT NULL
+     OR segment.now() < c.launched_at + (c.options #>> '{ab_test,decide_after}')::interval THEN
+    RETURN 0;
+  END IF;
+  SELECT rp.variant INTO best
+    FROM segment.campaign_report(c.name) rp
+    JOIN jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i) ON x.v ->> 'name' = rp.variant
+   ORDER BY CASE c.options #>> '{ab_test,metric}'
+              WHEN 'open_rate' THEN rp.open_rate
+              WHEN 'conversion_rate' THEN rp.conversion_rate
+              ELSE rp.click_rate END DESC NULLS LAST, x.i
+   LIMIT 1;
+  best := coalesce(best, c.options #>> '{variants,0,name}');
+  SELECT x INTO chosen FROM jsonb_array_elements(c.options -> 'variants') x WHERE x ->> 'name' = best;
+  UPDATE segment.campaigns SET winner = best, decided_at = segment.now() WHERE id = c.id;
+  FOR w IN SELECT r.contact_id FROM segment.campaign_recipients r
+            WHERE r.campaign_id = c.id AND r.outcome = 'waiting' ORDER BY r.contact_id FOR UPDATE LOOP
+    why := segment._campaign_skip(c, w.contact_id);
+    IF why IS NOT NULL THEN
+      UPDATE segment.campaign_recipients SET outcome = why, decided_at = segment.now()
+       WHERE campaign_id = c.id AND contact_id = w.contact_id;
+    ELSE
+      UPDATE segment.campaign_recipients
+         SET outcome = 'queued', variant = best, decided_at = segment.now(),
+             message_id = segment._campaign_send(c, w.contact_id, chosen)
+       WHERE campaign_id = c.id AND contact_id = w.contact_id;
+      queued := queued + 1;
+    END IF;
+  END LOOP;
+  RETURN queued;
+END $$;
+COMMENT ON FUNCTION segment._campaign_finish_ab(segment.campaigns) IS
+  'Internal: pick the A/B test winner when due and send it to the waiting members; returns how many were queued';
+
+-- Enqueue every eligible member of the campaign's segment not yet decided for
+-- (and, with ab_test, the winner once due).
 CREATE FUNCTION segment.launch(campaign text) RETURNS bigint
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -257,10 +379,8 @@ DECLARE
   variant  jsonb;
   total_w  numeric;
   draw     float8;
-  r        record;
-  mid      bigint;
+  why      text;
   queued   bigint := 0;
-  enqueue_opts jsonb;
 BEGIN
   c := segment._campaign(campaign);
   -- One launch at a time per campaign; the unique index backs it up.
@@ -273,65 +393,70 @@ BEGIN
                                  ELSE 'A cancelled campaign cannot be launched again.' END;
   END IF;
   PERFORM segment._segment(c.segment);
+  IF c.status = 'draft' THEN
+    UPDATE segment.campaigns x SET status = 'launched', launched_at = segment.now() WHERE x.id = c.id
+      RETURNING * INTO c;
+  END IF;
+  queued := segment._campaign_finish_ab(c);
+  SELECT * INTO c FROM segment.campaigns x WHERE x.id = c.id;
   o := c.options;
   SELECT sum((x ->> 'weight')::numeric) INTO total_w FROM jsonb_array_elements(o -> 'variants') x;
-  enqueue_opts := jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'campaign_id', c.id,
-                                                       'campaign', c.name, 'from', o -> 'from',
-                                                       'reply_to', o -> 'reply_to'));
   FOR m IN
-    SELECT ct.id, ct.status, ct.time_zone, segment.is_suppressed(ct.email) AS suppressed
+    SELECT sm.id
       FROM segment.segment_members(c.segment) sm(id)
-      JOIN segment.contacts ct ON ct.id = sm.id
      WHERE NOT EXISTS (SELECT 1 FROM segment.campaign_recipients cr
-                        WHERE cr.campaign_id = c.id AND cr.contact_id = ct.id)
-     ORDER BY ct.id
+                        WHERE cr.campaign_id = c.id AND cr.contact_id = sm.id)
+     ORDER BY sm.id
   LOOP
-    IF m.status <> 'subscribed' THEN
-      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'not_subscribed');
-      CONTINUE;
-    END IF;
-    IF m.suppressed THEN
-      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'suppressed');
-      CONTINUE;
-    END IF;
-    IF coalesce((o ->> 'holdout_pct')::float8, 0) > 0
+    why := segment._campaign_skip(c, m.id);
+    IF why IS NULL AND coalesce((o ->> 'holdout_pct')::float8, 0) > 0
        AND segment._campaign_draw(c.id, m.id, 'holdout') * 100 < (o ->> 'holdout_pct')::float8 THEN
-      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'holdout');
-      CONTINUE;
+      why := 'holdout';
     END IF;
-    IF o ? 'frequency_cap' AND
-       (SELECT count(*) FROM segment.messages x
-         WHERE x.contact_id = m.id AND x.kind = 'marketing' AND x.status NOT IN ('cancelled', 'failed')
-           AND x.created_at > segment.now() - (o #>> '{frequency_cap,per}')::interval)
-       >= (o #>> '{frequency_cap,max}')::bigint THEN
-      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, 'capped');
+    IF why IS NULL AND o ? 'ab_test' AND c.winner IS NULL
+       AND segment._campaign_draw(c.id, m.id, 'test') * 100 >= (o #>> '{ab_test,test_pct}')::float8 THEN
+      why := 'waiting';
+    END IF;
+    IF why IS NOT NULL THEN
+      INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome) VALUES (c.id, m.id, why);
       CONTINUE;
     END IF;
     variant := NULL;
-    IF total_w IS NOT NULL THEN
+    IF c.winner IS NOT NULL THEN
+      SELECT x INTO variant FROM jsonb_array_elements(o -> 'variants') x WHERE x ->> 'name' = c.winner;
+    ELSIF total_w IS NOT NULL THEN
       draw := segment._campaign_draw(c.id, m.id, 'variant') * total_w;
       FOR variant IN SELECT x FROM jsonb_array_elements(o -> 'variants') x LOOP
         draw := draw - (variant ->> 'weight')::float8;
         EXIT WHEN draw < 0;
       END LOOP;
     END IF;
-    SELECT * INTO r FROM segment.render_for(coalesce(variant ->> 'template', c.template), m.id,
-                                            jsonb_build_object('campaign', c.name));
-    mid := segment.enqueue(m.id, r.subject, r.html, r.text,
-                           enqueue_opts || jsonb_strip_nulls(jsonb_build_object(
-                             'variant', variant ->> 'name',
-                             'template', coalesce(variant ->> 'template', c.template),
-                             'send_at', segment._campaign_send_at(o, m.time_zone))));
     INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome, variant, message_id)
-      VALUES (c.id, m.id, 'queued', variant ->> 'name', mid);
+      VALUES (c.id, m.id, 'queued', variant ->> 'name', segment._campaign_send(c, m.id, variant));
     queued := queued + 1;
   END LOOP;
-  UPDATE segment.campaigns x SET status = 'launched', launched_at = coalesce(x.launched_at, segment.now())
-   WHERE x.id = c.id;
   RETURN queued;
 END $$;
 COMMENT ON FUNCTION segment.launch(text) IS
-  'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent); returns how many were queued now';
+  'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent), and an A/B test''s winner once due; returns how many were queued now';
+
+-- Send the winners of every A/B test that is due (schedule with pg_cron).
+CREATE FUNCTION segment.run_campaigns() RETURNS TABLE (campaign text, winner text, queued bigint)
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns;
+  n bigint;
+BEGIN
+  FOR c IN SELECT * FROM segment.campaigns x
+            WHERE x.status = 'launched' AND x.options ? 'ab_test' AND x.winner IS NULL
+              AND segment.now() >= x.launched_at + (x.options #>> '{ab_test,decide_after}')::interval
+            ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
+    n := segment._campaign_finish_ab(c);
+    RETURN QUERY SELECT c.name, (SELECT x.winner FROM segment.campaigns x WHERE x.id = c.id), n;
+  END LOOP;
+END $$;
+COMMENT ON FUNCTION segment.run_campaigns() IS
+  'Pick the winner of every A/B test whose decide_after has passed and send it to the rest of the audience';
 
 -- Hold the campaign's waiting messages (queued, retry): the worker leaves them.
 CREATE FUNCTION segment.pause(campaign text) RETURNS bigint
@@ -416,9 +541,10 @@ COMMENT ON FUNCTION segment.schedule(text, text) IS
   'Launch a campaign on a cron schedule with pg_cron (each run mails the segment''s new eligible members); returns the job id';
 
 CREATE VIEW segment.campaign_status AS
-  SELECT c.name, c.status, c.segment, c.template, c.created_at, c.launched_at,
+  SELECT c.name, c.status, c.segment, c.template, c.created_at, c.launched_at, c.winner,
          count(r.contact_id) FILTER (WHERE r.outcome = 'queued') AS queued,
          count(r.contact_id) FILTER (WHERE r.outcome = 'holdout') AS holdout,
+         count(r.contact_id) FILTER (WHERE r.outcome = 'waiting') AS waiting,
          count(r.contact_id) FILTER (WHERE r.outcome IN ('capped', 'not_subscribed', 'suppressed')) AS skipped,
          (SELECT count(*) FROM segment.messages m WHERE m.campaign_id = c.id AND m.status = 'sent') AS sent,
          (SELECT count(*) FROM segment.messages m WHERE m.campaign_id = c.id AND m.status = 'failed') AS failed

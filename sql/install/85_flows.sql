@@ -124,25 +124,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._flow(text) IS 'Internal: the flow of that name, or an error';
 
--- An interval option, or an error naming it.
-CREATE FUNCTION segment._interval_option(v jsonb, what text) RETURNS interval
-  LANGUAGE plpgsql STABLE AS $$
-DECLARE
-  i interval;
-BEGIN
-  BEGIN
-    i := (v #>> '{}')::interval;
-  EXCEPTION WHEN OTHERS THEN
-    i := NULL;
-  END;
-  IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR i IS NULL OR i < interval '0' THEN
-    RAISE EXCEPTION 'option % must be an interval such as "24 hours", not %', what, coalesce(v::text, 'null')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN i;
-END $$;
-COMMENT ON FUNCTION segment._interval_option(jsonb, text) IS 'Internal: an interval option value, or an error';
-
 CREATE FUNCTION segment.create_flow(name text, trigger text, template text, options jsonb DEFAULT '{}')
   RETURNS bigint
   LANGUAGE plpgsql VOLATILE AS $$
