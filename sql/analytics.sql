@@ -86,6 +86,15 @@ SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
 -- A 7-day window also attributes b2's purchase, 6 days after the click.
 SELECT variant, converted, revenue FROM segment.campaign_report('sale', '7 days');
 
+-- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
+UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;
+SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS open_rate,
+       round(click_rate::numeric, 4) AS click_rate
+  FROM segment.segment_engagement('everyone');
+SELECT period, sent FROM segment.segment_engagement('everyone', '2026-06-02', 'week');
+SELECT segment.segment_engagement('nowhere');
+SELECT segment.segment_engagement('everyone', NULL, 'fortnight');
+
 -- Errors.
 SELECT segment.record('nope@shop.example', 'open');
 SELECT segment.record(pg_temp.mid(:a1), 'read');

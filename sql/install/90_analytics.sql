@@ -254,3 +254,37 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.campaign_report(text, interval) IS
   'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the click rate against the first variant';
+
+-- Engagement of a segment's current members over time: per bucket (hour, day,
+-- week or month) since a time, the messages sent to them and what they did.
+CREATE FUNCTION segment.segment_engagement(segment text, since timestamptz DEFAULT NULL, bucket text DEFAULT 'day')
+  RETURNS TABLE (period timestamptz, sent bigint, opened bigint, clicked bigint, converted bigint,
+                 open_rate float8, click_rate float8)
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  t0 timestamptz := coalesce(since, segment.now() - interval '30 days');
+BEGIN
+  PERFORM segment._segment(segment);
+  IF bucket IS NULL OR bucket NOT IN ('hour', 'day', 'week', 'month') THEN
+    RAISE EXCEPTION 'bucket must be hour, day, week or month, not %', coalesce(bucket, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  WITH msgs AS (
+    SELECT m.id, date_trunc(bucket, m.sent_at) AS p
+      FROM segment.segment_members(segment) sm(id)
+      JOIN segment.messages m ON m.contact_id = sm.id
+     WHERE m.status = 'sent' AND m.sent_at >= t0 AND m.sent_at <= segment.now()
+  )
+  SELECT ms.p, count(*),
+         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')),
+         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')),
+         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'conversion')),
+         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')))::float8 / count(*),
+         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')))::float8 / count(*)
+    FROM msgs ms
+   GROUP BY ms.p
+   ORDER BY ms.p;
+END $$;
+COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text) IS
+  'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted, rates';
