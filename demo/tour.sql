@@ -155,3 +155,51 @@ END $$;
 SELECT id, status, attempts, last_code, rcpt_to, message_id FROM segment.messages WHERE id = :message_id;
 SELECT status, messages FROM segment.queue_status;
 SELECT state, sent, failed FROM segment.worker_status();
+
+\echo
+\echo '== 11. Campaigns, triggered flows, consent, recommendations and what happened to the mail'
+\echo 'Recommendations for customer17 from the events (its strongest categories first, never what it bought):'
+SET segment.clock_override = '2026-12-01 09:00:00+00';
+SELECT r->>'product_id' AS product, r->>'category' AS category, r->>'reason' AS reason
+  FROM jsonb_array_elements(segment.recommend(17)) r;
+RESET segment.clock_override;
+\echo 'An A/B campaign to high_value with a 20 % holdout; launching twice mails nobody twice:'
+SELECT segment.create_template('vip_a', 'A thank-you for you, {{ first_name }}',
+  '<p>Hi {{ first_name }}, you are one of our best customers: 20% off this week.</p>'
+  '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>') IS NOT NULL AS template_a,
+       segment.create_template('vip_b', 'Only for our best customers, {{ first_name }}',
+  '<p>{{ first_name }}, early access to the winter collection starts now.</p>'
+  '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>') IS NOT NULL AS template_b;
+SELECT segment.create_campaign('vip_sale', 'high_value', 'vip_a',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "vip_b"}], "holdout_pct": 20}') AS campaign_id;
+SELECT segment.launch('vip_sale') AS queued, segment.launch('vip_sale') AS queued_again;
+SELECT outcome, variant, count(*) AS contacts FROM segment.campaign_recipients GROUP BY 1, 2 ORDER BY 1, 2;
+\echo 'A flow: a welcome for every new high_value customer (from the change feed, no polling of rules):'
+SELECT segment.create_flow('welcome_vip', 'segment_enter:high_value', 'vip_b', '{"once_per": "ever"}') AS flow_id;
+SELECT segment.track(:newbie, 'purchase', '{"category": "golf"}', 400) > 0 AS nia_buys_more;
+SELECT outcome, runs FROM segment.run_flows() ORDER BY 1;
+\echo 'Consent: a double opt-in from the shop counter, confirmed from the link in its mail:'
+SET segment.confirm_url = 'https://shop.example/confirm';
+SELECT segment.subscribe('walk-in@shop.example', 'store_counter') AS walkin \gset
+SELECT status FROM segment.contacts WHERE id = :walkin;
+SELECT segment.confirm(substring(replace(replace(mime, E'=\r\n', ''), '=3D', '=') FROM 'token=([A-Za-z0-9_.-]+)')) = :walkin AS confirmed
+  FROM segment.messages WHERE contact_id = :walkin;
+SELECT status, consent_source FROM segment.contacts WHERE id = :walkin;
+\echo 'Waiting for the worker to deliver everything ...'
+DO $$
+BEGIN
+  FOR i IN 1..400 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM segment.messages WHERE status IN ('queued', 'sending', 'retry'));
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT kind, status, count(*) AS messages FROM segment.messages GROUP BY 1, 2 ORDER BY 1, 2;
+\echo 'Opens and clicks come back (from tracking links or ESP webhooks); the report per variant:'
+SELECT count(segment.record(m.message_id, 'open')) AS opens
+  FROM segment.messages m WHERE m.campaign_id IS NOT NULL AND m.contact_id % 2 = 0;
+SELECT count(segment.record(m.message_id, 'click', '{"url": "https://shop.example/winter"}')) AS clicks
+  FROM segment.messages m WHERE m.campaign_id IS NOT NULL AND m.contact_id % 3 = 0;
+SELECT variant, recipients, sent, delivered, opened, clicked, round(open_rate::numeric, 2) AS open_rate,
+       round(click_rate::numeric, 2) AS click_rate, round(p_value::numeric, 2) AS p_value
+  FROM segment.campaign_report('vip_sale');
+SELECT name, status, queued, holdout, skipped, sent FROM segment.campaign_status;
