@@ -23,6 +23,7 @@ fi
 # taken meanwhile, and pg_ctl says so.
 sed -E \
   -e '/^pg_ctl: could not start server$/d' -e '/^Examine the log output\.$/d' \
+  -e '/^could not change directory to ".*": Permission denied$/d' \
   -e 's/port [0-9]+ \(database/port PORT (database/' \
   -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/' \
   -e 's/[0-9a-f]{32}@shop\.example/MESSAGE-ID@shop.example/g' \
