@@ -86,6 +86,24 @@ SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
 -- A 7-day window also attributes b2's purchase, 6 days after the click.
 SELECT variant, converted, revenue FROM segment.campaign_report('sale', '7 days');
 
+-- With segment.tracking_url set, campaign mail is tracked: links (not the unsubscribe
+-- link) go through signed click links naming the message, and an open pixel is added.
+SELECT segment.create_segment('just_c16', 'email = ''c16@example.com''') IS NOT NULL AS s16;
+SELECT segment.create_template('links', 'Links',
+  '<html><body><p><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a> <a href="https://shop.example/">Home</a></p>'
+  '<p><a href="{{unsubscribe_url}}">Unsubscribe</a></p></body></html>') IS NOT NULL AS tl;
+SELECT segment.create_campaign('tracked', 'just_c16', 'links') IS NOT NULL AS c;
+SELECT segment.launch('tracked') AS queued;
+SELECT message_id AS tracked_mid, html FROM (
+  SELECT m.message_id, replace(replace(replace(split_part(split_part(m.mime, E'Content-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n', 2), E'\r\n--', 1),
+                                        E'=\r\n', ''), '=3D', '='), '=20', ' ') AS html
+    FROM segment.messages m JOIN segment.campaigns c ON c.id = m.campaign_id WHERE c.name = 'tracked') x \gset
+SELECT regexp_replace(regexp_replace(:'html', 't=[A-Za-z0-9_.-]+', 't=TOKEN', 'g'), 'token=[A-Za-z0-9_.-]+', 'token=TOKEN', 'g') AS html;
+SELECT segment.resolve_click(replace(t[1], '&amp;', '&')) AS redirect, segment.verify_token('click', t[1]) = :'tracked_mid' || E'\n' || 'https://shop.example/sale?a=1&b=2' AS names_the_message
+  FROM regexp_matches(:'html', 'https://t\.shop\.example/c\?t=([A-Za-z0-9_.-]+)') t LIMIT 1;
+SELECT e.kind, e.meta FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
+ WHERE m.message_id = :'tracked_mid';
+
 -- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
 UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;
 SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS open_rate,

@@ -121,6 +121,13 @@ SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"reply_to": "Support <help@shop
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"kind": "newsletter"}');
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"colour": "red"}');
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": 42}');
+-- A Message-ID chosen by the caller (campaigns do, to put it in tracked links): kept; checked.
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"message_id": "chosen-1@shop.example"}') AS chosen \gset
+SELECT message_id, mime LIKE E'%\r\nMessage-ID: <chosen-1@shop.example>\r\n%' AS in_header
+  FROM segment.messages WHERE id = :chosen;
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"message_id": "chosen-1@shop.example"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"message_id": "<x y>@shop.example"}');
+SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"message_id": "no-at-sign"}');
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '[]');
 SELECT segment.enqueue(:ann, 'Hi', NULL, 'Hi', '{"kind": "marketing", "unsubscribe_url": "http://shop.example/u"}');
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": "Shop news@shop.example>"}');

@@ -130,6 +130,21 @@ UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 	return SpiString(1);
 }
 
+/* Is this Message-ID already on a queued or sent message? */
+static bool
+MessageIdTaken(const char *message_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+
+	vals[0] = CStringGetTextDatum(message_id);
+	if (RunSaved(&plan, "SELECT 1 FROM segment.messages WHERE message_id = $1", 1, types, vals, NULL,
+				 false) != SPI_OK_SELECT)
+		elog(ERROR, "Message-ID lookup failed");
+	return SPI_processed > 0;
+}
+
 int64
 SegmentEnqueue(const SegmentOutgoing *o)
 {
@@ -238,7 +253,23 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	if (first_name || last_name)
 		to_name = psprintf("%s%s%s", first_name ? first_name : "",
 						   first_name && last_name ? " " : "", last_name ? last_name : "");
-	message_id = NewMessageId(from_addr);
+	if (o->message_id)
+	{
+		CoreErrorClear(&err);
+		if (!MimeValidAddress(Text(o->message_id), &err, "Message-ID"))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid option \"message_id\": %s", err.message),
+					 errhint("A Message-ID is unique-part@domain, without angle brackets.")));
+		if (MessageIdTaken(o->message_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("Message-ID \"%s\" is already used by another message", o->message_id),
+					 errhint("Leave message_id out to get a new random one.")));
+		message_id = pstrdup(o->message_id);
+	}
+	else
+		message_id = NewMessageId(from_addr);
 	due = (o->send_at != 0 && o->send_at > now) ? o->send_at : 0;
 
 	memset(&m, 0, sizeof(m));
@@ -464,6 +495,8 @@ segment_enqueue(PG_FUNCTION_ARGS)
 				o.template_name = OptionString(&v, key);
 			else if (strcmp(key, "campaign") == 0)
 				o.campaign_name = OptionString(&v, key);
+			else if (strcmp(key, "message_id") == 0)
+				o.message_id = OptionString(&v, key);
 			else if (strcmp(key, "send_at") == 0)
 			{
 				char	   *s = OptionString(&v, key);
@@ -478,7 +511,7 @@ segment_enqueue(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown option \"%s\"", key),
-						 errhint("Options are kind, from, reply_to, headers, unsubscribe_url, unsubscribe_mailto, campaign_id, campaign, flow_id, variant, template and send_at.")));
+						 errhint("Options are kind, from, reply_to, headers, unsubscribe_url, unsubscribe_mailto, campaign_id, campaign, flow_id, variant, template, send_at and message_id.")));
 		}
 	}
 	PG_RETURN_INT64(SegmentEnqueue(&o));

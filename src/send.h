@@ -42,6 +42,7 @@ typedef struct SegmentOutgoing
 	const char *template_name;
 	const char *campaign_name;	/* for the unsubscribe token */
 	TimestampTz send_at;		/* 0: now */
+	const char *message_id;		/* left@right; NULL: a random one at the From domain */
 } SegmentOutgoing;
 
 /*

@@ -308,12 +308,14 @@ CREATE FUNCTION segment._campaign_send(c segment.campaigns, contact_id bigint, v
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   r   record;
+  t   record;
   tpl text := coalesce(variant ->> 'template', c.template);
 BEGIN
   SELECT * INTO r FROM segment.render_for(tpl, contact_id, jsonb_build_object('campaign', c.name));
-  RETURN segment.enqueue(contact_id, r.subject, r.html, r.text,
+  t := segment._tracked_html(r.html, c.options ->> 'from');
+  RETURN segment.enqueue(contact_id, r.subject, coalesce(t.html_out, r.html), r.text,
     jsonb_strip_nulls(jsonb_build_object(
-      'kind', 'marketing', 'campaign_id', c.id, 'campaign', c.name,
+      'kind', 'marketing', 'campaign_id', c.id, 'campaign', c.name, 'message_id', t.message_id,
       'from', c.options -> 'from', 'reply_to', c.options -> 'reply_to',
       'variant', variant ->> 'name', 'template', tpl,
       'send_at', segment._campaign_send_at(c.options,

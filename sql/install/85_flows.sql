@@ -213,6 +213,7 @@ DECLARE
   r       record;
   t       record;
   last    record;
+  tracked record;
   mid     bigint;
   started int := 0;
   skipped int := 0;
@@ -299,9 +300,11 @@ BEGIN
     END IF;
     SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
                                              jsonb_build_object('flow', r.name, 'campaign', r.name));
-    mid := segment.enqueue(r.contact_id, t.subject, t.html, t.text,
-                           jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id, 'template', r.template,
-                                              'campaign', r.name));
+    tracked := segment._tracked_html(t.html, NULL);
+    mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
+                           jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
+                                                                'template', r.template, 'campaign', r.name,
+                                                                'message_id', tracked.message_id)));
     IF r.options ? 'tag_add' THEN
       PERFORM segment.tag(r.contact_id, r.options ->> 'tag_add', NULL, 'flow');
     END IF;

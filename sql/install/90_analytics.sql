@@ -288,3 +288,36 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text) IS
   'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted, rates';
+
+-- Campaign and flow mail with segment.tracking_url set: every http(s) link of
+-- the HTML part except unsubscribe links becomes a signed click link, and an
+-- open pixel is added; the Message-ID the links carry is chosen here (the
+-- message is queued with it).  Returns the html and that Message-ID (both NULL
+-- when tracking is off).
+CREATE FUNCTION segment._tracked_html(html text, from_address text, OUT html_out text, OUT message_id text)
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  link    text;
+  unsub   text := nullif(coalesce(current_setting('segment.unsubscribe_url', true), ''), '');
+  pixel   text;
+BEGIN
+  IF html IS NULL OR coalesce(current_setting('segment.tracking_url', true), '') = '' THEN
+    RETURN;
+  END IF;
+  message_id := replace(gen_random_uuid()::text, '-', '') || '@'
+                || coalesce(substring(coalesce(from_address, current_setting('segment.from_address', true))
+                                      FROM '@([A-Za-z0-9.-]+)>?\s*$'), 'localhost');
+  html_out := html;
+  FOR link IN SELECT DISTINCT m[1] FROM regexp_matches(html, 'href="(https?://[^"]+)"', 'gi') m LOOP
+    CONTINUE WHEN unsub IS NOT NULL AND starts_with(replace(link, '&amp;', '&'), unsub);
+    html_out := replace(html_out, 'href="' || link || '"',
+                        'href="' || replace(segment.track_url(message_id, replace(link, '&amp;', '&')), '&', '&amp;') || '"');
+  END LOOP;
+  pixel := '<img src="' || replace(segment.track_url(message_id, NULL), '&', '&amp;')
+           || '" width="1" height="1" alt="" style="display:none">';
+  html_out := CASE WHEN strpos(lower(html_out), '</body>') > 0
+                   THEN overlay(html_out PLACING pixel || '</body>' FROM strpos(lower(html_out), '</body>') FOR 7)
+                   ELSE html_out || pixel END;
+END $$;
+COMMENT ON FUNCTION segment._tracked_html(text, text) IS
+  'Internal: the HTML with tracked links and an open pixel, and the Message-ID they name (NULL when segment.tracking_url is not set)';
