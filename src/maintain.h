@@ -62,6 +62,7 @@ typedef struct MaintRels
 				tags_pk;			/* contact_tags (contact_id, tag) */
 	Oid			stages,
 				stages_pk;			/* contact_stages (contact_id) */
+	Oid			changes;		/* the change feed */
 	Oid			stats,
 				stats_pk;			/* event_stats (type, contact_id); Invalid: use SQL */
 	Oid			events,
@@ -163,5 +164,8 @@ extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 extern void MaintLockContacts(int64 *ids, int nids);
 extern void MaintRun(List *keys, int64 *ids, int nids);
 extern bool MaintApplying(void);
+
+/* maintain_write.c */
+extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);
 
 #endif							/* MAINTAIN_H */

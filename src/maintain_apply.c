@@ -169,15 +169,18 @@ RunWrite(SPIPlanPtr plan, int nargs, Datum *args)
 
 /* Write the changes of one level. */
 static void
-ApplyChanges(MaintChanges *ch)
+ApplyChanges(MaintGraph *g, MaintChanges *ch)
 {
 	Oid			s3i[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	Oid			t2[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Oid			s3[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		a[3];
 
-	/* The segment names come along as a third array (no lookup per row). */
-	if (ch->enter_seg)
+	/*
+	 * Entries go in without a statement (maintain_write.c) unless the tables
+	 * need the statement; the segment names come along as a third array.
+	 */
+	if (ch->enter_seg && !MaintWriteEntries(&g->rels, ch->enter_seg, ch->enter_contact, ch->enter_name))
 	{
 		a[0] = Int8Array(ch->enter_seg);
 		a[1] = Int8Array(ch->enter_contact);
@@ -344,7 +347,7 @@ EvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids)
 
 	memset(&ch, 0, sizeof(ch));
 	MaintEvalLevel(g, lv, ids, nids, Decide, &ch);
-	ApplyChanges(&ch);
+	ApplyChanges(g, &ch);
 }
 
 static int

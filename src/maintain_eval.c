@@ -188,6 +188,7 @@ MaintLookupRels(MaintGraph *g)
 	r->tags_pk = PrimaryKeyOf(r->tags, &relkind);
 	r->stages = Relid(nsp, "contact_stages");
 	r->stages_pk = PrimaryKeyOf(r->stages, &relkind);
+	r->changes = Relid(nsp, "changes");
 	if (!IndexHasKeys(r->contacts_pk, r->contacts, id_key, 1) ||
 		!IndexHasKeys(r->members_contact, r->members, by_contact, 2) ||
 		!IndexHasKeys(r->members_pk, r->members, by_segment, 2) ||

@@ -1,0 +1,593 @@
+/*
+ * maintain_write.c — write segment entries (a segment.segment_members row and
+ * its segment.changes row) without a SQL statement.
+ *
+ * Entering a segment is the most frequent write of incremental maintenance:
+ * a tracked event makes its contact enter one or two windowed segments more
+ * often than not.  Done as an INSERT ... RETURNING / INSERT statement, each
+ * write pays an executor start-up, the re-preparation of the change feed's
+ * CHECK constraints and a foreign-key check per row, each a SQL query of its
+ * own; together several times the cost of the rows and their index entries.
+ * Here the rows go in through the executor's own pieces (ExecConstraints for
+ * NOT NULL and CHECK, table_tuple_insert, ExecInsertIndexTuples, which
+ * enforces the unique indexes), column defaults are the tables' own
+ * expressions (the change feed's identity, writing transaction and time),
+ * and each single-column foreign key the table declares is enforced as its
+ * RI trigger would: the referenced row is found by its unique index under a
+ * fresh snapshot and locked FOR KEY SHARE until the end of the transaction,
+ * so it cannot be deleted or have its key changed before this transaction
+ * ends; a missing row is the same foreign-key violation.
+ *
+ * The fast path is taken only when it does exactly what the statement would:
+ * plain tables, no insert trigger other than the foreign-key checks, no
+ * row-level security, no stored generated columns, and INSERT and SELECT
+ * rights held on the tables by the current user.  Otherwise the caller falls
+ * back to the SQL statement (maintain_apply.c).
+ */
+#include "segment.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "maintain.h"
+
+/* Foreign keys checked per table; a table with more takes the SQL path. */
+#define WRITE_MAX_FKS 4
+/* Referenced rows remembered as locked within one call. */
+#define WRITE_MAX_LOCKED 64
+
+/* One single-column foreign key of a written table. */
+typedef struct WriteFk
+{
+	Oid			conoid;
+	AttrNumber	fkcol;			/* column of the written table */
+	Oid			pkrel;			/* referenced table */
+	Oid			pkindex;		/* its unique index on the referenced column */
+	RegProcedure eqproc;		/* equality of the key type */
+} WriteFk;
+
+/*
+ * What the fast path prepares for a written table, kept across calls until
+ * the relation's cache entry is invalidated (any ALTER TABLE, constraint or
+ * default change): its CHECK constraints, aligned with constr->check (what
+ * ExecConstraints would read and plan from their stored text on every call;
+ * the change feed's three cost more than the rows they check), and its
+ * column defaults (build_column_default and its planning, per call).
+ */
+typedef struct RelPrep
+{
+	Oid			relid;			/* InvalidOid: empty or invalidated */
+	MemoryContext cxt;
+	int			ncheck;
+	char	  **ccbin;			/* the text each state was prepared from */
+	ExprState **checks;
+	int			natts;
+	ExprState **defaults;		/* per attribute, NULL without a default */
+	bool		in_use;
+} RelPrep;
+
+#define WRITE_REL_PREPS 2
+static RelPrep rel_preps[WRITE_REL_PREPS];
+static bool rel_preps_callback = false;
+
+/* A table written by the fast path. */
+typedef struct WriteTarget
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	ExprState **defaults;		/* per attribute: its default, for columns not supplied */
+	RelPrep    *prep;			/* its kept CHECK constraints and defaults, or NULL */
+	int			nfks;
+	WriteFk		fks[WRITE_MAX_FKS];
+} WriteTarget;
+
+/* A referenced row already locked by this call. */
+typedef struct LockedKey
+{
+	Oid			conoid;
+	Datum		value;
+} LockedKey;
+
+typedef struct WriteState
+{
+	EState	   *estate;
+	Snapshot	snap;
+	CommandId	cid;
+	int			nlocked;
+	LockedKey	locked[WRITE_MAX_LOCKED];
+} WriteState;
+
+/*
+ * Can the fast path write this table exactly as an INSERT would?  Collects
+ * its single-column foreign keys into t.
+ */
+static bool
+Writable(Relation rel, WriteTarget *t)
+{
+	TriggerDesc *td = rel->trigdesc;
+	TupleConstr *constr = rel->rd_att->constr;
+	int			i;
+
+	t->nfks = 0;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return false;
+	if (constr && constr->has_generated_stored)
+		return false;
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		return false;
+	for (i = 0; td && i < td->numtriggers; i++)
+	{
+		Trigger    *trig = &td->triggers[i];
+		HeapTuple	tup;
+		Form_pg_constraint con;
+		int			numfks,
+					j;
+		AttrNumber	conkey[INDEX_MAX_KEYS],
+					confkey[INDEX_MAX_KEYS];
+		Oid			pf_eq[INDEX_MAX_KEYS],
+					pp_eq[INDEX_MAX_KEYS],
+					ff_eq[INDEX_MAX_KEYS];
+		bool		seen = false;
+		bool		ok;
+
+		if (!TRIGGER_FOR_INSERT(trig->tgtype))
+			continue;
+		if (RI_FKey_trigger_type(trig->tgfoid) != RI_TRIGGER_FK || !OidIsValid(trig->tgconstraint))
+			return false;
+		for (j = 0; j < t->nfks; j++)
+			seen |= t->fks[j].conoid == trig->tgconstraint;
+		if (seen)
+			continue;
+		if (t->nfks == WRITE_MAX_FKS)
+			return false;
+		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(trig->tgconstraint));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		con = (Form_pg_constraint) GETSTRUCT(tup);
+		DeconstructFkConstraintRow(tup, &numfks, conkey, confkey, pf_eq, pp_eq, ff_eq, NULL, NULL);
+		ok = numfks == 1 && OidIsValid(con->conindid) &&
+			get_atttype(con->confrelid, confkey[0]) ==
+			TupleDescAttr(rel->rd_att, conkey[0] - 1)->atttypid;
+		if (ok)
+		{
+			WriteFk    *fk = &t->fks[t->nfks++];
+
+			fk->conoid = trig->tgconstraint;
+			fk->fkcol = conkey[0];
+			fk->pkrel = con->confrelid;
+			fk->pkindex = con->conindid;
+			fk->eqproc = get_opcode(pp_eq[0]);
+		}
+		ReleaseSysCache(tup);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* A relation's cache entry was invalidated: forget what was prepared for it. */
+static void
+RelPrepInvalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < WRITE_REL_PREPS; i++)
+		if (relid == InvalidOid || rel_preps[i].relid == relid)
+			rel_preps[i].relid = InvalidOid;
+}
+
+/*
+ * The kept CHECK constraints and defaults of the table, prepared now when
+ * none are kept; NULL when its entry is in use by an outer call (the caller
+ * then prepares its own, as a statement would).
+ */
+static RelPrep *
+GetRelPrep(Relation rel)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			relid = RelationGetRelid(rel);
+	RelPrep    *p = NULL;
+	MemoryContext old;
+	int			i;
+	bool		same;
+
+	if (!rel_preps_callback)
+	{
+		CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
+		rel_preps_callback = true;
+	}
+	for (i = 0; i < WRITE_REL_PREPS && p == NULL; i++)
+		if (rel_preps[i].relid == relid)
+			p = &rel_preps[i];
+	for (i = 0; i < WRITE_REL_PREPS && p == NULL; i++)
+		if (rel_preps[i].relid == InvalidOid && !rel_preps[i].in_use)
+			p = &rel_preps[i];
+	if (p == NULL || p->in_use)
+		return NULL;
+	same = p->relid == relid && p->natts == desc->natts &&
+		p->ncheck == (constr ? constr->num_check : 0);
+	for (i = 0; same && i < p->ncheck; i++)
+		same = strcmp(p->ccbin[i], constr->check[i].ccbin) == 0;
+	if (same)
+		return p;
+
+	if (p->cxt == NULL)
+		p->cxt = AllocSetContextCreate(TopMemoryContext, "segment maintenance writes",
+									   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(p->cxt);
+	p->relid = InvalidOid;
+	old = MemoryContextSwitchTo(p->cxt);
+	p->ncheck = constr ? constr->num_check : 0;
+	p->ccbin = palloc(sizeof(char *) * (p->ncheck + 1));
+	p->checks = palloc(sizeof(ExprState *) * (p->ncheck + 1));
+	for (i = 0; i < p->ncheck; i++)
+	{
+		/* what ExecRelCheck does: ExecPrepareExpr of the stored expression */
+		p->ccbin[i] = pstrdup(constr->check[i].ccbin);
+		p->checks[i] = ExecInitExpr(expression_planner((Expr *) stringToNode(p->ccbin[i])), NULL);
+	}
+	p->natts = desc->natts;
+	p->defaults = palloc0(sizeof(ExprState *) * (desc->natts + 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Node	   *def;
+
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		def = build_column_default(rel, i + 1);
+		if (def)
+			p->defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+	}
+	MemoryContextSwitchTo(old);
+	p->relid = relid;
+	return p;
+}
+
+/*
+ * Open a table for the fast path (range table index rti); false, with
+ * nothing left open, when it must take the SQL path.
+ */
+static bool
+OpenTarget(WriteState *ws, Oid relid, Index rti, WriteTarget *t)
+{
+	TupleDesc	desc;
+	int			i;
+
+	memset(t, 0, sizeof(*t));
+	t->rel = table_open(relid, RowExclusiveLock);
+	if (!Writable(t->rel, t))
+	{
+		table_close(t->rel, RowExclusiveLock);
+		t->rel = NULL;
+		return false;
+	}
+	desc = RelationGetDescr(t->rel);
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, t->rel, rti, NULL, 0);
+	ExecOpenIndices(t->rri, false);
+	t->slot = table_slot_create(t->rel, NULL);
+	t->prep = GetRelPrep(t->rel);
+	if (t->prep)
+	{
+		t->prep->in_use = true;
+		if (t->prep->ncheck > 0)
+			t->rri->ri_ConstraintExprs = t->prep->checks;
+		t->defaults = t->prep->defaults;
+	}
+	else
+	{
+		/* an outer call holds the kept ones: prepare for this call only */
+		t->defaults = palloc0(sizeof(ExprState *) * (desc->natts + 1));
+		for (i = 0; i < desc->natts; i++)
+		{
+			Node	   *def;
+
+			if (TupleDescAttr(desc, i)->attisdropped)
+				continue;
+			def = build_column_default(t->rel, i + 1);
+			if (def)
+				t->defaults[i] = ExecPrepareExpr(expression_planner((Expr *) def), ws->estate);
+		}
+	}
+	return true;
+}
+
+static void
+CloseTarget(WriteTarget *t)
+{
+	if (t->rel == NULL)
+		return;
+	if (t->prep)
+		t->prep->in_use = false;
+	ExecDropSingleTupleTableSlot(t->slot);
+	ExecCloseIndices(t->rri);
+	table_close(t->rel, NoLock);
+	t->rel = NULL;
+}
+
+/* The foreign-key violation, worded as PostgreSQL's own check words it. */
+static void
+ReportFkViolation(Relation rel, WriteFk *fk, Datum value)
+{
+	Oid			typoutput;
+	bool		varlena;
+	Oid			type = TupleDescAttr(RelationGetDescr(rel), fk->fkcol - 1)->atttypid;
+	char	   *conname = get_constraint_name(fk->conoid);
+
+	getTypeOutputInfo(type, &typoutput, &varlena);
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("insert or update on table \"%s\" violates foreign key constraint \"%s\"",
+					RelationGetRelationName(rel), conname),
+			 errdetail("Key (%s)=(%s) is not present in table \"%s\".",
+					   get_attname(RelationGetRelid(rel), fk->fkcol, false),
+					   OidOutputFunctionCall(typoutput, value),
+					   get_rel_name(fk->pkrel)),
+			 errtableconstraint(rel, conname)));
+}
+
+/*
+ * Lock the row the value refers to FOR KEY SHARE (what the foreign key's RI
+ * check does), or fail with the foreign-key violation when there is none.
+ */
+static void
+LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
+{
+	Relation	pk,
+				idx;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		found = false;
+	int			i;
+
+	for (i = 0; i < ws->nlocked; i++)
+		if (ws->locked[i].conoid == fk->conoid && ws->locked[i].value == value)
+			return;
+
+	pk = table_open(fk->pkrel, RowShareLock);
+	idx = index_open(fk->pkindex, AccessShareLock);
+	slot = table_slot_create(pk, NULL);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, fk->eqproc, value);
+	scan = index_beginscan(pk, idx, ws->snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		res = table_tuple_lock(pk, &slot->tts_tid, ws->snap, slot, ws->cid,
+							   LockTupleKeyShare, LockWaitBlock,
+							   IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							   &tmfd);
+		switch (res)
+		{
+			case TM_Ok:
+				found = true;
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				break;			/* deleted meanwhile: not there */
+			case TM_SelfModified:
+				break;			/* deleted by this transaction: not there */
+			default:
+				elog(ERROR, "segment maintenance: unexpected result %d locking a referenced row", (int) res);
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(pk, NoLock);	/* the RowShareLock stays until the end of the transaction */
+	if (!found)
+		ReportFkViolation(rel, fk, value);
+	if (ws->nlocked < WRITE_MAX_LOCKED)
+	{
+		ws->locked[ws->nlocked].conoid = fk->conoid;
+		ws->locked[ws->nlocked].value = value;
+		ws->nlocked++;
+	}
+}
+
+/*
+ * Insert one row: the supplied columns from values/isnull where given[]
+ * (by attribute), the others from their defaults; then its constraints,
+ * foreign keys, heap tuple and index entries.
+ */
+static void
+InsertRow(WriteState *ws, WriteTarget *t, Datum *values, bool *isnull, bool *given)
+{
+	TupleTableSlot *slot = t->slot;
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	ExprContext *econtext = GetPerTupleExprContext(ws->estate);
+	List	   *recheck;
+	int			i;
+
+	ResetPerTupleExprContext(ws->estate);
+	ExecClearTuple(slot);
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (given[i])
+		{
+			slot->tts_values[i] = values[i];
+			slot->tts_isnull[i] = isnull[i];
+		}
+		else if (t->defaults[i])
+			slot->tts_values[i] = ExecEvalExprSwitchContext(t->defaults[i], econtext,
+															&slot->tts_isnull[i]);
+		else
+		{
+			slot->tts_values[i] = (Datum) 0;
+			slot->tts_isnull[i] = true;
+		}
+	}
+	ExecStoreVirtualTuple(slot);
+	if (t->rel->rd_att->constr)
+		ExecConstraints(t->rri, slot, ws->estate);
+	for (i = 0; i < t->nfks; i++)
+	{
+		WriteFk    *fk = &t->fks[i];
+
+		if (!slot->tts_isnull[fk->fkcol - 1])
+			LockReferenced(ws, t->rel, fk, slot->tts_values[fk->fkcol - 1]);
+	}
+	table_tuple_insert(t->rel, slot, ws->cid, 0, NULL);
+	recheck = ExecInsertIndexTuples(t->rri, slot, ws->estate, false, false, NULL, NIL);
+	list_free(recheck);
+}
+
+/* A range table entry for a written table (ExecConstraints reads it to word its errors). */
+static RangeTblEntry *
+WriteRte(Oid relid)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	return rte;
+}
+
+/*
+ * Enter contacts[i] into segment segs[i] (named names[i]): insert the
+ * membership row with since = segment.now() and its 'segment_enter' change
+ * row with source 'rule', in list order.  The caller has established that
+ * none of them is a member.  Returns false, having written nothing, when the
+ * fast path cannot be used; the caller then runs the SQL statement.
+ */
+bool
+MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names)
+{
+	WriteState	ws;
+	WriteTarget members,
+				changes;
+	Oid			relids[2] = {r->members, r->changes};
+	AttrNumber	m_seg,
+				m_contact,
+				m_since,
+				c_contact,
+				c_kind,
+				c_name,
+				c_source;
+	int			mn,
+				cn;
+	Datum	   *mv,
+			   *cv;
+	bool	   *mnull,
+			   *cnull,
+			   *mgiven,
+			   *cgiven;
+	Datum		now = TimestampTzGetDatum(SegmentNow());
+	Datum		kind = CStringGetTextDatum("segment_enter");
+	Datum		source = CStringGetTextDatum("rule");
+	ListCell   *ls,
+			   *lc,
+			   *ln;
+
+	if (!OidIsValid(r->changes))
+		return false;
+	memset(&ws, 0, sizeof(ws));
+	ws.estate = CreateExecutorState();
+	ExecInitRangeTable(ws.estate, list_make2(WriteRte(relids[0]), WriteRte(relids[1])));
+	if (!OpenTarget(&ws, r->members, 1, &members))
+	{
+		FreeExecutorState(ws.estate);
+		return false;
+	}
+	if (!OpenTarget(&ws, r->changes, 2, &changes))
+	{
+		CloseTarget(&members);
+		FreeExecutorState(ws.estate);
+		return false;
+	}
+
+	m_seg = get_attnum(r->members, "segment_id");
+	m_contact = get_attnum(r->members, "contact_id");
+	m_since = get_attnum(r->members, "since");
+	c_contact = get_attnum(r->changes, "contact_id");
+	c_kind = get_attnum(r->changes, "kind");
+	c_name = get_attnum(r->changes, "name");
+	c_source = get_attnum(r->changes, "source");
+	if (m_seg <= 0 || m_contact <= 0 || m_since <= 0 ||
+		c_contact <= 0 || c_kind <= 0 || c_name <= 0 || c_source <= 0)
+		elog(ERROR, "segment maintenance: a column of segment_members or changes is missing");
+	mn = RelationGetDescr(members.rel)->natts;
+	cn = RelationGetDescr(changes.rel)->natts;
+	mv = palloc0(sizeof(Datum) * mn);
+	mnull = palloc0(sizeof(bool) * mn);
+	mgiven = palloc0(sizeof(bool) * mn);
+	cv = palloc0(sizeof(Datum) * cn);
+	cnull = palloc0(sizeof(bool) * cn);
+	cgiven = palloc0(sizeof(bool) * cn);
+	mgiven[m_seg - 1] = mgiven[m_contact - 1] = mgiven[m_since - 1] = true;
+	mv[m_since - 1] = now;
+	cgiven[c_contact - 1] = cgiven[c_kind - 1] = cgiven[c_name - 1] = cgiven[c_source - 1] = true;
+	cv[c_kind - 1] = kind;
+	cv[c_source - 1] = source;
+
+	/* what a statement does first: see this transaction's writes and what others committed */
+	CommandCounterIncrement();
+	ws.cid = GetCurrentCommandId(true);
+	ws.snap = RegisterSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		forthree(ls, segs, lc, contacts, ln, names)
+		{
+			Datum		contact = Int64GetDatum(*(int64 *) lfirst(lc));
+
+			mv[m_seg - 1] = Int64GetDatum(*(int64 *) lfirst(ls));
+			mv[m_contact - 1] = contact;
+			InsertRow(&ws, &members, mv, mnull, mgiven);
+			cv[c_contact - 1] = contact;
+			cv[c_name - 1] = CStringGetTextDatum((char *) lfirst(ln));
+			InsertRow(&ws, &changes, cv, cnull, cgiven);
+		}
+	}
+	PG_FINALLY();
+	{
+		/* an error leaves what is kept free for the next call */
+		if (members.prep)
+			members.prep->in_use = false;
+		if (changes.prep)
+			changes.prep->in_use = false;
+	}
+	PG_END_TRY();
+	UnregisterSnapshot(ws.snap);
+	CloseTarget(&changes);
+	CloseTarget(&members);
+	FreeExecutorState(ws.estate);
+	/* later statements and levels see these rows */
+	CommandCounterIncrement();
+	return true;
+}
