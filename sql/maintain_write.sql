@@ -82,12 +82,40 @@ RESET ROLE;
 SELECT n, contact_id, kind, name, source, at FROM feed WHERE contact_id = 3;
 DROP ROLE maintain_write_app;
 
--- Membership is what the rules say.
+-- Rule tags: a new one goes in without a statement (its row and change row),
+-- the same way; an expired manual tag is renewed as a rule tag by the statement.
+SELECT segment.upsert_contact('w4@example.com');
+SELECT segment.tag(1, 'viewer', '2030-03-10 13:00:00+00');
+SET segment.clock_override = '2030-03-10 14:00:00+00';
+SELECT segment.create_tag_rule('viewer', 'did page_view within 7 days');
+SELECT segment.track(4, 'page_view') > 0 AS tracked;
+SELECT segment.track(1, 'page_view') > 0 AS tracked;
+SELECT contact_id, tag, source, tagged_at, expires_at FROM segment.contact_tags ORDER BY contact_id, tag;
+SELECT n, contact_id, kind, name, source, at FROM feed WHERE kind = 'tag_add';
+-- a failure after the new tag's rows were written takes every row of the
+-- event back with it; the next event writes them
+SELECT segment.upsert_contact('w5@example.com') AS w5 \gset
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE segment.changes ADD CONSTRAINT no_tag_add CHECK (kind <> 'tag_add') NOT VALID;
+\set VERBOSITY terse
+SELECT segment.track(:w5, 'page_view');
+\set VERBOSITY default
+ROLLBACK TO s;
+SELECT (SELECT count(*) FROM segment.segment_members WHERE contact_id = :w5) AS members_of_w5,
+       (SELECT count(*) FROM segment.contact_tags WHERE contact_id = :w5) AS tags_of_w5;
+SELECT segment.track(:w5, 'page_view') > 0 AS tracked;
+COMMIT;
+SELECT kind, name FROM feed WHERE contact_id = :w5;
+
+-- Membership and rule tags are what the rules say.
 SELECT * FROM members;
 SELECT s.name,
        ARRAY(SELECT contact_id FROM segment.segment_members WHERE segment_id = s.id ORDER BY 1)
        = ARRAY(SELECT m FROM segment.members(s.rule) m ORDER BY 1) AS exact
   FROM segment.segments s ORDER BY s.name;
+SELECT ARRAY(SELECT contact_id FROM segment.contact_tags WHERE tag = 'viewer' AND source = 'rule' ORDER BY 1)
+       = ARRAY(SELECT m FROM segment.members('did page_view within 7 days') m ORDER BY 1) AS tag_exact;
 
 DROP VIEW members;
 DROP VIEW feed;

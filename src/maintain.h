@@ -167,5 +167,6 @@ extern bool MaintApplying(void);
 
 /* maintain_write.c */
 extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);
+extern bool MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags);
 
 #endif							/* MAINTAIN_H */

@@ -59,8 +59,10 @@ typedef struct MaintChanges
 	List	   *exit_seg,
 			   *exit_contact,
 			   *exit_name;
-	List	   *tag_add_contact,
+	List	   *tag_add_contact,	/* the tag's row is there, expired */
 			   *tag_add_tag;
+	List	   *tag_new_contact,	/* no row for the tag */
+			   *tag_new_tag;
 	List	   *tag_rm_contact,
 			   *tag_rm_tag;
 	List	   *stage_contact,
@@ -210,6 +212,12 @@ ApplyChanges(MaintGraph *g, MaintChanges *ch)
 						  "   FROM del JOIN u ON u.s = del.segment_id AND u.c = del.contact_id",
 						  3, s3i, CURSOR_OPT_GENERIC_PLAN), 3, a);
 	}
+	/* new rule tags without a statement too; the statement renews expired ones */
+	if (ch->tag_new_contact && !MaintWriteTagAdds(&g->rels, ch->tag_new_contact, ch->tag_new_tag))
+	{
+		ch->tag_add_contact = list_concat(ch->tag_add_contact, ch->tag_new_contact);
+		ch->tag_add_tag = list_concat(ch->tag_add_tag, ch->tag_new_tag);
+	}
 	applying = true;
 	PG_TRY();
 	{
@@ -325,7 +333,12 @@ Decide(void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o)
 		{
 			char		state = o->tag_state[i];
 
-			if (w && state != 'r' && state != 'm')
+			if (w && state == '-')
+			{
+				ch->tag_new_contact = lappend(ch->tag_new_contact, BoxInt64(o->contact));
+				ch->tag_new_tag = lappend(ch->tag_new_tag, node->name);
+			}
+			else if (w && state != 'r' && state != 'm')
 			{
 				ch->tag_add_contact = lappend(ch->tag_add_contact, BoxInt64(o->contact));
 				ch->tag_add_tag = lappend(ch->tag_add_tag, node->name);

@@ -1,10 +1,11 @@
 /*
- * maintain_write.c — write segment entries (a segment.segment_members row and
- * its segment.changes row) without a SQL statement.
+ * maintain_write.c — write segment entries and new rule tags (a
+ * segment.segment_members or segment.contact_tags row and its segment.changes
+ * row) without a SQL statement.
  *
- * Entering a segment is the most frequent write of incremental maintenance:
- * a tracked event makes its contact enter one or two windowed segments more
- * often than not.  Done as an INSERT ... RETURNING / INSERT statement, each
+ * Entering a segment is the most frequent write of incremental maintenance
+ * (a tracked event makes its contact enter one or two windowed segments more
+ * often than not), a new rule tag the next.  Done as an INSERT ... RETURNING / INSERT statement, each
  * write pays an executor start-up, the re-preparation of the change feed's
  * CHECK constraints and a foreign-key check per row, each a SQL query of its
  * own; together several times the cost of the rows and their index entries.
@@ -19,7 +20,8 @@
  * ends; a missing row is the same foreign-key violation.
  *
  * The fast path is taken only when it does exactly what the statement would:
- * plain tables, no insert trigger other than the foreign-key checks, no
+ * plain tables, no insert trigger other than the foreign-key checks (and the
+ * tag trigger of this area, quiet during maintenance writes), no
  * row-level security, no stored generated columns, and INSERT and SELECT
  * rights held on the tables by the current user.  Otherwise the caller falls
  * back to the SQL statement (maintain_apply.c).
@@ -120,6 +122,20 @@ typedef struct WriteState
 } WriteState;
 
 /*
+ * Is this function segment._contact_tags_trigger?  It stays quiet while
+ * maintenance writes rule tags (the levels cascade on their own), so the
+ * fast path need not fire it.
+ */
+static bool
+IsOwnTagTrigger(Oid fn)
+{
+	char	   *name = get_func_name(fn);
+	char	   *nsp = get_namespace_name(get_func_namespace(fn));
+
+	return name && nsp && strcmp(name, "_contact_tags_trigger") == 0 && strcmp(nsp, "segment") == 0;
+}
+
+/*
  * Can the fast path write this table exactly as an INSERT would?  Collects
  * its single-column foreign keys into t.
  */
@@ -155,7 +171,7 @@ Writable(Relation rel, WriteTarget *t)
 		bool		seen = false;
 		bool		ok;
 
-		if (!TRIGGER_FOR_INSERT(trig->tgtype))
+		if (!TRIGGER_FOR_INSERT(trig->tgtype) || IsOwnTagTrigger(trig->tgfoid))
 			continue;
 		if (RI_FKey_trigger_type(trig->tgfoid) != RI_TRIGGER_FK || !OidIsValid(trig->tgconstraint))
 			return false;
@@ -480,81 +496,72 @@ WriteRte(Oid relid)
 }
 
 /*
- * Enter contacts[i] into segment segs[i] (named names[i]): insert the
- * membership row with since = segment.now() and its 'segment_enter' change
- * row with source 'rule', in list order.  The caller has established that
- * none of them is a member.  Returns false, having written nothing, when the
- * fast path cannot be used; the caller then runs the SQL statement.
+ * Insert nrows rows into target (the columns cols, values vals[row * ncols
+ * + col], NULL where nulls says so; the other columns get their defaults),
+ * each followed by its change-feed row (contact_id contacts[row], kind,
+ * name names[row], source 'rule').  Returns false, having written nothing,
+ * when the fast path cannot be used.
  */
-bool
-MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names)
+static bool
+WriteRows(MaintRels *r, Oid target, int ncols, const char *const *cols,
+		  int nrows, Datum *vals, bool *nulls, const char *kind, int64 *contacts, char **names)
 {
 	WriteState	ws;
-	WriteTarget members,
+	WriteTarget rows,
 				changes;
-	Oid			relids[2] = {r->members, r->changes};
-	AttrNumber	m_seg,
-				m_contact,
-				m_since,
-				c_contact,
+	AttrNumber *att = palloc(sizeof(AttrNumber) * ncols);
+	AttrNumber	c_contact,
 				c_kind,
 				c_name,
 				c_source;
-	int			mn,
-				cn;
-	Datum	   *mv,
+	Datum	   *rv,
 			   *cv;
-	bool	   *mnull,
+	bool	   *rnull,
 			   *cnull,
-			   *mgiven,
+			   *rgiven,
 			   *cgiven;
-	Datum		now = TimestampTzGetDatum(SegmentNow());
-	Datum		kind = CStringGetTextDatum("segment_enter");
-	Datum		source = CStringGetTextDatum("rule");
-	ListCell   *ls,
-			   *lc,
-			   *ln;
+	int			i,
+				k;
 
-	if (!OidIsValid(r->changes))
+	if (!OidIsValid(r->changes) || nrows == 0)
 		return false;
 	memset(&ws, 0, sizeof(ws));
 	ws.estate = CreateExecutorState();
-	ExecInitRangeTable(ws.estate, list_make2(WriteRte(relids[0]), WriteRte(relids[1])));
-	if (!OpenTarget(&ws, r->members, 1, &members))
+	ExecInitRangeTable(ws.estate, list_make2(WriteRte(target), WriteRte(r->changes)));
+	if (!OpenTarget(&ws, target, 1, &rows))
 	{
 		FreeExecutorState(ws.estate);
 		return false;
 	}
 	if (!OpenTarget(&ws, r->changes, 2, &changes))
 	{
-		CloseTarget(&members);
+		CloseTarget(&rows);
 		FreeExecutorState(ws.estate);
 		return false;
 	}
 
-	m_seg = get_attnum(r->members, "segment_id");
-	m_contact = get_attnum(r->members, "contact_id");
-	m_since = get_attnum(r->members, "since");
+	rv = palloc0(sizeof(Datum) * RelationGetDescr(rows.rel)->natts);
+	rnull = palloc0(sizeof(bool) * RelationGetDescr(rows.rel)->natts);
+	rgiven = palloc0(sizeof(bool) * RelationGetDescr(rows.rel)->natts);
+	cv = palloc0(sizeof(Datum) * RelationGetDescr(changes.rel)->natts);
+	cnull = palloc0(sizeof(bool) * RelationGetDescr(changes.rel)->natts);
+	cgiven = palloc0(sizeof(bool) * RelationGetDescr(changes.rel)->natts);
+	for (k = 0; k < ncols; k++)
+	{
+		att[k] = get_attnum(target, cols[k]);
+		if (att[k] <= 0)
+			elog(ERROR, "segment maintenance: column \"%s\" of %s not found", cols[k], get_rel_name(target));
+		rgiven[att[k] - 1] = true;
+	}
 	c_contact = get_attnum(r->changes, "contact_id");
 	c_kind = get_attnum(r->changes, "kind");
 	c_name = get_attnum(r->changes, "name");
 	c_source = get_attnum(r->changes, "source");
-	if (m_seg <= 0 || m_contact <= 0 || m_since <= 0 ||
-		c_contact <= 0 || c_kind <= 0 || c_name <= 0 || c_source <= 0)
-		elog(ERROR, "segment maintenance: a column of segment_members or changes is missing");
-	mn = RelationGetDescr(members.rel)->natts;
-	cn = RelationGetDescr(changes.rel)->natts;
-	mv = palloc0(sizeof(Datum) * mn);
-	mnull = palloc0(sizeof(bool) * mn);
-	mgiven = palloc0(sizeof(bool) * mn);
-	cv = palloc0(sizeof(Datum) * cn);
-	cnull = palloc0(sizeof(bool) * cn);
-	cgiven = palloc0(sizeof(bool) * cn);
-	mgiven[m_seg - 1] = mgiven[m_contact - 1] = mgiven[m_since - 1] = true;
-	mv[m_since - 1] = now;
+	if (c_contact <= 0 || c_kind <= 0 || c_name <= 0 || c_source <= 0)
+		elog(ERROR, "segment maintenance: a column of segment.changes is missing");
 	cgiven[c_contact - 1] = cgiven[c_kind - 1] = cgiven[c_name - 1] = cgiven[c_source - 1] = true;
-	cv[c_kind - 1] = kind;
-	cv[c_source - 1] = source;
+	cv[c_kind - 1] = CStringGetTextDatum(kind);
+	cv[c_source - 1] = CStringGetTextDatum("rule");
 
 	/* what a statement does first: see this transaction's writes and what others committed */
 	CommandCounterIncrement();
@@ -562,32 +569,96 @@ MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names)
 	ws.snap = RegisterSnapshot(GetTransactionSnapshot());
 	PG_TRY();
 	{
-		forthree(ls, segs, lc, contacts, ln, names)
+		for (i = 0; i < nrows; i++)
 		{
-			Datum		contact = Int64GetDatum(*(int64 *) lfirst(lc));
-
-			mv[m_seg - 1] = Int64GetDatum(*(int64 *) lfirst(ls));
-			mv[m_contact - 1] = contact;
-			InsertRow(&ws, &members, mv, mnull, mgiven);
-			cv[c_contact - 1] = contact;
-			cv[c_name - 1] = CStringGetTextDatum((char *) lfirst(ln));
+			for (k = 0; k < ncols; k++)
+			{
+				rv[att[k] - 1] = vals[i * ncols + k];
+				rnull[att[k] - 1] = nulls[i * ncols + k];
+			}
+			InsertRow(&ws, &rows, rv, rnull, rgiven);
+			cv[c_contact - 1] = Int64GetDatum(contacts[i]);
+			cv[c_name - 1] = CStringGetTextDatum(names[i]);
 			InsertRow(&ws, &changes, cv, cnull, cgiven);
 		}
 	}
 	PG_FINALLY();
 	{
 		/* an error leaves what is kept free for the next call */
-		if (members.prep)
-			members.prep->in_use = false;
+		if (rows.prep)
+			rows.prep->in_use = false;
 		if (changes.prep)
 			changes.prep->in_use = false;
 	}
 	PG_END_TRY();
 	UnregisterSnapshot(ws.snap);
 	CloseTarget(&changes);
-	CloseTarget(&members);
+	CloseTarget(&rows);
 	FreeExecutorState(ws.estate);
 	/* later statements and levels see these rows */
 	CommandCounterIncrement();
 	return true;
+}
+
+/*
+ * Enter contacts[i] into segment segs[i] (named names[i]): the membership
+ * row with since = segment.now() and its 'segment_enter' change row, in list
+ * order.  The caller has established that none of them is a member.  Returns
+ * false, having written nothing, when the fast path cannot be used; the
+ * caller then runs the SQL statement.
+ */
+bool
+MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names)
+{
+	static const char *const cols[3] = {"segment_id", "contact_id", "since"};
+	int			n = list_length(segs);
+	Datum	   *vals = palloc(sizeof(Datum) * 3 * (n + 1));
+	bool	   *nulls = palloc0(sizeof(bool) * 3 * (n + 1));
+	int64	   *ids = palloc(sizeof(int64) * (n + 1));
+	char	  **nm = palloc(sizeof(char *) * (n + 1));
+	Datum		now = TimestampTzGetDatum(SegmentNow());
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = *(int64 *) list_nth(contacts, i);
+		nm[i] = (char *) list_nth(names, i);
+		vals[i * 3] = Int64GetDatum(*(int64 *) list_nth(segs, i));
+		vals[i * 3 + 1] = Int64GetDatum(ids[i]);
+		vals[i * 3 + 2] = now;
+	}
+	return WriteRows(r, r->members, 3, cols, n, vals, nulls, "segment_enter", ids, nm);
+}
+
+/*
+ * Put rule tag tags[i] on contacts[i], who has no row for that tag: the
+ * contact_tags row (source 'rule', tagged now, no expiry) and its 'tag_add'
+ * change row.  Returns false, having written nothing, when the fast path
+ * cannot be used.
+ */
+bool
+MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags)
+{
+	static const char *const cols[5] = {"contact_id", "tag", "source", "tagged_at", "expires_at"};
+	int			n = list_length(contacts);
+	Datum	   *vals = palloc(sizeof(Datum) * 5 * (n + 1));
+	bool	   *nulls = palloc0(sizeof(bool) * 5 * (n + 1));
+	int64	   *ids = palloc(sizeof(int64) * (n + 1));
+	char	  **nm = palloc(sizeof(char *) * (n + 1));
+	Datum		now = TimestampTzGetDatum(SegmentNow());
+	Datum		rule = CStringGetTextDatum("rule");
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = *(int64 *) list_nth(contacts, i);
+		nm[i] = (char *) list_nth(tags, i);
+		vals[i * 5] = Int64GetDatum(ids[i]);
+		vals[i * 5 + 1] = CStringGetTextDatum(nm[i]);
+		vals[i * 5 + 2] = rule;
+		vals[i * 5 + 3] = now;
+		vals[i * 5 + 4] = (Datum) 0;
+		nulls[i * 5 + 4] = true;
+	}
+	return WriteRows(r, r->tags, 5, cols, n, vals, nulls, "tag_add", ids, nm);
 }
