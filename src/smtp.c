@@ -539,6 +539,7 @@ RunJob(SmtpSlot *slot)
 	{
 		int			running;
 		int			queued;
+		int			numfds = 0;
 		CURLMsg    *msg;
 		CURLMcode	rc;
 
@@ -559,11 +560,21 @@ RunJob(SmtpSlot *slot)
 		}
 		if (batch_stop || batch.failed)
 			return false;
-		/* Short waits: the stop flag is looked at at least every 100 ms. */
-		rc = curl_multi_poll(slot->multi, NULL, 0, 100, NULL);
+
+		/*
+		 * Short waits: the stop flag is looked at about every 100 ms.
+		 * curl_multi_wait polls this connection's socket alone (several times
+		 * per message), where curl_multi_poll adds the multi handle's wake-up
+		 * socket pair, which nobody uses here.  It returns at once when
+		 * libcurl has no socket to wait on (say, while a name resolves):
+		 * then curl_multi_poll, which sleeps, so that the thread never spins.
+		 */
+		rc = curl_multi_wait(slot->multi, NULL, 0, 100, &numfds);
+		if (rc == CURLM_OK && numfds == 0)
+			rc = curl_multi_poll(slot->multi, NULL, 0, 10, NULL);
 		if (rc != CURLM_OK)
 		{
-			snprintf(slot->error, sizeof(slot->error), "curl_multi_poll failed: %s",
+			snprintf(slot->error, sizeof(slot->error), "waiting for the SMTP server failed: %s",
 					 curl_multi_strerror(rc));
 			return false;
 		}
