@@ -424,47 +424,109 @@ END $$;
 COMMENT ON FUNCTION segment._index_rule(text, text, jsonb) IS
   'Internal: replace the dependency index rows of one maintained rule (NULL deps: remove) and check for cycles';
 
--- The contacts whose maintained state for one rule may differ from the rule's
--- value now (set-based, over the whole base): what refresh re-evaluates.
-CREATE FUNCTION segment._candidates(node_kind text, node_name text) RETURNS bigint[]
-  LANGUAGE plpgsql VOLATILE AS $$
+-- Bring one maintained rule up to date for every contact, set-wise: the rule's
+-- members now (segment.members: the rule compiler's statements, the speed of
+-- hand-written SQL) against the stored membership, rule tags or stages (for
+-- the stages: each contact's highest-position stage whose members it is in).
+-- Only the differences are written, each with its change row, in contact
+-- order; then the rules downstream are re-evaluated for the contacts that
+-- changed (tags: by the contact_tags trigger).  The result is what the
+-- incremental evaluation of every contact (_maintain with n:<node>) gives,
+-- without evaluating contacts one by one.
+CREATE FUNCTION segment._recompute_all(node_kind text, node_name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  -- the diff joins and sorts the whole base; as segment.members
+  SET work_mem = '64MB'
+  AS $$
 DECLARE
-  expr   text;
-  sid    bigint;
-  result bigint[];
+  r       segment.rule;
+  sid     bigint;
+  ins_ids bigint[];
+  del_ids bigint[];
+  olds    text[];
+  news    text[];
+  t       timestamptz := segment.now();
 BEGIN
+  -- No maintenance run may change what we compare with until we commit.
+  PERFORM segment._lock_all();
   IF node_kind = 'segment' THEN
-    SELECT segment.rule_condition_sql(s.rule, false), s.id INTO expr, sid
-      FROM segment.segments s WHERE s.name = node_name;
-    EXECUTE format('SELECT array_agg(coalesce(w.id, m.contact_id))'
-                   '  FROM (SELECT c.id FROM segment.contacts c WHERE %s) w'
-                   '  FULL JOIN (SELECT contact_id FROM segment.segment_members WHERE segment_id = $1) m'
-                   '    ON m.contact_id = w.id'
-                   ' WHERE w.id IS NULL OR m.contact_id IS NULL', expr)
-      INTO result USING sid;
+    SELECT s.id, s.rule INTO sid, r FROM segment.segments s WHERE s.name = node_name;
+    SELECT array_agg(w.id ORDER BY w.id) FILTER (WHERE m.contact_id IS NULL),
+           array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE w.id IS NULL)
+      INTO ins_ids, del_ids
+      FROM segment.members(r) AS w(id)
+      FULL JOIN (SELECT mm.contact_id FROM segment.segment_members mm WHERE mm.segment_id = sid) m
+        ON m.contact_id = w.id
+     WHERE w.id IS NULL OR m.contact_id IS NULL;
+    WITH u AS (SELECT i FROM unnest(ins_ids) AS i),
+         ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)
+                   SELECT sid, u.i, t FROM u),
+         del AS (DELETE FROM segment.segment_members m
+                  WHERE m.segment_id = sid AND m.contact_id = ANY (del_ids))
+    INSERT INTO segment.changes (contact_id, kind, name, source)
+      SELECT x.c, x.kind, node_name, 'rule'
+        FROM (SELECT u.i AS c, 'segment_enter' AS kind, 1 AS o FROM u
+              UNION ALL
+              SELECT d, 'segment_exit', 2 FROM unnest(del_ids) AS d) x
+       ORDER BY x.o, x.c;
+    IF EXISTS (SELECT 1 FROM segment.dependency_index d WHERE d.key_kind = 'segment' AND d.key = _recompute_all.node_name) THEN
+      PERFORM segment._maintain(ARRAY['s:' || node_name], coalesce(ins_ids, '{}') || coalesce(del_ids, '{}'));
+    END IF;
   ELSIF node_kind = 'tag_rule' THEN
-    SELECT segment.rule_condition_sql(r.rule, false) INTO expr
-      FROM segment.tag_rules r WHERE r.tag = node_name;
-    EXECUTE format('SELECT array_agg(coalesce(w.id, t.contact_id))'
-                   '  FROM (SELECT c.id FROM segment.contacts c WHERE %s) w'
-                   '  FULL JOIN (SELECT contact_id, source, expires_at FROM segment.contact_tags WHERE tag = $1) t'
-                   '    ON t.contact_id = w.id'
-                   ' WHERE (w.id IS NULL AND t.source = ''rule'')'
-                   '    OR (w.id IS NOT NULL AND (t.contact_id IS NULL OR t.expires_at <= segment.now()))', expr)
-      INTO result USING node_name;
+    -- A tag held by hand (unexpired) stays as it is; an expired one is taken over.
+    SELECT tr.rule INTO r FROM segment.tag_rules tr WHERE tr.tag = node_name;
+    SELECT array_agg(w.id ORDER BY w.id)
+             FILTER (WHERE w.id IS NOT NULL
+                       AND (ct.contact_id IS NULL OR (ct.source <> 'rule' AND ct.expires_at <= t))),
+           array_agg(ct.contact_id ORDER BY ct.contact_id) FILTER (WHERE w.id IS NULL AND ct.source = 'rule')
+      INTO ins_ids, del_ids
+      FROM segment.members(r) AS w(id)
+      FULL JOIN (SELECT x.contact_id, x.source, x.expires_at FROM segment.contact_tags x WHERE x.tag = node_name) ct
+        ON ct.contact_id = w.id
+     WHERE w.id IS NOT NULL OR ct.source = 'rule';
+    -- The contact_tags trigger re-evaluates the rules naming the tag for these contacts.
+    WITH up AS (INSERT INTO segment.contact_tags AS ct (contact_id, tag, source, tagged_at, expires_at)
+                  SELECT i, node_name, 'rule', t, NULL FROM unnest(ins_ids) AS i
+                ON CONFLICT (contact_id, tag) DO UPDATE
+                   SET source = 'rule', tagged_at = EXCLUDED.tagged_at, expires_at = NULL
+                 WHERE ct.expires_at <= t
+                RETURNING ct.contact_id),
+         del AS (DELETE FROM segment.contact_tags ct
+                  WHERE ct.tag = node_name AND ct.contact_id = ANY (del_ids) AND ct.source = 'rule'
+                 RETURNING ct.contact_id)
+    INSERT INTO segment.changes (contact_id, kind, name, source)
+      SELECT x.c, x.kind, node_name, 'rule'
+        FROM (SELECT up.contact_id AS c, 'tag_add' AS kind, 1 AS o FROM up
+              UNION ALL
+              SELECT del.contact_id, 'tag_remove', 2 FROM del) x
+       ORDER BY x.o, x.c;
   ELSE
-    SELECT string_agg(format('WHEN (%s) THEN %L', segment.rule_condition_sql(st.rule, false), st.name),
-                      ' ' ORDER BY st.position DESC)
-      INTO expr FROM segment.stages st WHERE st.rule IS NOT NULL;
-    EXECUTE format('SELECT array_agg(c.id) FROM segment.contacts c'
-                   '  LEFT JOIN segment.contact_stages cs ON cs.contact_id = c.id'
-                   ' WHERE cs.stage IS DISTINCT FROM (CASE %s END)', coalesce(expr, 'WHEN false THEN NULL'))
-      INTO result;
+    -- Each contact's stage: the highest position among the stages whose members it is in.
+    SELECT array_agg(d.id ORDER BY d.id), array_agg(d.new ORDER BY d.id), array_agg(d.old ORDER BY d.id)
+      INTO ins_ids, news, olds
+      FROM (SELECT coalesce(w.id, cs.contact_id) AS id, w.stage AS new, cs.stage AS old
+              FROM (SELECT DISTINCT ON (m.id) m.id, st.name AS stage
+                      FROM segment.stages st, segment.members(st.rule) AS m(id)
+                     WHERE st.rule IS NOT NULL
+                     ORDER BY m.id, st.position DESC) w
+              FULL JOIN segment.contact_stages cs ON cs.contact_id = w.id
+             WHERE w.stage IS DISTINCT FROM cs.stage) d;
+    WITH u AS (SELECT * FROM unnest(ins_ids, news, olds) AS u(c, st, old)),
+         del AS (DELETE FROM segment.contact_stages cs USING u
+                  WHERE u.st IS NULL AND cs.contact_id = u.c),
+         upd AS (UPDATE segment.contact_stages cs SET stage = u.st, since = t FROM u
+                  WHERE u.st IS NOT NULL AND u.old IS NOT NULL AND cs.contact_id = u.c),
+         ins AS (INSERT INTO segment.contact_stages (contact_id, stage, since)
+                   SELECT u.c, u.st, t FROM u WHERE u.old IS NULL)
+    INSERT INTO segment.changes (contact_id, kind, name, previous, source)
+      SELECT u.c, 'stage_change', u.st, u.old, 'rule' FROM u ORDER BY u.c;
+    IF EXISTS (SELECT 1 FROM segment.dependency_index d WHERE d.key_kind = 'stage') THEN
+      PERFORM segment._maintain(ARRAY['g'], coalesce(ins_ids, '{}'));
+    END IF;
   END IF;
-  RETURN coalesce(result, '{}');
 END $$;
-COMMENT ON FUNCTION segment._candidates(text, text) IS
-  'Internal: contacts whose segment membership, rule tag or stage may be out of date for one rule';
+COMMENT ON FUNCTION segment._recompute_all(text, text) IS
+  'Internal: bring one maintained rule up to date for every contact, set-wise (only the differences written, with change rows)';
 
 -- The time offset of a relative time of the rule's JSON form (rules.md):
 -- {"ago": d} is -d, {"from_now": d} is +d, {"now": true} is 0; NULL for an
@@ -621,9 +683,8 @@ BEGIN
     ids := segment._edge_candidates(node_kind, node_name);
   END IF;
   IF ids IS NULL THEN
-    ids := segment._candidates(node_kind, node_name);
-  END IF;
-  IF cardinality(ids) > 0 THEN
+    PERFORM segment._recompute_all(node_kind, node_name);
+  ELSIF cardinality(ids) > 0 THEN
     PERFORM segment._maintain(ARRAY['n:' || CASE node_kind WHEN 'segment' THEN 's:' || node_name
                                                            WHEN 'tag_rule' THEN 't:' || node_name
                                                            ELSE 'g' END],
