@@ -36,6 +36,11 @@ MODES = {
     "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2,
                   render_rows=50_000, jinja_rows=5_000, messages=5_000, sends=100,
                   matches_loop=2_000, refresh_reps=2, drain_runs=3, million=1_000_000),
+    # 1/4 scale, between the two (bench/run --mid): where a cost that grows with the
+    # data set shows before a full run is worth its half hour.
+    "mid": dict(contacts=250_000, events=2_500_000, reps=3, pgb_secs=5, pgb_runs=2,
+                render_rows=250_000, jinja_rows=25_000, messages=20_000, sends=200,
+                matches_loop=5_000, refresh_reps=2, drain_runs=2, million=1_000_000),
     "check": dict(contacts=20_000, events=200_000, reps=1, pgb_secs=2, pgb_runs=1,
                   render_rows=2_000, jinja_rows=500, messages=500, sends=20,
                   matches_loop=2_000, refresh_reps=1, drain_runs=1, million=0),
