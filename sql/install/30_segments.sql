@@ -424,6 +424,22 @@ END $$;
 COMMENT ON FUNCTION segment._index_rule(text, text, jsonb) IS
   'Internal: replace the dependency index rows of one maintained rule (NULL deps: remove) and check for cycles';
 
+-- Bulk inserts of whole-rule recomputation (C: src/maintain_bulk.c): the rows
+-- go in as COPY puts them, the foreign keys checked (and the referenced rows
+-- locked) by one query per referenced table instead of one per row.
+CREATE FUNCTION segment._insert_members(segment_id bigint, contact_ids bigint[], since timestamptz)
+  RETURNS void
+  AS 'MODULE_PATHNAME', 'segment_insert_members'
+  LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION segment._insert_members(bigint, bigint[], timestamptz) IS
+  'Internal: add contacts (increasing ids, not yet members) to a segment in bulk; no change rows';
+CREATE FUNCTION segment._insert_stages(contact_ids bigint[], stages text[], since timestamptz)
+  RETURNS void
+  AS 'MODULE_PATHNAME', 'segment_insert_stages'
+  LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION segment._insert_stages(bigint[], text[], timestamptz) IS
+  'Internal: give contacts (increasing ids, without a stage) their stage in bulk; no change rows';
+
 -- Bring one maintained rule up to date for every contact, set-wise: the rule's
 -- members now (segment.members: the rule compiler's statements, the speed of
 -- hand-written SQL) against the stored membership, rule tags or stages (for
@@ -433,7 +449,15 @@ COMMENT ON FUNCTION segment._index_rule(text, text, jsonb) IS
 -- changed (tags: by the contact_tags trigger).  The result is what the
 -- incremental evaluation of every contact (_maintain with n:<node>) gives,
 -- without evaluating contacts one by one.
-CREATE FUNCTION segment._recompute_all(node_kind text, node_name text) RETURNS void
+--
+-- The comparison and the writes must see a state no maintenance run changes
+-- in between, so they run under the global maintenance lock (locked: the
+-- caller holds it).  Without it, a first comparison decides: a few
+-- differences (at most 64, the most a maintenance run locks one by one) go
+-- through _maintain, which locks just those contacts and evaluates them
+-- afresh, as writes do; more take the lock and compare again.
+CREATE FUNCTION segment._recompute_all(node_kind text, node_name text, locked boolean DEFAULT false)
+  RETURNS void
   LANGUAGE plpgsql VOLATILE
   -- the diff joins and sorts the whole base; as segment.members
   SET work_mem = '64MB'
@@ -445,45 +469,78 @@ DECLARE
   del_ids bigint[];
   olds    text[];
   news    text[];
+  first_ids bigint[];
+  first_stages text[];
   t       timestamptz := segment.now();
 BEGIN
-  -- No maintenance run may change what we compare with until we commit.
-  PERFORM segment._lock_all();
   IF node_kind = 'segment' THEN
     SELECT s.id, s.rule INTO sid, r FROM segment.segments s WHERE s.name = node_name;
-    SELECT array_agg(w.id ORDER BY w.id) FILTER (WHERE m.contact_id IS NULL),
-           array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE w.id IS NULL)
-      INTO ins_ids, del_ids
-      FROM segment.members(r) AS w(id)
-      FULL JOIN (SELECT mm.contact_id FROM segment.segment_members mm WHERE mm.segment_id = sid) m
-        ON m.contact_id = w.id
-     WHERE w.id IS NULL OR m.contact_id IS NULL;
-    WITH u AS (SELECT i FROM unnest(ins_ids) AS i),
-         ins AS (INSERT INTO segment.segment_members (segment_id, contact_id, since)
-                   SELECT sid, u.i, t FROM u),
-         del AS (DELETE FROM segment.segment_members m
+  ELSIF node_kind = 'tag_rule' THEN
+    SELECT tr.rule INTO r FROM segment.tag_rules tr WHERE tr.tag = node_name;
+  END IF;
+  LOOP
+    -- The differences: ins_ids and del_ids (segments: enter, exit; tags: add,
+    -- remove), for the stages ins_ids with news and olds.
+    IF node_kind = 'segment' THEN
+      SELECT array_agg(w.id ORDER BY w.id) FILTER (WHERE m.contact_id IS NULL),
+             array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE w.id IS NULL)
+        INTO ins_ids, del_ids
+        FROM segment.members(r) AS w(id)
+        FULL JOIN (SELECT mm.contact_id FROM segment.segment_members mm WHERE mm.segment_id = sid) m
+          ON m.contact_id = w.id
+       WHERE w.id IS NULL OR m.contact_id IS NULL;
+    ELSIF node_kind = 'tag_rule' THEN
+      -- A tag held by hand (unexpired) stays as it is; an expired one is taken over.
+      SELECT array_agg(w.id ORDER BY w.id)
+               FILTER (WHERE w.id IS NOT NULL
+                         AND (ct.contact_id IS NULL OR (ct.source <> 'rule' AND ct.expires_at <= t))),
+             array_agg(ct.contact_id ORDER BY ct.contact_id) FILTER (WHERE w.id IS NULL AND ct.source = 'rule')
+        INTO ins_ids, del_ids
+        FROM segment.members(r) AS w(id)
+        FULL JOIN (SELECT x.contact_id, x.source, x.expires_at FROM segment.contact_tags x WHERE x.tag = node_name) ct
+          ON ct.contact_id = w.id
+       WHERE w.id IS NOT NULL OR ct.source = 'rule';
+    ELSE
+      -- Each contact's stage: the highest position among the stages whose members it is in.
+      SELECT array_agg(d.id ORDER BY d.id), array_agg(d.new ORDER BY d.id), array_agg(d.old ORDER BY d.id)
+        INTO ins_ids, news, olds
+        FROM (SELECT coalesce(w.id, cs.contact_id) AS id, w.stage AS new, cs.stage AS old
+                FROM (SELECT DISTINCT ON (m.id) m.id, st.name AS stage
+                        FROM segment.stages st, segment.members(st.rule) AS m(id)
+                       WHERE st.rule IS NOT NULL
+                       ORDER BY m.id, st.position DESC) w
+                FULL JOIN segment.contact_stages cs ON cs.contact_id = w.id
+               WHERE w.stage IS DISTINCT FROM cs.stage) d;
+    END IF;
+    EXIT WHEN locked;
+    IF coalesce(cardinality(ins_ids), 0) + coalesce(cardinality(del_ids), 0) <= 64 THEN
+      IF ins_ids IS NOT NULL OR del_ids IS NOT NULL THEN
+        PERFORM segment._maintain(ARRAY['n:' || CASE node_kind WHEN 'segment' THEN 's:' || node_name
+                                                               WHEN 'tag_rule' THEN 't:' || node_name
+                                                               ELSE 'g' END],
+                                  coalesce(ins_ids, '{}') || coalesce(del_ids, '{}'));
+      END IF;
+      RETURN;
+    END IF;
+    PERFORM segment._lock_all();
+    locked := true;
+  END LOOP;
+
+  IF node_kind = 'segment' THEN
+    PERFORM segment._insert_members(sid, coalesce(ins_ids, '{}'), t);
+    WITH del AS (DELETE FROM segment.segment_members m
                   WHERE m.segment_id = sid AND m.contact_id = ANY (del_ids))
     INSERT INTO segment.changes (contact_id, kind, name, source)
       SELECT x.c, x.kind, node_name, 'rule'
-        FROM (SELECT u.i AS c, 'segment_enter' AS kind, 1 AS o FROM u
+        FROM (SELECT i AS c, 'segment_enter' AS kind, 1 AS o FROM unnest(ins_ids) AS i
               UNION ALL
               SELECT d, 'segment_exit', 2 FROM unnest(del_ids) AS d) x
        ORDER BY x.o, x.c;
-    IF EXISTS (SELECT 1 FROM segment.dependency_index d WHERE d.key_kind = 'segment' AND d.key = _recompute_all.node_name) THEN
+    IF EXISTS (SELECT 1 FROM segment.dependency_index d
+                WHERE d.key_kind = 'segment' AND d.key = _recompute_all.node_name) THEN
       PERFORM segment._maintain(ARRAY['s:' || node_name], coalesce(ins_ids, '{}') || coalesce(del_ids, '{}'));
     END IF;
   ELSIF node_kind = 'tag_rule' THEN
-    -- A tag held by hand (unexpired) stays as it is; an expired one is taken over.
-    SELECT tr.rule INTO r FROM segment.tag_rules tr WHERE tr.tag = node_name;
-    SELECT array_agg(w.id ORDER BY w.id)
-             FILTER (WHERE w.id IS NOT NULL
-                       AND (ct.contact_id IS NULL OR (ct.source <> 'rule' AND ct.expires_at <= t))),
-           array_agg(ct.contact_id ORDER BY ct.contact_id) FILTER (WHERE w.id IS NULL AND ct.source = 'rule')
-      INTO ins_ids, del_ids
-      FROM segment.members(r) AS w(id)
-      FULL JOIN (SELECT x.contact_id, x.source, x.expires_at FROM segment.contact_tags x WHERE x.tag = node_name) ct
-        ON ct.contact_id = w.id
-     WHERE w.id IS NOT NULL OR ct.source = 'rule';
     -- The contact_tags trigger re-evaluates the rules naming the tag for these contacts.
     WITH up AS (INSERT INTO segment.contact_tags AS ct (contact_id, tag, source, tagged_at, expires_at)
                   SELECT i, node_name, 'rule', t, NULL FROM unnest(ins_ids) AS i
@@ -501,23 +558,15 @@ BEGIN
               SELECT del.contact_id, 'tag_remove', 2 FROM del) x
        ORDER BY x.o, x.c;
   ELSE
-    -- Each contact's stage: the highest position among the stages whose members it is in.
-    SELECT array_agg(d.id ORDER BY d.id), array_agg(d.new ORDER BY d.id), array_agg(d.old ORDER BY d.id)
-      INTO ins_ids, news, olds
-      FROM (SELECT coalesce(w.id, cs.contact_id) AS id, w.stage AS new, cs.stage AS old
-              FROM (SELECT DISTINCT ON (m.id) m.id, st.name AS stage
-                      FROM segment.stages st, segment.members(st.rule) AS m(id)
-                     WHERE st.rule IS NOT NULL
-                     ORDER BY m.id, st.position DESC) w
-              FULL JOIN segment.contact_stages cs ON cs.contact_id = w.id
-             WHERE w.stage IS DISTINCT FROM cs.stage) d;
+    -- Contacts without a stage so far: in bulk; the others updated or deleted.
+    SELECT array_agg(u.c ORDER BY u.c), array_agg(u.st ORDER BY u.c) INTO first_ids, first_stages
+      FROM unnest(ins_ids, news, olds) AS u(c, st, old) WHERE u.old IS NULL;
+    PERFORM segment._insert_stages(coalesce(first_ids, '{}'), coalesce(first_stages, '{}'), t);
     WITH u AS (SELECT * FROM unnest(ins_ids, news, olds) AS u(c, st, old)),
          del AS (DELETE FROM segment.contact_stages cs USING u
                   WHERE u.st IS NULL AND cs.contact_id = u.c),
          upd AS (UPDATE segment.contact_stages cs SET stage = u.st, since = t FROM u
-                  WHERE u.st IS NOT NULL AND u.old IS NOT NULL AND cs.contact_id = u.c),
-         ins AS (INSERT INTO segment.contact_stages (contact_id, stage, since)
-                   SELECT u.c, u.st, t FROM u WHERE u.old IS NULL)
+                  WHERE u.st IS NOT NULL AND u.old IS NOT NULL AND cs.contact_id = u.c)
     INSERT INTO segment.changes (contact_id, kind, name, previous, source)
       SELECT u.c, 'stage_change', u.st, u.old, 'rule' FROM u ORDER BY u.c;
     IF EXISTS (SELECT 1 FROM segment.dependency_index d WHERE d.key_kind = 'stage') THEN
@@ -525,8 +574,8 @@ BEGIN
     END IF;
   END IF;
 END $$;
-COMMENT ON FUNCTION segment._recompute_all(text, text) IS
-  'Internal: bring one maintained rule up to date for every contact, set-wise (only the differences written, with change rows)';
+COMMENT ON FUNCTION segment._recompute_all(text, text, boolean) IS
+  'Internal: bring one maintained rule up to date for every contact, set-wise (only the differences written, with change rows); locked: the caller holds the global maintenance lock';
 
 -- The time offset of a relative time of the rule's JSON form (rules.md):
 -- {"ago": d} is -d, {"from_now": d} is +d, {"now": true} is 0; NULL for an
@@ -673,7 +722,8 @@ COMMENT ON FUNCTION segment._edge_candidates(text, text) IS
   'Internal: contacts whose time-relative rule may have changed since its last refresh (NULL: re-evaluate all)';
 
 -- Bring one maintained rule up to date for every contact.
-CREATE FUNCTION segment._recompute(node_kind text, node_name text, by_edges boolean DEFAULT false)
+CREATE FUNCTION segment._recompute(node_kind text, node_name text, by_edges boolean DEFAULT false,
+                                  locked boolean DEFAULT false)
   RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -683,7 +733,7 @@ BEGIN
     ids := segment._edge_candidates(node_kind, node_name);
   END IF;
   IF ids IS NULL THEN
-    PERFORM segment._recompute_all(node_kind, node_name);
+    PERFORM segment._recompute_all(node_kind, node_name, locked);
   ELSIF cardinality(ids) > 0 THEN
     PERFORM segment._maintain(ARRAY['n:' || CASE node_kind WHEN 'segment' THEN 's:' || node_name
                                                            WHEN 'tag_rule' THEN 't:' || node_name
@@ -694,8 +744,8 @@ BEGIN
     UPDATE segment.stages SET refreshed_at = segment.now();
   END IF;
 END $$;
-COMMENT ON FUNCTION segment._recompute(text, text, boolean) IS
-  'Internal: re-evaluate one maintained rule for the contacts whose state may be out of date (by_edges: only those near a window edge)';
+COMMENT ON FUNCTION segment._recompute(text, text, boolean, boolean) IS
+  'Internal: re-evaluate one maintained rule for the contacts whose state may be out of date (by_edges: only those near a window edge; locked: the caller holds the global maintenance lock)';
 
 -- ---------------------------------------------------------------------------
 -- Segments
@@ -734,6 +784,7 @@ CREATE FUNCTION segment.create_segment(name text, rule segment.rule, mode text D
 DECLARE
   sid  bigint;
   deps jsonb;
+  ids  bigint[];
 BEGIN
   IF name IS NULL OR btrim(name) = '' THEN
     RAISE EXCEPTION 'segment name must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -758,16 +809,14 @@ BEGIN
   IF mode <> 'static' THEN
     PERFORM segment._index_rule('segment', name, deps);
   END IF;
-  -- First members: nothing depends on a new segment yet, so no cascade.
+  -- First members, in bulk: nothing depends on a new segment yet, so no cascade.
   IF rule IS NOT NULL THEN
-    WITH ins AS (
-      INSERT INTO segment.segment_members (segment_id, contact_id, since)
-        SELECT sid, m, segment.now() FROM segment.members(rule) m
-        RETURNING contact_id)
+    SELECT coalesce(array_agg(m ORDER BY m), '{}') INTO ids FROM segment.members(rule) m;
+    PERFORM segment._insert_members(sid, ids, segment.now());
     INSERT INTO segment.changes (contact_id, kind, name, source)
-      SELECT contact_id, 'segment_enter', create_segment.name,
+      SELECT i, 'segment_enter', create_segment.name,
              CASE WHEN mode = 'static' THEN 'manual' ELSE 'rule' END
-        FROM ins ORDER BY contact_id;
+        FROM unnest(ids) AS i ORDER BY i;
   END IF;
   RETURN sid;
 END $$;
@@ -941,7 +990,7 @@ BEGIN
   INSERT INTO segment.tag_rules (tag, rule, deps, refreshed_at)
     VALUES (tag, rule, deps, segment.now()) RETURNING id INTO rid;
   PERFORM segment._index_rule('tag_rule', tag, deps);
-  PERFORM segment._recompute('tag_rule', tag);
+  PERFORM segment._recompute('tag_rule', tag, false, true);
   RETURN rid;
 END $$;
 COMMENT ON FUNCTION segment.create_tag_rule(text, segment.rule) IS
@@ -1001,7 +1050,7 @@ BEGIN
   PERFORM segment._check_references(deps);
   INSERT INTO segment.stages (name, position, rule, deps) VALUES (name, "position", rule, deps);
   PERFORM segment._index_rule('stage', name, deps);
-  PERFORM segment._recompute('stage', NULL);
+  PERFORM segment._recompute('stage', NULL, false, true);
 END $$;
 COMMENT ON FUNCTION segment.define_stage(text, integer, segment.rule) IS
   'Define a lifecycle stage: a contact is in the highest-position stage whose rule holds';
