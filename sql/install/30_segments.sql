@@ -605,7 +605,6 @@ DECLARE
   ev      text;
   o       interval;
   times   jsonb := '[]';
-  last_only boolean;
 BEGIN
   IF node ? 'and' OR node ? 'or' THEN
     FOR x IN SELECT jsonb_array_elements(coalesce(node -> 'and', node -> 'or')) LOOP
@@ -648,23 +647,12 @@ BEGIN
     IF node ? 'where' AND (node -> 'where')::text ~ '"(ago|from_now|now|within)"' THEN
       RETURN NULL;                  -- a property compared with a relative time
     END IF;
-    -- did (or did not) within a window: its value moves only for a contact whose
-    -- last event of the type leaves the window (a later one keeps it in), as
-    -- maintenance itself reads it from segment.event_stats.last_at.
-    last_only := (node ? 'did' OR node ? 'did_not') AND node ? 'within' AND NOT node ? 'where'
-                 AND jsonb_array_length(times) = 1;
     FOR x IN SELECT jsonb_array_elements(times) LOOP
       o := segment._time_offset(x);
       CONTINUE WHEN o IS NULL;
-      parts := parts || (format('SELECT e.contact_id FROM segment.events e WHERE e.type = %L'
-                                ' AND e.occurred_at BETWEEN %L::timestamptz AND %L::timestamptz',
-                                ev, t0 + o, t1 + o)
-                         || CASE WHEN last_only THEN
-                              format(' AND EXISTS (SELECT 1 FROM segment.event_stats s WHERE s.type = %L'
-                                     ' AND s.contact_id = e.contact_id'
-                                     ' AND s.last_at BETWEEN %L::timestamptz AND %L::timestamptz)',
-                                     ev, t0 + o, t1 + o)
-                            ELSE '' END);
+      parts := parts || format('SELECT e.contact_id FROM segment.events e WHERE e.type = %L'
+                               ' AND e.occurred_at BETWEEN %L::timestamptz AND %L::timestamptz',
+                               ev, t0 + o, t1 + o);
     END LOOP;
   ELSIF node ->> 'field' IN ('created_at', 'updated_at', 'consent_at') THEN
     FOR x IN SELECT jsonb_array_elements(times) LOOP
@@ -743,7 +731,7 @@ DECLARE
 BEGIN
   IF by_edges THEN
     ids := segment._edge_candidates(node_kind, node_name);
-    IF cardinality(ids) > 10000 THEN
+    IF cardinality(ids) > 15000 THEN
       -- Many contacts at the window edges: comparing the whole rule set-wise
       -- costs less than evaluating each of them (doc/performance.md).
       PERFORM segment._lock_all();
