@@ -51,7 +51,28 @@ typedef struct TmplNode
 	int32_t		mid;			/* containers: start of else branch */
 	int32_t		end;			/* containers: one past the last owned node */
 	uint32_t	name;			/* VAR with NF_SIMPLE: the name's index in names */
+	int32_t		piece;			/* TEXT/VAR that starts a run: its first piece; else -1 */
 } TmplNode;
+
+/*
+ * A run of text and variables (nodes linked by NF_NEXT_VAR and NF_NEXT_TEXT)
+ * flattened for the renderer: each piece is a literal chunk (possibly empty)
+ * followed by at most one variable, so a run renders as a walk over small
+ * records instead of node by node.
+ */
+#define PC_VAR		0x01		/* a variable follows the text: node */
+#define PC_SIMPLE	0x02		/* ... a plain name (NF_SIMPLE): name */
+#define PC_RAW		0x04		/* ... not HTML-escaped (NF_RAW) */
+#define PC_LAST		0x08		/* the run ends with this piece */
+
+typedef struct TmplPiece
+{
+	uint32_t	off;			/* literal text in the pool */
+	uint32_t	len;
+	uint32_t	name;			/* PC_SIMPLE: the name's index in names */
+	int32_t		node;			/* the piece's last node (its VAR, if PC_VAR) */
+	uint32_t	flags;
+} TmplPiece;
 
 typedef enum TmplExprKind
 {
@@ -146,6 +167,8 @@ struct TmplProgram
 	int			nfilters;
 	TmplName   *names;			/* first segments of PR_NAME paths, sorted, distinct */
 	int			nnames;
+	TmplPiece  *pieces;			/* the runs, flattened (see TmplPiece) */
+	int			npieces;
 };
 
 /* template_filters.c */

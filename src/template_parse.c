@@ -133,6 +133,7 @@ NewNode(Parser *ps, TmplOp op, uint32_t off, uint32_t len)
 	n->filter = -1;
 	n->mid = -1;
 	n->end = -1;
+	n->piece = -1;
 	return p->nnodes++;
 }
 
@@ -1115,6 +1116,73 @@ BuildNames(Parser *ps)
 }
 
 /*
+ * Flatten every run of text and variables (see MarkRuns) into pieces: a
+ * literal chunk and the variable after it.  The first node of each run
+ * points at its first piece; a run is entered only at its first node (runs
+ * lie in one branch, and branches start at section boundaries).
+ */
+static bool
+BuildPieces(Parser *ps)
+{
+	TmplProgram *p = ps->p;
+	int			count = 0;
+	int			i;
+	int			k = 0;
+
+	/* a piece per TEXT node, plus one per VAR not preceded by linked text */
+	for (i = 0; i < p->nnodes; i++)
+		if (p->nodes[i].op == OP_TEXT ||
+			(p->nodes[i].op == OP_VAR &&
+			 !(i > 0 && (p->nodes[i - 1].flags & NF_NEXT_VAR))))
+			count++;
+	if (count == 0)
+		return true;
+	p->pieces = CoreAlloc(ps->a, (size_t) count * sizeof(TmplPiece));
+	if (p->pieces == NULL)
+		return OutOfMemory(ps);
+	for (i = 0; i < p->nnodes; i++)
+	{
+		TmplNode   *n = &p->nodes[i];
+		bool		linked = i > 0 && (p->nodes[i - 1].flags & (NF_NEXT_VAR | NF_NEXT_TEXT));
+		TmplPiece  *pc;
+
+		if (n->op != OP_TEXT && n->op != OP_VAR)
+			continue;
+		if (n->op == OP_VAR && i > 0 && (p->nodes[i - 1].flags & NF_NEXT_VAR))
+			continue;			/* the variable of the text piece before */
+		if (!linked)
+			n->piece = k;
+		pc = &p->pieces[k++];
+		memset(pc, 0, sizeof(*pc));
+		pc->node = i;
+		if (n->op == OP_TEXT)
+		{
+			pc->off = n->off;
+			pc->len = n->len;
+			if (n->flags & NF_NEXT_VAR)
+				n = &p->nodes[pc->node = i + 1];
+		}
+		if (n->op == OP_VAR)
+		{
+			pc->flags |= PC_VAR;
+			if (n->flags & NF_SIMPLE)
+			{
+				pc->flags |= PC_SIMPLE;
+				pc->name = n->name;
+			}
+			if (n->flags & NF_RAW)
+				pc->flags |= PC_RAW;
+			if (!(n->flags & NF_NEXT_TEXT))
+				pc->flags |= PC_LAST;
+		}
+		else
+			pc->flags |= PC_LAST;	/* text not followed by a linked variable */
+	}
+	p->npieces = k;
+	return true;
+}
+
+/*
  * Mark runs of alternating text and variables that lie in one branch (no
  * section starts, switches to its else part or ends between them): the
  * renderer goes from one to the next without a trip through its dispatch.
@@ -1150,7 +1218,7 @@ MarkRuns(Parser *ps)
 			n->flags |= NF_NEXT_TEXT;
 	}
 	CoreFree(ps->a, edge);
-	return true;
+	return BuildPieces(ps);
 }
 
 /*
@@ -1238,6 +1306,7 @@ TmplFree(TmplProgram *p)
 	CoreFree(a, p->segs);
 	CoreFree(a, p->filters);
 	CoreFree(a, p->names);
+	CoreFree(a, p->pieces);
 	CoreFree(a, p);
 }
 

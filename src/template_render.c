@@ -1071,81 +1071,82 @@ InnermostSlots(Render *r, const TmplProgram *p)
 }
 
 /*
- * A run of text and variables (NF_NEXT_VAR, NF_NEXT_TEXT) starting at node i
- * when no partial's indentation is pending, the usual case: the checks the
- * general path makes for each node are made once.  A run pushes no context,
- * so the innermost context's slots are found once; a name that is a string
- * there is printed from them, anything else takes the general path.  The
- * write position is kept in a local while pieces fit, and handed back to
- * Put and RenderVar whenever they are called.  Returns the node after the
- * run, or -1 on error.
+ * The run of text and variables starting at node i (its pieces, see
+ * TmplPiece) when no partial's indentation is pending, the usual case: the
+ * checks the general path makes for each node are made once.  A run pushes
+ * no context, so the innermost context's slots are found once; a name that
+ * is a string there is printed from them, anything else takes the general
+ * path.  The write position is kept in a local while pieces fit, and handed
+ * back to Put and RenderVar whenever they are called.  Returns the node
+ * after the run, or -1 on error.
  */
 static int
 PlainRun(Render *r, const TmplProgram *p, int i)
 {
 	const TmplSlot *top = InnermostSlots(r, p);
 	const char *pool = p->pool;
+	const TmplPiece *pc = &p->pieces[p->nodes[i].piece];
 	char	   *w = r->w;
 	char	   *wend = r->wend;
+	uint32_t	raw = r->escape ? PC_RAW : PC_RAW | PC_SIMPLE;	/* flags that skip escaping */
 
-	for (;;)
+	for (;; pc++)
 	{
-		const TmplNode *n = &p->nodes[i];
+		uint32_t	flags = pc->flags;
 		const TmplSlot *slot;
 
-		if (n->op == OP_TEXT)
+		if (pc->len <= (size_t) (wend - w))
 		{
-			if (n->len <= (size_t) (wend - w))
-			{
-				CopyBytes(w, pool + n->off, n->len);
-				w += n->len;
-			}
-			else
-			{
-				r->w = w;
-				if (!Put(r, pool + n->off, n->len))
-					return -1;
-				w = r->w;
-				wend = r->wend;
-			}
-			i++;
-			if (!(n->flags & NF_NEXT_VAR))
-				break;
-			n = &p->nodes[i];
-		}
-		slot = NULL;
-		if (n->flags & NF_SIMPLE)
-		{
-			if (top != NULL && top[n->name].kind == TMPL_STRING)
-				slot = &top[n->name];
-			else
-				slot = BoundString(r, p, n->name);
-		}
-		if (slot != NULL && slot->len <= (size_t) (wend - w) &&
-			((n->flags & NF_RAW) || !r->escape || !HasSpecial(slot->str, slot->len)))
-		{
-			CopyBytes(w, slot->str, slot->len);
-			w += slot->len;
+			CopyBytes(w, pool + pc->off, pc->len);
+			w += pc->len;
 		}
 		else
 		{
 			r->w = w;
-			if (slot != NULL)
-			{
-				if (!EmitString(r, slot->str, slot->len, (n->flags & NF_RAW) != 0))
-					return -1;
-			}
-			else if (!RenderVar(r, p, n))
+			if (!Put(r, pool + pc->off, pc->len))
 				return -1;
 			w = r->w;
 			wend = r->wend;
 		}
-		i++;
-		if (!(n->flags & NF_NEXT_TEXT))
+		if (flags & PC_SIMPLE)
+		{
+			if (top != NULL && top[pc->name].kind == TMPL_STRING)
+				slot = &top[pc->name];
+			else
+				slot = BoundString(r, p, pc->name);
+			if (slot != NULL && slot->len <= (size_t) (wend - w) &&
+				((flags & raw) || !HasSpecial(slot->str, slot->len)))
+			{
+				CopyBytes(w, slot->str, slot->len);
+				w += slot->len;
+			}
+			else
+			{
+				r->w = w;
+				if (slot != NULL)
+				{
+					if (!EmitString(r, slot->str, slot->len, (flags & PC_RAW) != 0))
+						return -1;
+				}
+				else if (!RenderVar(r, p, &p->nodes[pc->node]))
+					return -1;
+				w = r->w;
+				wend = r->wend;
+			}
+		}
+		else if (flags & PC_VAR)
+		{
+			r->w = w;
+			if (!RenderVar(r, p, &p->nodes[pc->node]))
+				return -1;
+			w = r->w;
+			wend = r->wend;
+		}
+		if (flags & PC_LAST)
 			break;
 	}
 	r->w = w;
-	return i;
+	return pc->node + 1;
 }
 
 /*
@@ -1165,7 +1166,7 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 		switch (n->op)
 		{
 			case OP_TEXT:
-				if (r->nindents == 0)
+				if (r->nindents == 0 && n->piece >= 0)
 				{
 					if ((i = PlainRun(r, p, i)) < 0)
 						return false;
@@ -1182,7 +1183,7 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 				}
 				continue;
 			case OP_VAR:
-				if (r->nindents == 0)
+				if (r->nindents == 0 && n->piece >= 0)
 				{
 					if ((i = PlainRun(r, p, i)) < 0)
 						return false;
