@@ -652,12 +652,23 @@ RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *r
 	CoreBuf		out;
 	CoreError	err;
 	CoreAllocator here;
-	size_t		guess = TmplLiteralSize(prog) + TmplLiteralSize(prog) / 4 + 64;
+	size_t		literal = TmplLiteralSize(prog);
+	size_t		guess = literal + literal / 4 + 64;
 	volatile bool ok = false;
 	text	   *result;
 
 	if (cc && cc->out_guess > guess)
 		guess = cc->out_guess;
+
+	/*
+	 * Between 4 kB and 8 kB a request takes an 8 kB chunk, which after the
+	 * per-row reset never fits the context's first block: the allocator then
+	 * makes a new block and carves the old one's free space into its free
+	 * lists, every row.  Beyond ALLOCSET_SEPARATE_THRESHOLD a request gets a
+	 * block of its own straight from malloc, which costs less.
+	 */
+	if (guess + VARHDRSZ > 4096 && guess + VARHDRSZ <= ALLOCSET_SEPARATE_THRESHOLD)
+		guess = ALLOCSET_SEPARATE_THRESHOLD + 1 - VARHDRSZ;
 	/*
 	 * The output stays in the caller's memory context even when a partial
 	 * lookup connects to SPI (which switches contexts) in the middle.
@@ -665,7 +676,8 @@ RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *r
 	here = template_context_allocator;
 	here.ctx = CurrentMemoryContext;
 	CoreBufInit(&out, &here, guess + VARHDRSZ);
-	CoreBufAppend(&out, "\0\0\0\0", VARHDRSZ);
+	if (!out.oom)
+		out.len = VARHDRSZ;		/* the varlena header, set at the end */
 	TemplateCacheEnter();
 	PG_TRY();
 	{

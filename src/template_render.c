@@ -402,6 +402,58 @@ SafePrefix(const char *s, size_t len)
 	return i;
 }
 
+/*
+ * Copy a value's len bytes to d if none of them needs HTML escaping (true);
+ * else false, with the bytes at d (room for len of them) left undefined.
+ * The pieces are loaded once for both the test and the copy: most values
+ * printed are short and clean.
+ */
+static HOT_INLINE bool
+CopyIfSafe(char *d, const char *s, size_t len)
+{
+#ifdef __SSE2__
+	if (len >= 16 && len <= 32)
+	{
+		__m128i		a = _mm_loadu_si128((const __m128i *) s);
+		__m128i		b = _mm_loadu_si128((const __m128i *) (s + len - 16));
+
+		if ((SpecialMask16Vec(a) | SpecialMask16Vec(b)) != 0)
+			return false;
+		_mm_storeu_si128((__m128i *) d, a);
+		_mm_storeu_si128((__m128i *) (d + len - 16), b);
+		return true;
+	}
+	if (len >= 8 && len < 16)
+	{
+		__m128i		a = _mm_loadl_epi64((const __m128i *) s);
+		__m128i		b = _mm_loadl_epi64((const __m128i *) (s + len - 8));
+
+		if (SpecialMask16Vec(_mm_unpacklo_epi64(a, b)) != 0)
+			return false;
+		_mm_storel_epi64((__m128i *) d, a);
+		_mm_storel_epi64((__m128i *) (d + len - 8), b);
+		return true;
+	}
+	if (len >= 4 && len < 8)
+	{
+		uint32_t	a,
+					b;
+
+		memcpy(&a, s, 4);
+		memcpy(&b, s + len - 4, 4);
+		if (SpecialMask16Vec(_mm_set_epi32(0, 0, (int) b, (int) a)) != 0)
+			return false;
+		memcpy(d, &a, 4);
+		memcpy(d + len - 4, &b, 4);
+		return true;
+	}
+#endif
+	if (HasSpecial(s, len))
+		return false;
+	CopyBytes(d, s, len);
+	return true;
+}
+
 /* A value's text, HTML-escaped unless raw. */
 static bool
 EmitValue(Render *r, const char *s, size_t len, bool raw)
@@ -1115,11 +1167,9 @@ PlainRun(Render *r, const TmplProgram *p, int i)
 			else
 				slot = BoundString(r, p, pc->name);
 			if (slot != NULL && slot->len <= (size_t) (wend - w) &&
-				((flags & raw) || !HasSpecial(slot->str, slot->len)))
-			{
-				CopyBytes(w, slot->str, slot->len);
+				((flags & raw) ? (CopyBytes(w, slot->str, slot->len), true) :
+				 CopyIfSafe(w, slot->str, slot->len)))
 				w += slot->len;
-			}
 			else
 			{
 				r->w = w;
