@@ -124,6 +124,12 @@ extern const TmplName *TmplProgramNames(const TmplProgram *prog, int *n);
 extern size_t TmplLiteralSize(const TmplProgram *prog);
 
 /*
+ * Does rendering prog ask the model for partials ({{>name}}, {{<parent}})?
+ * When not, the model's partial callback is never called.
+ */
+extern bool TmplUsesPartials(const TmplProgram *prog);
+
+/*
  * Render prog over root into out (appended).  Only limits (output size,
  * partial depth) and out-of-memory are errors; unknown names render empty.
  */

@@ -52,6 +52,7 @@ typedef struct TmplNode
 	int32_t		end;			/* containers: one past the last owned node */
 	uint32_t	name;			/* VAR with NF_SIMPLE: the name's index in names */
 	int32_t		piece;			/* TEXT/VAR that starts a run: its first piece; else -1 */
+	int32_t		run_end;		/* ... and the node after the run */
 } TmplNode;
 
 /*
@@ -155,6 +156,7 @@ struct TmplProgram
 	char	   *pool;
 	size_t		pool_len;
 	size_t		literal_size;
+	bool		uses_partials;	/* has {{>partial}} or {{<parent}} nodes */
 	TmplNode   *nodes;
 	int			nnodes;
 	TmplExpr   *exprs;

@@ -134,6 +134,7 @@ NewNode(Parser *ps, TmplOp op, uint32_t off, uint32_t len)
 	n->mid = -1;
 	n->end = -1;
 	n->piece = -1;
+	n->run_end = -1;
 	return p->nnodes++;
 }
 
@@ -1119,7 +1120,8 @@ BuildNames(Parser *ps)
  * Flatten every run of text and variables (see MarkRuns) into pieces: a
  * literal chunk and the variable after it.  The first node of each run
  * points at its first piece; a run is entered only at its first node (runs
- * lie in one branch, and branches start at section boundaries).
+ * lie in one branch, and branches start at section boundaries).  Also notes
+ * whether the program uses partials.
  */
 static bool
 BuildPieces(Parser *ps)
@@ -1128,7 +1130,11 @@ BuildPieces(Parser *ps)
 	int			count = 0;
 	int			i;
 	int			k = 0;
+	TmplNode   *run_start = NULL;
 
+	for (i = 0; i < p->nnodes; i++)
+		if (p->nodes[i].op == OP_PARTIAL || p->nodes[i].op == OP_PARENT)
+			p->uses_partials = true;
 	/* a piece per TEXT node, plus one per VAR not preceded by linked text */
 	for (i = 0; i < p->nnodes; i++)
 		if (p->nodes[i].op == OP_TEXT ||
@@ -1151,7 +1157,10 @@ BuildPieces(Parser *ps)
 		if (n->op == OP_VAR && i > 0 && (p->nodes[i - 1].flags & NF_NEXT_VAR))
 			continue;			/* the variable of the text piece before */
 		if (!linked)
+		{
 			n->piece = k;
+			run_start = n;
+		}
 		pc = &p->pieces[k++];
 		memset(pc, 0, sizeof(*pc));
 		pc->node = i;
@@ -1177,6 +1186,8 @@ BuildPieces(Parser *ps)
 		}
 		else
 			pc->flags |= PC_LAST;	/* text not followed by a linked variable */
+		if (pc->flags & PC_LAST)
+			run_start->run_end = pc->node + 1;
 	}
 	p->npieces = k;
 	return true;
@@ -1321,4 +1332,10 @@ size_t
 TmplLiteralSize(const TmplProgram *prog)
 {
 	return prog->literal_size;
+}
+
+bool
+TmplUsesPartials(const TmplProgram *prog)
+{
+	return prog->uses_partials;
 }

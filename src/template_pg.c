@@ -644,6 +644,29 @@ JsonbPartial(void *ctx, const char *name, size_t len, CoreError *err)
 						   "partial \"%.*s\"", name, len);
 }
 
+/*
+ * TmplRender with the template cache held: the partials it compiles on the
+ * way must not trim the cache (and free prog) under it.
+ */
+static bool
+RenderGuarded(const TmplProgram *prog, const TmplModel *model, const TmplValue *root,
+			  const TmplRenderOptions *opts, CoreBuf *out, CoreError *err)
+{
+	volatile bool ok = false;
+
+	TemplateCacheEnter();
+	PG_TRY();
+	{
+		ok = TmplRender(prog, model, root, opts, out, err);
+	}
+	PG_FINALLY();
+	{
+		TemplateCacheLeave();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /* Render prog into a new text datum; errors of the renderer become ereport. */
 static text *
 RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *root,
@@ -654,7 +677,7 @@ RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *r
 	CoreAllocator here;
 	size_t		literal = TmplLiteralSize(prog);
 	size_t		guess = literal + literal / 4 + 64;
-	volatile bool ok = false;
+	bool		ok;
 	text	   *result;
 
 	if (cc && cc->out_guess > guess)
@@ -678,16 +701,16 @@ RenderToText(const TmplProgram *prog, const TmplModel *model, const TmplValue *r
 	CoreBufInit(&out, &here, guess + VARHDRSZ);
 	if (!out.oom)
 		out.len = VARHDRSZ;		/* the varlena header, set at the end */
-	TemplateCacheEnter();
-	PG_TRY();
+	if (!TmplUsesPartials(prog))
 	{
+		/*
+		 * Only a partial compiles a program (and may trim the cache) while
+		 * rendering: without one there is nothing to guard.
+		 */
 		ok = TmplRender(prog, model, root, opts, &out, &err);
 	}
-	PG_FINALLY();
-	{
-		TemplateCacheLeave();
-	}
-	PG_END_TRY();
+	else
+		ok = RenderGuarded(prog, model, root, opts, &out, &err);
 	if (!ok)
 	{
 		if (err.code == CORE_ERR_LIMIT && out.overflow)

@@ -95,6 +95,19 @@ typedef struct Render
 } Render;
 
 static bool RenderRange(Render *r, const TmplProgram *p, int from, int to);
+static int	PlainRun(Render *r, const TmplProgram *p, int i);
+
+/*
+ * Render a section's body, nodes [from, to): when the body is one run of
+ * text and variables (the usual loop body), straight to PlainRun.
+ */
+static inline bool
+RenderBody(Render *r, const TmplProgram *p, int from, int to)
+{
+	if (from < to && p->nodes[from].run_end == to && r->nindents == 0)
+		return PlainRun(r, p, from) >= 0;
+	return RenderRange(r, p, from, to);
+}
 
 static bool
 Fail(Render *r, CoreErrorCode code, const char *fmt,...)
@@ -872,7 +885,7 @@ Loop(Render *r, const TmplProgram *p, const TmplValue *arr, int from, int to)
 			memset(elem, 0, sizeof(*elem));
 		else if (elem->kind == TMPL_OBJECT)
 			Bind(r, &r->frames[r->nframes - 1].bound, elem, p);	/* the body reads it */
-		if (!RenderRange(r, p, from, to))
+		if (!RenderBody(r, p, from, to))
 			return false;
 		Pop(r);
 	}
@@ -894,12 +907,12 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 				return Loop(r, p, &v, self + 1, n->mid);
 			if (v.kind == TMPL_ARRAY ||
 				!(n->op == OP_SECTION ? TruthyStrict(&v) : TmplTruthyLoose(&v)))
-				return RenderRange(r, p, n->mid, n->end);
+				return RenderBody(r, p, n->mid, n->end);
 			if (!Push(r, &v, n->op == OP_EACH, 0, 1))
 				return false;
 			if (v.kind == TMPL_OBJECT)
 				Bind(r, &r->frames[r->nframes - 1].bound, &v, p);
-			if (!RenderRange(r, p, self + 1, n->mid))
+			if (!RenderBody(r, p, self + 1, n->mid))
 				return false;
 			Pop(r);
 			return true;
@@ -913,7 +926,7 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 			yes = !TmplTruthyLoose(&v);
 			break;
 	}
-	return yes ? RenderRange(r, p, self + 1, n->mid) : RenderRange(r, p, n->mid, n->end);
+	return yes ? RenderBody(r, p, self + 1, n->mid) : RenderBody(r, p, n->mid, n->end);
 }
 
 /* {{x | f: a | g}}: evaluate, filter, print. */
