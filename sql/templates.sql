@@ -287,4 +287,12 @@ SELECT n, segment.render('[{{v}}]', jsonb_build_object('v', left(repeat('ab;=?%(
 FROM (VALUES ('<'), ('>'), ('&'), ('"'), (''''), ('=')) v(c), (VALUES (3), (8), (16), (17), (33)) w(n)
 ORDER BY ascii(c), n;
 
+-- A section's plain name is read from the bound slots, found up the stack
+-- like any name: in the loop element or, when the element lacks it, outside
+-- (booleans, strings, numbers, null, objects); loop elements of different
+-- layouts rebind the one loop frame.
+SELECT segment.render('{{#items}}[{{#vip}}V{{/vip}}{{^vip}}-{{/vip}}{{#if gift}}G{{/if}}{{#tag}}<{{.}}>{{/tag}}{{#n}}{{.}}{{/n}}]{{/items}}',
+       '{"vip": true, "gift": "yes", "tag": "root", "items": [{"vip": false, "n": 1}, {"tag": "t2", "n": null},
+         {"gift": "", "vip": true, "tag": {"x": 1}}, {}]}');
+
 DROP EXTENSION segment;

@@ -33,7 +33,7 @@ typedef enum TmplOp
 #define NF_RAW		0x01		/* VAR: no HTML escaping */
 #define NF_DYNAMIC	0x02		/* PARTIAL/PARENT: name is looked up in the data */
 #define NF_STANDALONE 0x04		/* PARTIAL/PARENT/BLOCK: tag stood alone on its line */
-#define NF_SIMPLE	0x08		/* VAR: a plain name, no filters (the renderer's fast path) */
+#define NF_SIMPLE	0x08		/* VAR (no filters), sections: a plain name (the renderer's fast path) */
 #define NF_NEXT_VAR	0x10		/* TEXT: the next node is a VAR of the same branch */
 #define NF_NEXT_TEXT 0x20		/* VAR: the next node is a TEXT of the same branch */
 
@@ -50,7 +50,7 @@ typedef struct TmplNode
 	int32_t		nfilters;
 	int32_t		mid;			/* containers: start of else branch */
 	int32_t		end;			/* containers: one past the last owned node */
-	uint32_t	name;			/* VAR with NF_SIMPLE: the name's index in names */
+	uint32_t	name;			/* NF_SIMPLE: the name's index in names */
 	int32_t		piece;			/* TEXT/VAR that starts a run: its first piece; else -1 */
 	int32_t		run_end;		/* ... and the node after the run */
 } TmplNode;

@@ -1107,7 +1107,11 @@ BuildNames(Parser *ps)
 			seg->name = (uint32_t) (found - names);
 		}
 	for (i = 0; i < p->nnodes; i++)
-		if (p->nodes[i].op == OP_VAR && p->nodes[i].nfilters == 0 &&
+		if ((p->nodes[i].op == OP_VAR ? p->nodes[i].nfilters == 0 :
+			 (p->nodes[i].op == OP_SECTION || p->nodes[i].op == OP_INVERTED ||
+			  p->nodes[i].op == OP_IF || p->nodes[i].op == OP_UNLESS ||
+			  p->nodes[i].op == OP_EACH)) &&
+			p->nodes[i].expr >= 0 &&
 			p->exprs[p->nodes[i].expr].count == 1 && IsStackName(&p->exprs[p->nodes[i].expr]))
 		{
 			p->nodes[i].flags |= NF_SIMPLE;

@@ -652,6 +652,40 @@ BoundString(Render *r, const TmplProgram *p, uint32_t name)
 }
 
 /*
+ * FindName's fast path for a section's plain name: the slot of the name
+ * found by the same walk up the stack, with the context it is in (*ctx), when
+ * every object context on the way is bound for p.  NULL whenever one is not
+ * (or no context has the name): then FindName decides.
+ */
+static HOT_INLINE const TmplSlot *
+BoundSlot(Render *r, const TmplProgram *p, uint32_t name, const TmplValue **ctx)
+{
+	const TmplSlot *slot;
+	int			i;
+
+	for (i = r->nframes - 1; i >= 0; i--)
+	{
+		const Frame *f = &r->frames[i];
+
+		if (f->v.kind != TMPL_OBJECT)
+			continue;
+		if (f->bound.p != p || f->bound.slots == NULL)
+			return NULL;
+		slot = &f->bound.slots[name];
+		if (slot->kind != TMPL_MISSING)
+		{
+			*ctx = &f->v;
+			return slot;
+		}
+	}
+	if (r->root.kind != TMPL_OBJECT || r->root_bound.p != p || r->root_bound.slots == NULL)
+		return NULL;
+	slot = &r->root_bound.slots[name];
+	*ctx = &r->root;
+	return slot->kind != TMPL_MISSING ? slot : NULL;
+}
+
+/*
  * Resolve a name against the context stack (Mustache rules).  Values are
  * written straight into out (the model allows out to be the object it reads),
  * so nothing is copied around.
@@ -823,20 +857,19 @@ Push(Render *r, const TmplValue *v, bool iter, size_t index, size_t count)
 }
 
 /*
- * Leave the innermost context and give back the slots bound since it was
- * pushed, except those of outer contexts bound meanwhile (a name inside a
- * loop found further out): they stay valid.
+ * Give back the slots bound since mark (when a context was pushed), except
+ * those of the outer contexts frames[0, nouter) and the root bound meanwhile
+ * (a name inside a loop found further out): they stay valid.
  */
-static void
-Pop(Render *r)
+static inline void
+GiveBackSlots(Render *r, size_t mark, int nouter)
 {
-	Frame	   *f = &r->frames[--r->nframes];
-	size_t		top = f->slot_mark;
+	size_t		top = mark;
 	int			i;
 
 	if (r->slot_top > top)
 	{
-		for (i = 0; i < r->nframes; i++)
+		for (i = 0; i < nouter; i++)
 		{
 			size_t		end = BindingEnd(r, &r->frames[i].bound);
 
@@ -847,6 +880,15 @@ Pop(Render *r)
 			top = BindingEnd(r, &r->root_bound);
 		r->slot_top = top;
 	}
+}
+
+/* Leave the innermost context, giving back the slots bound since it was pushed. */
+static void
+Pop(Render *r)
+{
+	Frame	   *f = &r->frames[--r->nframes];
+
+	GiveBackSlots(r, f->slot_mark, r->nframes);
 }
 
 /* Mustache truthiness: missing, null, false and the empty list are falsy. */
@@ -867,28 +909,38 @@ TruthyStrict(const TmplValue *v)
 	}
 }
 
-/* Render a body once per element of an array, each element as the context. */
+/*
+ * Render a body once per element of an array, each element as the context:
+ * one frame for the loop, whose value, binding and index each element
+ * replaces.
+ */
 static bool
 Loop(Render *r, const TmplProgram *p, const TmplValue *arr, int from, int to)
 {
+	Frame	   *f;
 	size_t		i;
 
+	if (!Push(r, NULL, true, 0, arr->count))
+		return false;
+	f = &r->frames[r->nframes - 1];
 	for (i = 0; i < arr->count; i++)
 	{
-		TmplValue  *elem;
-
+		if (i > 0)
+		{
+			f->index = i;
+			f->bound.p = NULL;
+			f->bound.slots = NULL;
+			GiveBackSlots(r, f->slot_mark, r->nframes - 1);
+		}
 		/* the element goes straight into its frame (no copy of a fresh value) */
-		if (!Push(r, NULL, true, i, arr->count))
-			return false;
-		elem = &r->frames[r->nframes - 1].v;
-		if (!r->m->at(r->m->ctx, arr, i, elem))
-			memset(elem, 0, sizeof(*elem));
-		else if (elem->kind == TMPL_OBJECT)
-			Bind(r, &r->frames[r->nframes - 1].bound, elem, p);	/* the body reads it */
+		if (!r->m->at(r->m->ctx, arr, i, &f->v))
+			memset(&f->v, 0, sizeof(f->v));
+		else if (f->v.kind == TMPL_OBJECT)
+			Bind(r, &f->bound, &f->v, p);	/* the body reads it */
 		if (!RenderBody(r, p, from, to))
 			return false;
-		Pop(r);
 	}
+	Pop(r);
 	return true;
 }
 
@@ -897,8 +949,26 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 {
 	TmplValue	v;
 	bool		yes;
+	const TmplSlot *slot;
+	const TmplValue *ctx;
 
-	Eval(r, p, n->expr, &v);
+	if ((n->flags & NF_SIMPLE) && (slot = BoundSlot(r, p, n->name, &ctx)) != NULL)
+	{
+		/* what FindName makes of a bound slot, without the walk's set-up */
+		if (slot->kind == TMPL_BOOL)
+			SetBool(&v, slot->len != 0);
+		else if (slot->kind == TMPL_STRING)
+		{
+			memset(&v, 0, sizeof(v));
+			v.kind = TMPL_STRING;
+			v.str = slot->str;
+			v.len = slot->len;
+		}
+		else
+			r->m->fetch(r->m->ctx, ctx, slot->handle, &v);
+	}
+	else
+		Eval(r, p, n->expr, &v);
 	switch (n->op)
 	{
 		case OP_SECTION:
