@@ -1,7 +1,8 @@
 /*
  * template_text.c — the plain-text part of an email derived from its HTML
- * part: tags stripped (block elements become line breaks), link targets kept
- * as "text (url)", entities decoded, white space collapsed, <head>, <style>
+ * part: tags stripped (block elements become line breaks, list items "- "
+ * lines), link targets kept as "text (url)", entities decoded, white space
+ * collapsed, <head>, <style>
  * and <script> dropped.  Mustache tags {{...}} pass through verbatim, so the
  * result is itself a template.  No PostgreSQL headers.
  */
@@ -15,7 +16,21 @@ typedef struct TextOut
 	size_t		start;			/* where our output begins in out */
 	bool		space;			/* a space is due before the next text */
 	int			newlines;		/* line breaks due before the next text */
+	bool		bullet;			/* a list item starts: "- " before the next text */
+	int			absorb;			/* breaks written before a section tag, owed to its first block */
 } TextOut;
+
+/* Write the line breaks that are due (none at the very start). */
+static void
+FlushBreaks(TextOut *t)
+{
+	if (t->newlines > 0 && t->out->len > t->start)
+	{
+		CoreBufAppend(t->out, "\n\n", t->newlines > 1 ? 2 : 1);
+		t->space = false;
+	}
+	t->newlines = 0;
+}
 
 /* Emit visible text, first the white space that is due. */
 static void
@@ -23,24 +38,30 @@ Visible(TextOut *t, const char *s, size_t len)
 {
 	if (len == 0)
 		return;
-	if (t->out->len > t->start)
-	{
-		if (t->newlines > 0)
-		{
-			CoreBufAppend(t->out, "\n\n", t->newlines > 1 ? 2 : 1);
-			t->space = false;
-		}
-		else if (t->space)
-			CoreBufAppendChar(t->out, ' ');
-	}
-	t->newlines = 0;
+	if (t->newlines > 0)
+		FlushBreaks(t);
+	else if (t->space && t->out->len > t->start)
+		CoreBufAppendChar(t->out, ' ');
 	t->space = false;
+	t->absorb = 0;
+	if (t->bullet)
+	{
+		CoreBufAppend(t->out, "- ", 2);
+		t->bullet = false;
+	}
 	CoreBufAppend(t->out, s, len);
 }
 
+/* A block boundary asks for n line breaks before the next text. */
 static void
 Break(TextOut *t, int n)
 {
+	if (t->absorb > 0)
+	{
+		/* the first block of a section: those breaks were written before the tag */
+		n -= t->absorb;
+		t->absorb = 0;
+	}
 	if (t->newlines < n)
 		t->newlines = n;
 }
@@ -256,6 +277,8 @@ TmplHtmlToText(const char *html, size_t len, CoreBuf *out)
 	t.start = out->len;
 	t.space = false;
 	t.newlines = 0;
+	t.bullet = false;
+	t.absorb = 0;
 	CoreBufInit(&href, out->a, 64);
 	while (i < len)
 	{
@@ -267,13 +290,26 @@ TmplHtmlToText(const char *html, size_t len, CoreBuf *out)
 		if (c == '{' && (m = MustacheTag(html + i, len - i)) > 0)
 		{
 			/*
-			 * Section, else and comment tags print nothing themselves: keep
-			 * them inline so the line breaks due land inside the branch.
+			 * Section and else tags print nothing themselves.  The line
+			 * breaks due go before an opening tag (once, not in every turn of
+			 * a loop; the first block inside does not ask again) and before a
+			 * closing or else tag (each turn ends its own line, as a list item
+			 * does).  Where a branch left out doubles a break, the renderer of
+			 * derived text parts collapses the blank lines (segment.render_for).
+			 * Comments stay inline.
 			 */
 			char		sigil = html[i + 2];
+			bool		is_else = m >= 8 && memcmp(html + i, "{{else}}", 8) == 0;
 
-			if (sigil == '#' || sigil == '^' || sigil == '/' || sigil == '!' ||
-				(m >= 8 && memcmp(html + i, "{{else}}", 8) == 0))
+			if (sigil == '#' || sigil == '^' || sigil == '/' || is_else)
+			{
+				int			carried = out->len > t.start ? (t.newlines > 1 ? 2 : t.newlines) : 0;
+
+				FlushBreaks(&t);
+				t.absorb = (sigil == '#' || sigil == '^') ? carried : 0;
+				CoreBufAppend(out, html + i, m);
+			}
+			else if (sigil == '!')
 				CoreBufAppend(out, html + i, m);
 			else
 				Visible(&t, html + i, m);
@@ -381,6 +417,8 @@ TmplHtmlToText(const char *html, size_t len, CoreBuf *out)
 			brk = BlockBreak(html + ns, nl);
 			if (brk)
 				Break(&t, brk);
+			if (!closing && nl == 2 && StartsWithCI(html + ns, nl, "li"))
+				t.bullet = true;
 			i = j < len ? j + 1 : len;
 		}
 		else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f')

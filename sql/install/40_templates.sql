@@ -203,6 +203,16 @@ $$;
 COMMENT ON FUNCTION segment.sample_context() IS
   'A made-up contact context (Alex Sample) for previews without a real contact';
 
+-- A rendered text part derived from HTML, tidied: at most one blank line in a
+-- row (a section left out can leave two breaks where one was meant) and none at
+-- the start or end.
+CREATE FUNCTION segment._tidy_text(t text) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT btrim(regexp_replace(t, E'\n{3,}', E'\n\n', 'g'), E'\n')
+$$;
+COMMENT ON FUNCTION segment._tidy_text(text) IS
+  'Internal: a rendered derived text part with runs of blank lines collapsed and outer line breaks trimmed';
+
 CREATE FUNCTION segment.render_for(template_name text, contact_id bigint, extra jsonb DEFAULT '{}')
   RETURNS TABLE (subject text, html text, text text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -212,7 +222,7 @@ DECLARE
   t record;
   ctx jsonb;
 BEGIN
-  SELECT tp.subject AS s, tp.html AS h, tp.text AS x INTO t
+  SELECT tp.subject AS s, tp.html AS h, tp.text AS x, tp.text_derived AS d INTO t
     FROM segment.templates tp WHERE tp.name = $1;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'template "%" does not exist', $1
@@ -221,7 +231,8 @@ BEGIN
   ctx := segment._with_recommendations(segment.contact_context($2, $3), $2, t.s, t.h, t.x);
   RETURN QUERY SELECT segment.render_stored(t.s, ctx, 'subject'),
                       segment.render_stored(t.h, ctx, 'html'),
-                      segment.render_stored(t.x, ctx, 'text');
+                      CASE WHEN t.d THEN segment._tidy_text(segment.render_stored(t.x, ctx, 'text'))
+                           ELSE segment.render_stored(t.x, ctx, 'text') END;
 END
 $$;
 COMMENT ON FUNCTION segment.render_for(text, bigint, jsonb) IS
@@ -244,7 +255,8 @@ BEGIN
   RETURN QUERY
     SELECT segment.render_stored(tp.subject, c.ctx, 'subject'),
            segment.render_stored(tp.html, c.ctx, 'html'),
-           segment.render_stored(tp.text, c.ctx, 'text')
+           CASE WHEN tp.text_derived THEN segment._tidy_text(segment.render_stored(tp.text, c.ctx, 'text'))
+                ELSE segment.render_stored(tp.text, c.ctx, 'text') END
       FROM segment.templates tp,
            LATERAL (SELECT segment._with_recommendations(segment.sample_context() || coalesce($3, '{}'::jsonb),
                                                          NULL, tp.subject, tp.html, tp.text) AS ctx) c
@@ -277,7 +289,8 @@ BEGIN
   ctx := segment._with_recommendations(ctx, $4, $1, $2, coalesce($3, ''));
   RETURN QUERY SELECT segment.render_stored($1, ctx, 'subject'),
                       segment.render_stored($2, ctx, 'html'),
-                      segment.render_stored(coalesce($3, segment.html_to_text($2)), ctx, 'text');
+                      CASE WHEN $3 IS NULL THEN segment._tidy_text(segment.render_stored(segment.html_to_text($2), ctx, 'text'))
+                           ELSE segment.render_stored($3, ctx, 'text') END;
 END
 $$;
 COMMENT ON FUNCTION segment.preview_draft(text, text, text, bigint, jsonb) IS

@@ -375,7 +375,11 @@ main(void)
 			 "unsubscribe ({{unsubscribe_url}})\n\n&#123;&#123;not a tag&#125;&#125; \xE2\x98\xBA <3",
 			 "html to text");
 	HtmlText("<a href=\"https://a.example\">https://a.example</a> <a href=\"#top\">top</a><br>{{#if x}}<p>{{{raw}}}</p>{{/if}}",
-			 "https://a.example top{{#if x}}\n\n{{{raw}}}{{/if}}", "html to text: links, anchors, section tags inline");
+			 "https://a.example top\n{{#if x}}\n{{{raw}}}\n\n{{/if}}", "html to text: links, anchors; breaks before a section tag, the rest inside");
+	HtmlText("<p>Hi</p>{{#each items}}<li>{{name}}</li>{{/each}}<p>Bye</p>",
+			 "Hi\n\n{{#each items}}- {{name}}\n{{/each}}\n\nBye", "html to text: a loop of list items, one line each");
+	HtmlText("<ul><li>A</li><li><b>B</b> c</li></ul><p>{{#vip}}<p>VIP</p>{{/vip}}</p>",
+			 "- A\n- B c\n\n{{#vip}}VIP\n\n{{/vip}}", "html to text: a static list, a section after a paragraph");
 
 	printf("1..%d\n", tests);
 	return failures ? 1 : 0;
