@@ -620,38 +620,6 @@ FindName(Render *r, const TmplProgram *p, const TmplSeg *s, TmplValue *out)
 }
 
 /*
- * FindName's fast path for printing: the slot of name s when it is a string
- * in a context already bound for p, found by the same walk up the stack.
- * NULL whenever anything else is involved (an unbound context, a value to
- * fetch, no such name): then FindName decides.
- */
-static HOT_INLINE const TmplSlot *
-BoundString(Render *r, const TmplProgram *p, uint32_t name)
-{
-	const TmplSlot *slot;
-	int			i;
-
-	for (i = r->nframes - 1; i >= 0; i--)
-	{
-		const Frame *f = &r->frames[i];
-
-		if (f->v.kind != TMPL_OBJECT)
-			continue;
-		if (f->bound.p != p || f->bound.slots == NULL)
-			return NULL;
-		slot = &f->bound.slots[name];
-		if (slot->kind == TMPL_STRING)
-			return slot;
-		if (slot->kind != TMPL_MISSING)
-			return NULL;
-	}
-	if (r->root.kind != TMPL_OBJECT || r->root_bound.p != p || r->root_bound.slots == NULL)
-		return NULL;
-	slot = &r->root_bound.slots[name];
-	return slot->kind == TMPL_STRING ? slot : NULL;
-}
-
-/*
  * FindName's fast path for a section's plain name: the slot of the name
  * found by the same walk up the stack, with the context it is in (*ctx), when
  * every object context on the way is bound for p.  NULL whenever one is not
@@ -683,6 +651,21 @@ BoundSlot(Render *r, const TmplProgram *p, uint32_t name, const TmplValue **ctx)
 	slot = &r->root_bound.slots[name];
 	*ctx = &r->root;
 	return slot->kind != TMPL_MISSING ? slot : NULL;
+}
+
+/*
+ * FindName's fast path for printing: the slot of the name when it is a string
+ * in a context already bound for p (BoundSlot's walk).  NULL whenever anything
+ * else is involved (an unbound context, a value to fetch, no such name): then
+ * FindName decides.
+ */
+static HOT_INLINE const TmplSlot *
+BoundString(Render *r, const TmplProgram *p, uint32_t name)
+{
+	const TmplValue *ctx;
+	const TmplSlot *slot = BoundSlot(r, p, name, &ctx);
+
+	return slot != NULL && slot->kind == TMPL_STRING ? slot : NULL;
 }
 
 /*
