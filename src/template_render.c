@@ -982,6 +982,26 @@ RenderSection(Render *r, const TmplProgram *p, const TmplNode *n, int self)
 	return yes ? RenderBody(r, p, self + 1, n->mid) : RenderBody(r, p, n->mid, n->end);
 }
 
+/*
+ * Filters write into two scratch buffers in turn, so a filter's input is in
+ * the other one.  A filter that hands its input through unchanged (money on a
+ * non-number, default on a truthy value) leaves the value in the buffer the
+ * next filter writes: move it to the other buffer (whose content that filter
+ * left unused) before that one is reset.
+ */
+static void
+KeepOutOf(TmplValue *v, CoreBuf *dst, CoreBuf *other)
+{
+	if ((v->kind != TMPL_STRING && v->kind != TMPL_NUMBER) || dst->data == NULL ||
+		v->str < dst->data || v->str >= dst->data + dst->cap)
+		return;
+	CoreBufReset(other);
+	CoreBufAppend(other, v->str, v->len);
+	v->str = other->oom ? "" : other->data;
+	if (other->oom)
+		v->len = 0;
+}
+
 /* {{x | f: a | g}}: evaluate, filter, print. */
 static bool
 RenderVar(Render *r, const TmplProgram *p, const TmplNode *n)
@@ -1012,10 +1032,13 @@ RenderVar(Render *r, const TmplProgram *p, const TmplNode *n)
 			Eval(r, p, f->arg[nargs], &args[nargs]);
 			nargs++;
 		}
+		KeepOutOf(&v, sb, &r->scratch[(k + 1) & 1]);
 		CoreBufReset(sb);
 		if (!TmplApplyFilter(f->kind, &v, args, nargs, r->m, sb, &v))
 			return Fail(r, CORE_ERR_OOM, "out of memory");
 	}
+	if (n->nfilters > 0)
+		KeepOutOf(&v, &r->scratch[n->nfilters & 1], &r->scratch[(n->nfilters + 1) & 1]);
 	if (n->nfilters > 0)
 		CoreBufReset(&r->scratch[n->nfilters & 1]);
 	if (!TmplValueText(&v, r->m, n->nfilters > 0 ? &r->scratch[n->nfilters & 1] : NULL, &s, &len))

@@ -284,6 +284,8 @@ main(void)
 	Is(R("{{a | truncate: 8}}|{{a | truncate: 20}}|{{a | truncate: 6, \"\xE2\x80\xA6\"}}", "{\"a\":\"Hello world\"}"),
 	   "Hello...|Hello world|Hello\xE2\x80\xA6", "truncate counts the ellipsis");
 	Is(R("{{a | truncate: 3}}", "{\"a\":\"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\"}"), "...", "truncate: UTF-8 characters");
+	Is(R("{{ s | upper | money: \"EUR\" | url_encode }}|{{ s | default: \"x\" | url_encode | upper }}", "{\"s\":\"a b c d e f g h i j k l m n o p q r s t u v w x y z & more <words> here\"}"),
+	   "A%20B%20C%20D%20E%20F%20G%20H%20I%20J%20K%20L%20M%20N%20O%20P%20Q%20R%20S%20T%20U%20V%20W%20X%20Y%20Z%20%26%20MORE%20%3CWORDS%3E%20HERE|A%20B%20C%20D%20E%20F%20G%20H%20I%20J%20K%20L%20M%20N%20O%20P%20Q%20R%20S%20T%20U%20V%20W%20X%20Y%20Z%20%26%20MORE%20%3CWORDS%3E%20HERE", "filters after one that hands its input through (money on text, default)");
 	Is(R("{{a | truncate: 222222222222222222222222222222222222222222222222222222}}|"
 		 "{{a | truncate: -99999999999999999999999999999}}|{{a | truncate: 4.9}}", "{\"a\":\"Hello\"}"),
 	   "Hello|...|H...", "truncate: out-of-range counts are clamped, fractions cut");
