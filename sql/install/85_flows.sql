@@ -214,6 +214,7 @@ DECLARE
   t       record;
   last    record;
   tracked record;
+  why     text;
   mid     bigint;
   started int := 0;
   skipped int := 0;
@@ -287,14 +288,11 @@ BEGIN
       held := held + 1;
       CONTINUE;
     END IF;
-    IF (SELECT c.status FROM segment.contacts c WHERE c.id = r.contact_id) <> 'subscribed'
-       OR (SELECT segment.is_suppressed(c.email) FROM segment.contacts c WHERE c.id = r.contact_id) THEN
-      UPDATE segment.flow_runs
-         SET status = 'skipped', done_at = now_,
-             detail = (SELECT CASE WHEN c.status <> 'subscribed' THEN 'contact is ' || c.status
-                                   ELSE 'address is suppressed' END
-                         FROM segment.contacts c WHERE c.id = r.contact_id)
-       WHERE id = r.id;
+    SELECT CASE WHEN c.status <> 'subscribed' THEN 'contact is ' || c.status
+                WHEN segment.is_suppressed(c.email) THEN 'address is suppressed' END
+      INTO why FROM segment.contacts c WHERE c.id = r.contact_id;
+    IF why IS NOT NULL THEN
+      UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = why WHERE id = r.id;
       skipped := skipped + 1;
       CONTINUE;
     END IF;
