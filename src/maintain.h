@@ -47,6 +47,7 @@ typedef struct MaintExpr
 	int			agg;			/* 'a': RuleAggKind */
 	int			cmp;			/* 'a', 'c': RuleCmp */
 	Datum		lit;			/* 'a', 'c': numeric literal */
+	int64		limit;			/* 'c': counting may stop here (CountLimit) */
 	int			leaf;			/* 'q': index into MaintGraph.leaves */
 } MaintExpr;
 
@@ -68,7 +69,8 @@ typedef struct MaintRels
 	Oid			events,
 				events_idx;			/* events (contact_id, type, occurred_at); Invalid: use SQL */
 	AttrNumber	members_segment;
-	AttrNumber	tags_source,
+	AttrNumber	tags_tag,
+				tags_source,
 				tags_expires;
 	AttrNumber	stages_stage;
 	AttrNumber	stats_count,

@@ -39,17 +39,26 @@
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "access/visibilitymap.h"
+#include "storage/bufmgr.h"
+#include "storage/predicate.h"
 #include "utils/snapmgr.h"
 
 #include "rule_glue.h"
 #include "maintain.h"
 
-/* Levels with up to this many segments read membership by primary key, others by contact. */
-#define EVAL_MEMBER_PROBES 4
+/*
+ * Levels with up to this many segments (tag rules) read membership (rule
+ * tags) by primary key; others read all of the contact's in one scan.
+ */
+#define EVAL_MEMBER_PROBES 1
+#define EVAL_TAG_PROBES 1
 /* Contacts evaluated together before their SQL leaves are fetched. */
 #define EVAL_BATCH 512
 /* event_stats rows kept per contact while its rules are evaluated. */
 #define EVAL_MAX_STATS 16
+/* Counts of raw events kept per contact while its rules are evaluated. */
+#define EVAL_MAX_COUNTS 8
 
 typedef enum Tri
 {
@@ -98,6 +107,11 @@ typedef struct EvalEnv
 	int64		contact;
 	StatRow		rows[EVAL_MAX_STATS];
 	int			nrows;
+	MaintExpr  *count_expr[EVAL_MAX_COUNTS];	/* 'c' conditions counted */
+	int64		count_val[EVAL_MAX_COUNTS];
+	int			ncounts;
+	Buffer		vm_members,		/* visibility map pages of index-only reads (one per relation) */
+				vm_events;
 	bool	   *qknown;			/* per level leaf */
 	bool	   *qval;
 	bool	   *need;
@@ -196,6 +210,7 @@ MaintLookupRels(MaintGraph *g)
 		!IndexHasKeys(r->stages_pk, r->stages, contact_key, 1))
 		elog(ERROR, "segment maintenance: an index of segment.contacts, segment_members, contact_tags or contact_stages is missing");
 	r->members_segment = Column(r->members, "segment_id");
+	r->tags_tag = Column(r->tags, "tag");
 	r->tags_source = Column(r->tags, "source");
 	r->tags_expires = Column(r->tags, "expires_at");
 	r->stages_stage = Column(r->stages, "stage");
@@ -276,6 +291,26 @@ NumericLiteral(MaintGraph *g, const char *text)
 
 	MemoryContextSwitchTo(old);
 	return d;
+}
+
+/*
+ * The count at which counting raw events can stop: every count above the
+ * literal compares with it the same way (the first integer above it; 0 when
+ * it is negative, so nothing is read).
+ */
+static int64
+CountLimit(Datum lit)
+{
+	Datum		zero = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
+	Datum		big = DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX / 2));
+	Datum		fl;
+
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, lit, zero)) < 0)
+		return 0;
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, lit, big)) >= 0)
+		return PG_INT64_MAX;
+	fl = DirectFunctionCall1(numeric_floor, lit);
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, fl)) + 1;
 }
 
 /* A SQL leaf for a part of the rule: its per-contact condition over alias c. */
@@ -359,6 +394,8 @@ Compile(MaintGraph *g, const Rule *r, const char *source)
 			e->agg = r->agg;
 			e->cmp = r->cmp;
 			e->lit = NumericLiteral(g, r->lits[0].text);
+			if (e->op == 'c')
+				e->limit = CountLimit(e->lit);
 			return e;
 		default:
 			break;
@@ -535,23 +572,63 @@ WindowStart(EvalEnv *env, Datum within)
 												   TimestampTzGetDatum(env->now), within));
 }
 
-/* Raw events of a type since a time, counted through the (contact_id, type, occurred_at) index. */
+/*
+ * The next entry of an index scan whose heap row the snapshot sees, reading
+ * the heap only where the visibility map does not say the page is all
+ * visible (what an index-only scan does); false at the end.  The entry is
+ * scan->xs_itup.
+ */
+static bool
+NextVisible(EvalEnv *env, IndexScanDesc scan, TupleTableSlot *slot, Buffer *vmbuf)
+{
+	ItemPointer tid;
+
+	while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+	{
+		if (VM_ALL_VISIBLE(scan->heapRelation, ItemPointerGetBlockNumber(tid), vmbuf))
+		{
+			PredicateLockPage(scan->heapRelation, ItemPointerGetBlockNumber(tid), env->snap);
+			return true;
+		}
+		if (index_fetch_heap(scan, slot))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Raw events of a type in the window of e, counted through the (contact_id,
+ * type, occurred_at) index up to e's limit (beyond it the comparison cannot
+ * change), once per contact.
+ */
 static int64
-CountEvents(EvalEnv *env, const char *event, TimestampTz since)
+CountEvents(EvalEnv *env, MaintExpr *e)
 {
 	ScanKeyData keys[3];
 	IndexScanDesc scan;
 	int64		n = 0;
+	int			i;
 
-	KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
-	KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(event));
-	KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
-			TimestampTzGetDatum(since));
-	scan = StartScan(env, env->events, env->events_idx, keys, 3);
-	while (index_getnext_slot(scan, ForwardScanDirection, env->events_slot))
-		n++;
-	index_endscan(scan);
-	ExecClearTuple(env->events_slot);
+	for (i = 0; i < env->ncounts; i++)
+		if (env->count_expr[i] == e)
+			return env->count_val[i];
+	if (e->limit > 0)
+	{
+		KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+		KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(e->event));
+		KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
+				TimestampTzGetDatum(WindowStart(env, e->within)));
+		scan = StartScan(env, env->events, env->events_idx, keys, 3);
+		while (n < e->limit && NextVisible(env, scan, env->events_slot, &env->vm_events))
+			n++;
+		index_endscan(scan);
+		ExecClearTuple(env->events_slot);
+	}
+	if (env->ncounts < EVAL_MAX_COUNTS)
+	{
+		env->count_expr[env->ncounts] = e;
+		env->count_val[env->ncounts++] = n;
+	}
 	return n;
 }
 
@@ -679,8 +756,7 @@ Eval(EvalEnv *env, MaintExpr *e, bool mark)
 			}
 			break;
 		case 'c':
-			return TriOf(NumericCmpHolds(Int8Numeric(CountEvents(env, e->event, WindowStart(env, e->within))),
-										 e->cmp, e->lit));
+			return TriOf(NumericCmpHolds(Int8Numeric(CountEvents(env, e)), e->cmp, e->lit));
 		case 'q':
 			{
 				int			slot = env->lv->slot[e->leaf];
@@ -742,6 +818,25 @@ EvalStage(EvalEnv *env, MaintNode *node, char **stage)
 	return open ? TRI_UNKNOWN : TRI_FALSE;
 }
 
+/*
+ * The state of a contact_tags row: 'r' put there by a rule, 'm' manual or by
+ * a flow and not expired, 'x' expired.
+ */
+static char
+TagState(EvalEnv *env, TupleTableSlot *slot)
+{
+	MaintRels  *r = &env->g->rels;
+	bool		isnull;
+	char	   *source = TextDatumGetCString(slot_getattr(slot, r->tags_source, &isnull));
+	Datum		exp = slot_getattr(slot, r->tags_expires, &isnull);
+
+	if (strcmp(source, "rule") == 0)
+		return 'r';
+	if (isnull || DatumGetTimestampTz(exp) > env->now)
+		return 'm';
+	return 'x';
+}
+
 /* The current membership of the contact, tag states and stage, for the level's nodes. */
 static void
 ReadState(EvalEnv *env, MaintOutcome *o)
@@ -754,26 +849,51 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	int64	   *ids = NULL;
 	int			nids = 0,
 				cap = 0;
+	char	  **tags = NULL;
+	char	   *states = NULL;
+	int			ntags = 0,
+				tcap = 0;
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
 	bool		isnull;
 
-	/* many segments: all of the contact's memberships in one scan */
+	/* several segments: all of the contact's memberships in one index-only scan */
 	if (nsegs > EVAL_MEMBER_PROBES)
 	{
 		KeyInit(&keys[0], env->members_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
-		scan = StartScan(env, env->members, env->members_idx, keys, 1);
-		while (index_getnext_slot(scan, ForwardScanDirection, env->members_slot))
+		scan = index_beginscan(env->members, env->members_idx, env->snap, 1, 0);
+		scan->xs_want_itup = true;
+		index_rescan(scan, keys, 1, NULL, 0);
+		while (NextVisible(env, scan, env->members_slot, &env->vm_members))
 		{
 			if (nids == cap)
 			{
 				cap = cap ? cap * 2 : 32;
 				ids = ids ? repalloc(ids, sizeof(int64) * cap) : palloc(sizeof(int64) * cap);
 			}
-			ids[nids++] = DatumGetInt64(slot_getattr(env->members_slot, r->members_segment, &isnull));
+			ids[nids++] = DatumGetInt64(index_getattr(scan->xs_itup, 2, scan->xs_itupdesc, &isnull));
 		}
 		index_endscan(scan);
 		ExecClearTuple(env->members_slot);
+	}
+	/* several tag rules: all of the contact's tags in one scan */
+	if (lv->ntags > EVAL_TAG_PROBES)
+	{
+		KeyInit(&keys[0], env->tags_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+		scan = StartScan(env, env->tags, env->tags_pk, keys, 1);
+		while (index_getnext_slot(scan, ForwardScanDirection, env->tags_slot))
+		{
+			if (ntags == tcap)
+			{
+				tcap = tcap ? tcap * 2 : 16;
+				tags = tags ? repalloc(tags, sizeof(char *) * tcap) : palloc(sizeof(char *) * tcap);
+				states = states ? repalloc(states, tcap) : palloc(tcap);
+			}
+			tags[ntags] = TextDatumGetCString(slot_getattr(env->tags_slot, r->tags_tag, &isnull));
+			states[ntags++] = TagState(env, env->tags_slot);
+		}
+		index_endscan(scan);
+		ExecClearTuple(env->tags_slot);
 	}
 	for (i = 0; i < lv->nnodes; i++)
 	{
@@ -796,6 +916,13 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 			index_endscan(scan);
 			ExecClearTuple(env->members_slot);
 		}
+		else if (node->kind == 't' && lv->ntags > EVAL_TAG_PROBES)
+		{
+			o->tag_state[i] = '-';
+			for (j = 0; j < ntags; j++)
+				if (strcmp(tags[j], node->name) == 0)
+					o->tag_state[i] = states[j];
+		}
 		else if (node->kind == 't')
 		{
 			KeyInit(&keys[0], env->tags_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
@@ -803,17 +930,7 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 			scan = StartScan(env, env->tags, env->tags_pk, keys, 2);
 			o->tag_state[i] = '-';
 			if (index_getnext_slot(scan, ForwardScanDirection, env->tags_slot))
-			{
-				char	   *source = TextDatumGetCString(slot_getattr(env->tags_slot, r->tags_source, &isnull));
-				Datum		exp = slot_getattr(env->tags_slot, r->tags_expires, &isnull);
-
-				if (strcmp(source, "rule") == 0)
-					o->tag_state[i] = 'r';
-				else if (isnull || DatumGetTimestampTz(exp) > env->now)
-					o->tag_state[i] = 'm';
-				else
-					o->tag_state[i] = 'x';
-			}
+				o->tag_state[i] = TagState(env, env->tags_slot);
 			index_endscan(scan);
 			ExecClearTuple(env->tags_slot);
 		}
@@ -843,6 +960,7 @@ EvalContact(EvalEnv *env, MaintOutcome *o)
 	bool		settled = true;
 
 	env->nrows = 0;
+	env->ncounts = 0;
 	env->any_need = false;
 	for (i = 0; i < lv->nnodes; i++)
 	{
@@ -984,6 +1102,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 		OpenRel(r->members, r->members_pk, &env.members, &env.members_pk, &env.members_slot);
 	if (lv->ntags > 0)
 		OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
+	env.vm_members = env.vm_events = InvalidBuffer;
 	if (lv->nstages > 0)
 		OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
 	if (lv->reads_stats)
@@ -1052,6 +1171,10 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 		}
 	}
 
+	if (BufferIsValid(env.vm_members))
+		ReleaseBuffer(env.vm_members);
+	if (BufferIsValid(env.vm_events))
+		ReleaseBuffer(env.vm_events);
 	CloseRel(env.events, env.events_idx, env.events_slot);
 	CloseRel(env.stats, env.stats_pk, env.stats_slot);
 	CloseRel(env.stages, env.stages_pk, env.stages_slot);

@@ -90,7 +90,7 @@ COMMENT ON TABLE segment.dependency_index IS
 -- "Consuming the change feed").  No foreign key to contacts: the feed is an
 -- append-only log and stays cheap to write.
 CREATE TABLE segment.changes (
-  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id         bigint GENERATED ALWAYS AS IDENTITY,
   xid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
   at         timestamptz NOT NULL DEFAULT segment.now(),
   contact_id bigint NOT NULL,
@@ -99,10 +99,15 @@ CREATE TABLE segment.changes (
   name       text,
   previous   text,
   source     text CHECK (source IN ('manual', 'rule', 'flow', 'expiry')),
-  CONSTRAINT changes_name CHECK (name IS NOT NULL OR kind = 'stage_change')
+  CONSTRAINT changes_name CHECK (name IS NOT NULL OR kind = 'stage_change'),
+  -- The order a consumer reads the feed in (see below): each new row lands at
+  -- the right edge of this index, so it costs little to keep.
+  PRIMARY KEY (xid, id)
 );
+-- A contact's history (timelines, export_contact, forget).  There is no index
+-- by segment or tag name: every change would pay a descent into one more large
+-- index; history of one segment is read by a scan, or consumed in feed order.
 CREATE INDEX changes_contact ON segment.changes (contact_id, id);
-CREATE INDEX changes_kind_name ON segment.changes (kind, name, id);
 COMMENT ON TABLE segment.changes IS
   'Change feed of segment membership, tags and lifecycle stages (one row per change, id increasing)';
 COMMENT ON COLUMN segment.changes.xid IS 'Writing transaction: consumers read rows whose xid is below pg_snapshot_xmin(pg_current_snapshot())';
@@ -1076,7 +1081,7 @@ BEGIN
   END IF;
   SELECT coalesce(array_agg(cs.contact_id), '{}') INTO ids
     FROM segment.contact_stages cs WHERE cs.stage = drop_stage.name;
-  SELECT coalesce(max(id), 0) INTO start FROM segment.changes;
+  SELECT coalesce(max(ch.id), 0) INTO start FROM segment.changes ch WHERE ch.xid = pg_current_xact_id();
   PERFORM segment._index_rule('stage', name, NULL);
   DELETE FROM segment.stages st WHERE st.name = drop_stage.name;   -- its contacts lose it
   IF cardinality(ids) > 0 THEN
@@ -1146,7 +1151,7 @@ DECLARE
   tags    text[];
   staged  boolean := false;
 BEGIN
-  SELECT coalesce(max(c.id), 0) INTO start FROM segment.changes c;
+  SELECT coalesce(max(c.id), 0) INTO start FROM segment.changes c WHERE c.xid = me;
   IF name IS NOT NULL THEN
     s := segment._segment(name);
     IF s.mode = 'static' THEN

@@ -185,7 +185,7 @@ BEGIN
     RAISE EXCEPTION 'flow "%" already exists', name USING ERRCODE = 'duplicate_object', HINT = 'Pick another name.';
   END IF;
   INSERT INTO segment.flows (name, trigger_kind, trigger_name, template, options, cursor_id)
-    VALUES (name, kind, tname, template, o, (SELECT coalesce(max(c.id), 0) FROM segment.changes c))
+    VALUES (name, kind, tname, template, o, (SELECT coalesce(max(c.id), 0) FROM segment.changes c WHERE c.xid = pg_current_xact_id()))
     RETURNING id INTO fid;
   PERFORM segment._flow_sync_triggers();
   RETURN fid;
@@ -334,7 +334,7 @@ BEGIN
   PERFORM segment._flow(name);
   UPDATE segment.flows f
      SET active = true, cursor_xid = pg_current_xact_id(),
-         cursor_id = (SELECT coalesce(max(c.id), 0) FROM segment.changes c)
+         cursor_id = (SELECT coalesce(max(c.id), 0) FROM segment.changes c WHERE c.xid = pg_current_xact_id())
    WHERE f.name = resume_flow.name AND NOT f.active;
   PERFORM segment._flow_sync_triggers();
 END $$;
