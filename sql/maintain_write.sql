@@ -34,10 +34,15 @@ SELECT segment.track(1, 'purchase', '{}', 150) > 0 AS tracked;
 SELECT segment.track(2, 'page_view') > 0 AS tracked;
 SELECT * FROM feed;
 SELECT * FROM members;
--- each referenced segment row is locked FOR KEY SHARE, as the foreign key's check locks it
-SELECT s.name, l.modes
-  FROM segment.segments s, pgrowlocks('segment.segments') l
- WHERE l.locked_row = s.ctid ORDER BY s.name;
+-- each referenced contact is locked FOR KEY SHARE, as the foreign key's check locks it
+SELECT c.id, l.modes
+  FROM segment.contacts c, pgrowlocks('segment.contacts') l
+ WHERE l.locked_row = c.ctid ORDER BY c.id;
+-- segment rows are not locked: a segment goes only under the maintenance lock,
+-- which this transaction holds in share mode until it ends (segments_10_guard)
+SELECT count(*) AS locked_segments FROM pgrowlocks('segment.segments');
+SELECT mode, granted FROM pg_locks
+ WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = 0 AND objid = 0 AND objsubid = 24174;
 COMMIT;
 
 -- A CHECK constraint added after the first write is enforced (nothing written).

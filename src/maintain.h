@@ -166,6 +166,7 @@ extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 extern void MaintLockContacts(int64 *ids, int nids);
 extern void MaintRun(List *keys, int64 *ids, int nids);
 extern bool MaintApplying(void);
+extern bool MaintHoldsGlobalLock(void);
 
 /* maintain_write.c */
 extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);

@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -73,6 +74,7 @@ typedef struct MaintChanges
 PG_FUNCTION_INFO_V1(segment_maintain);
 PG_FUNCTION_INFO_V1(segment_rules_changed);
 PG_FUNCTION_INFO_V1(segment_lock_all);
+PG_FUNCTION_INFO_V1(segment_segments_guard);
 
 /* True while maintenance writes rule tags (the tag trigger then stays quiet). */
 bool
@@ -81,13 +83,31 @@ MaintApplying(void)
 	return applying;
 }
 
+static void GlobalTag(LOCKTAG *tag);
+
 static void
 LockGlobal(LOCKMODE mode)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, MAINT_LOCK_GLOBAL);
+	GlobalTag(&tag);
 	(void) LockAcquire(&tag, mode, false, false);
+}
+
+static void
+GlobalTag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0, 0, MAINT_LOCK_GLOBAL);
+}
+
+/* Does this transaction hold the global maintenance lock (in either mode)? */
+bool
+MaintHoldsGlobalLock(void)
+{
+	LOCKTAG		tag;
+
+	GlobalTag(&tag);
+	return LockHeldByMe(&tag, ShareLock) || LockHeldByMe(&tag, ExclusiveLock);
 }
 
 /*
@@ -466,4 +486,23 @@ segment_lock_all(PG_FUNCTION_ARGS)
 {
 	LockGlobal(ExclusiveLock);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Trigger segment._segments_guard (before DELETE, UPDATE OF id or TRUNCATE on
+ * segment.segments, per statement): wait for every transaction that is
+ * maintaining memberships and hold the others off until this one ends, so no
+ * segment disappears under a membership being written (maintain_write.c then
+ * need not lock the segment's row); every backend reloads its rule graph.
+ */
+Datum
+segment_segments_guard(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("segment._segments_guard() must be called as a trigger")));
+	LockGlobal(ExclusiveLock);
+	MaintInvalidateAtCommit();
+	return PointerGetDatum(NULL);
 }

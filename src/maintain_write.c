@@ -67,6 +67,7 @@ typedef struct WriteFk
 	Oid			pkrel;			/* referenced table */
 	Oid			pkindex;		/* its unique index on the referenced column */
 	RegProcedure eqproc;		/* equality of the key type */
+	bool		guarded;		/* referenced rows go only under the maintenance lock */
 } WriteFk;
 
 /*
@@ -117,9 +118,14 @@ typedef struct WriteState
 	EState	   *estate;
 	Snapshot	snap;
 	CommandId	cid;
+	bool		global_held;	/* the maintenance lock is held (guarded keys need no row lock) */
 	int			nlocked;
 	LockedKey	locked[WRITE_MAX_LOCKED];
 } WriteState;
+
+/* Whether the last table asked about carries the segments guard (Guarded). */
+static Oid	guard_relid = InvalidOid;
+static bool guard_found = false;
 
 /*
  * Is this function segment._contact_tags_trigger?  It stays quiet while
@@ -135,6 +141,64 @@ IsOwnTagTrigger(Oid fn)
 	return name && nsp && strcmp(name, "_contact_tags_trigger") == 0 && strcmp(nsp, "segment") == 0;
 }
 
+/* A relation's cache entry was invalidated: forget what was prepared for it. */
+static void
+RelPrepInvalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < WRITE_REL_PREPS; i++)
+		if (relid == InvalidOid || rel_preps[i].relid == relid)
+			rel_preps[i].relid = InvalidOid;
+	if (relid == InvalidOid || relid == guard_relid)
+		guard_relid = InvalidOid;
+}
+
+/* Is this function segment._segments_guard? */
+static bool
+IsGuardFunction(Oid fn)
+{
+	char	   *name = get_func_name(fn);
+	char	   *nsp = get_namespace_name(get_func_namespace(fn));
+
+	return name && nsp && strcmp(name, "_segments_guard") == 0 && strcmp(nsp, "segment") == 0;
+}
+
+/*
+ * Does the table carry segment._segments_guard, enabled, before DELETE,
+ * UPDATE and TRUNCATE?  Then its rows go (or change their key) only under
+ * the maintenance lock, and a maintenance write that holds that lock need
+ * not lock the row it refers to: none can go before the writer's
+ * transaction ends.  Kept until the table's cache entry is invalidated.
+ */
+static bool
+Guarded(Oid relid)
+{
+	Relation	rel;
+	TriggerDesc *td;
+	int			i;
+
+	if (relid == guard_relid)
+		return guard_found;
+	rel = table_open(relid, AccessShareLock);
+	td = rel->trigdesc;
+	guard_found = false;
+	for (i = 0; td && i < td->numtriggers; i++)
+	{
+		Trigger    *trig = &td->triggers[i];
+
+		if (TRIGGER_FOR_BEFORE(trig->tgtype) && !TRIGGER_FOR_ROW(trig->tgtype) &&
+			TRIGGER_FOR_DELETE(trig->tgtype) && TRIGGER_FOR_UPDATE(trig->tgtype) &&
+			TRIGGER_FOR_TRUNCATE(trig->tgtype) &&
+			(trig->tgenabled == TRIGGER_FIRES_ON_ORIGIN || trig->tgenabled == TRIGGER_FIRES_ALWAYS) &&
+			IsGuardFunction(trig->tgfoid))
+			guard_found = true;
+	}
+	table_close(rel, AccessShareLock);
+	guard_relid = relid;
+	return guard_found;
+}
+
 /*
  * Can the fast path write this table exactly as an INSERT would?  Collects
  * its single-column foreign keys into t.
@@ -147,6 +211,12 @@ Writable(Relation rel, WriteTarget *t)
 	int			i;
 
 	t->nfks = 0;
+	/* what is kept here (RelPrep, Guarded) goes with the tables' cache entries */
+	if (!rel_preps_callback)
+	{
+		CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
+		rel_preps_callback = true;
+	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
 		return false;
 	if (constr && constr->has_generated_stored)
@@ -198,23 +268,13 @@ Writable(Relation rel, WriteTarget *t)
 			fk->pkrel = con->confrelid;
 			fk->pkindex = con->conindid;
 			fk->eqproc = get_opcode(pp_eq[0]);
+			fk->guarded = Guarded(con->confrelid);
 		}
 		ReleaseSysCache(tup);
 		if (!ok)
 			return false;
 	}
 	return true;
-}
-
-/* A relation's cache entry was invalidated: forget what was prepared for it. */
-static void
-RelPrepInvalidate(Datum arg, Oid relid)
-{
-	int			i;
-
-	for (i = 0; i < WRITE_REL_PREPS; i++)
-		if (relid == InvalidOid || rel_preps[i].relid == relid)
-			rel_preps[i].relid = InvalidOid;
 }
 
 /*
@@ -233,11 +293,6 @@ GetRelPrep(Relation rel)
 	int			i;
 	bool		same;
 
-	if (!rel_preps_callback)
-	{
-		CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
-		rel_preps_callback = true;
-	}
 	for (i = 0; i < WRITE_REL_PREPS && p == NULL; i++)
 		if (rel_preps[i].relid == relid)
 			p = &rel_preps[i];
@@ -371,6 +426,8 @@ ReportFkViolation(Relation rel, WriteFk *fk, Datum value)
 /*
  * Lock the row the value refers to FOR KEY SHARE (what the foreign key's RI
  * check does), or fail with the foreign-key violation when there is none.
+ * A guarded key (Guarded) under the maintenance lock needs neither: the
+ * caller writes only rows its rule graph, read under that lock, names.
  */
 static void
 LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
@@ -383,6 +440,8 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 	bool		found = false;
 	int			i;
 
+	if (fk->guarded && ws->global_held)
+		return;
 	for (i = 0; i < ws->nlocked; i++)
 		if (ws->locked[i].conoid == fk->conoid && ws->locked[i].value == value)
 			return;
@@ -567,6 +626,7 @@ WriteRows(MaintRels *r, Oid target, int ncols, const char *const *cols,
 	CommandCounterIncrement();
 	ws.cid = GetCurrentCommandId(true);
 	ws.snap = RegisterSnapshot(GetTransactionSnapshot());
+	ws.global_held = MaintHoldsGlobalLock();
 	PG_TRY();
 	{
 		for (i = 0; i < nrows; i++)

@@ -107,7 +107,7 @@ CREATE TABLE segment.changes (
 -- A contact's history (timelines, export_contact, forget).  There is no index
 -- by segment or tag name: every change would pay a descent into one more large
 -- index; history of one segment is read by a scan, or consumed in feed order.
-CREATE INDEX changes_contact ON segment.changes (contact_id, id);
+CREATE INDEX changes_contact ON segment.changes (contact_id);
 COMMENT ON TABLE segment.changes IS
   'Change feed of segment membership, tags and lifecycle stages (one row per change, id increasing)';
 COMMENT ON COLUMN segment.changes.xid IS 'Writing transaction: consumers read rows whose xid is below pg_snapshot_xmin(pg_current_snapshot())';
@@ -324,6 +324,18 @@ CREATE TRIGGER contact_tags_50_segments_update AFTER UPDATE ON segment.contact_t
 CREATE TRIGGER contact_tags_50_segments_delete AFTER DELETE ON segment.contact_tags
   REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION segment._contact_tags_trigger();
+
+-- A segment leaves (or changes its id) only under the maintenance lock: drop_segment
+-- takes it, and so does a plain DELETE, UPDATE or TRUNCATE of segment.segments.
+-- Maintenance holds the lock in share mode while it writes, so the memberships it
+-- writes need not lock their segment's row as the foreign key's check would
+-- (src/maintain_write.c): no segment can go before the writing transaction ends.
+CREATE FUNCTION segment._segments_guard() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'segment_segments_guard' LANGUAGE C;
+COMMENT ON FUNCTION segment._segments_guard() IS
+  'Trigger: a segment is deleted or its id changed only under the maintenance lock; rule graphs are reloaded';
+CREATE TRIGGER segments_10_guard BEFORE DELETE OR UPDATE OF id OR TRUNCATE ON segment.segments
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._segments_guard();
 
 -- How a node is named in messages.
 CREATE FUNCTION segment._node_label(node_kind text, node_name text) RETURNS text
