@@ -171,5 +171,6 @@ extern bool MaintHoldsGlobalLock(void);
 /* maintain_write.c */
 extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);
 extern bool MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags);
+extern bool MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds);
 
 #endif							/* MAINTAIN_H */

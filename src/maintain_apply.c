@@ -277,7 +277,7 @@ ApplyChanges(MaintGraph *g, MaintChanges *ch)
 		applying = false;
 	}
 	PG_END_TRY();
-	if (ch->stage_contact)
+	if (ch->stage_contact && !MaintWriteStages(&g->rels, ch->stage_contact, ch->stage_new, ch->stage_old))
 	{
 		a[0] = Int8Array(ch->stage_contact);
 		a[1] = TextArray(ch->stage_new);

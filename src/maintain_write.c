@@ -45,6 +45,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -200,11 +201,12 @@ Guarded(Oid relid)
 }
 
 /*
- * Can the fast path write this table exactly as an INSERT would?  Collects
- * its single-column foreign keys into t.
+ * Can the fast path write this table exactly as an INSERT (with modify, an
+ * INSERT, UPDATE or DELETE) would?  Collects its single-column foreign keys
+ * into t.
  */
 static bool
-Writable(Relation rel, WriteTarget *t)
+Writable(Relation rel, WriteTarget *t, bool modify)
 {
 	TriggerDesc *td = rel->trigdesc;
 	TupleConstr *constr = rel->rd_att->constr;
@@ -224,6 +226,10 @@ Writable(Relation rel, WriteTarget *t)
 	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
 		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return false;
+	if (modify &&
+		(pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		 pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK))
+		return false;
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
 		return false;
 	for (i = 0; td && i < td->numtriggers; i++)
@@ -241,7 +247,10 @@ Writable(Relation rel, WriteTarget *t)
 		bool		seen = false;
 		bool		ok;
 
-		if (!TRIGGER_FOR_INSERT(trig->tgtype) || IsOwnTagTrigger(trig->tgfoid))
+		if (!(TRIGGER_FOR_INSERT(trig->tgtype) ||
+			  (modify && (TRIGGER_FOR_UPDATE(trig->tgtype) || TRIGGER_FOR_DELETE(trig->tgtype) ||
+						  TRIGGER_FOR_TRUNCATE(trig->tgtype)))) ||
+			IsOwnTagTrigger(trig->tgfoid))
 			continue;
 		if (RI_FKey_trigger_type(trig->tgfoid) != RI_TRIGGER_FK || !OidIsValid(trig->tgconstraint))
 			return false;
@@ -345,14 +354,14 @@ GetRelPrep(Relation rel)
  * nothing left open, when it must take the SQL path.
  */
 static bool
-OpenTarget(WriteState *ws, Oid relid, Index rti, WriteTarget *t)
+OpenTarget(WriteState *ws, Oid relid, Index rti, WriteTarget *t, bool modify)
 {
 	TupleDesc	desc;
 	int			i;
 
 	memset(t, 0, sizeof(*t));
 	t->rel = table_open(relid, RowExclusiveLock);
-	if (!Writable(t->rel, t))
+	if (!Writable(t->rel, t, modify))
 	{
 		table_close(t->rel, RowExclusiveLock);
 		t->rel = NULL;
@@ -554,6 +563,121 @@ WriteRte(Oid relid)
 	return rte;
 }
 
+/* A fast-path write: one table and the change feed, under one snapshot. */
+typedef struct WriteSession
+{
+	WriteState	ws;
+	WriteTarget rows,
+				changes;
+	Datum	   *rv,				/* a row of the table, by attribute */
+			   *cv;				/* a change row */
+	bool	   *rnull,
+			   *rgiven,
+			   *cnull,
+			   *cgiven;
+	AttrNumber	c_contact,
+				c_name,
+				c_previous;
+} WriteSession;
+
+static AttrNumber
+ColumnOf(Oid relid, const char *name)
+{
+	AttrNumber	att = get_attnum(relid, name);
+
+	if (att <= 0)
+		elog(ERROR, "segment maintenance: column \"%s\" of %s not found", name, get_rel_name(relid));
+	return att;
+}
+
+/*
+ * Open target (with modify, for INSERT, UPDATE and DELETE) and the change
+ * feed, whose rows will be of this kind, and take the snapshot a statement
+ * would.  False, with nothing open, when the fast path cannot be used.
+ */
+static bool
+BeginWrite(WriteSession *s, MaintRels *r, Oid target, bool modify, const char *kind)
+{
+	AttrNumber	c_kind,
+				c_source;
+	int			natts;
+
+	memset(s, 0, sizeof(*s));
+	if (!OidIsValid(r->changes))
+		return false;
+	s->ws.estate = CreateExecutorState();
+	ExecInitRangeTable(s->ws.estate, list_make2(WriteRte(target), WriteRte(r->changes)));
+	if (!OpenTarget(&s->ws, target, 1, &s->rows, modify))
+	{
+		FreeExecutorState(s->ws.estate);
+		return false;
+	}
+	if (!OpenTarget(&s->ws, r->changes, 2, &s->changes, false))
+	{
+		CloseTarget(&s->rows);
+		FreeExecutorState(s->ws.estate);
+		return false;
+	}
+	natts = RelationGetDescr(s->rows.rel)->natts;
+	s->rv = palloc0(sizeof(Datum) * natts);
+	s->rnull = palloc0(sizeof(bool) * natts);
+	s->rgiven = palloc0(sizeof(bool) * natts);
+	natts = RelationGetDescr(s->changes.rel)->natts;
+	s->cv = palloc0(sizeof(Datum) * natts);
+	s->cnull = palloc0(sizeof(bool) * natts);
+	s->cgiven = palloc0(sizeof(bool) * natts);
+	s->c_contact = ColumnOf(r->changes, "contact_id");
+	s->c_name = ColumnOf(r->changes, "name");
+	s->c_previous = ColumnOf(r->changes, "previous");
+	c_kind = ColumnOf(r->changes, "kind");
+	c_source = ColumnOf(r->changes, "source");
+	s->cgiven[s->c_contact - 1] = s->cgiven[c_kind - 1] = s->cgiven[s->c_name - 1] =
+		s->cgiven[c_source - 1] = s->cgiven[s->c_previous - 1] = true;
+	s->cv[c_kind - 1] = CStringGetTextDatum(kind);
+	s->cv[c_source - 1] = CStringGetTextDatum("rule");
+	s->cnull[s->c_previous - 1] = true;
+
+	/* what a statement does first: see this transaction's writes and what others committed */
+	CommandCounterIncrement();
+	s->ws.cid = GetCurrentCommandId(true);
+	s->ws.snap = RegisterSnapshot(GetTransactionSnapshot());
+	s->ws.global_held = MaintHoldsGlobalLock();
+	return true;
+}
+
+/* The change-feed row of one change (name and previous may be NULL). */
+static void
+WriteChange(WriteSession *s, int64 contact, const char *name, const char *previous)
+{
+	s->cv[s->c_contact - 1] = Int64GetDatum(contact);
+	s->cnull[s->c_name - 1] = (name == NULL);
+	s->cv[s->c_name - 1] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	s->cnull[s->c_previous - 1] = (previous == NULL);
+	s->cv[s->c_previous - 1] = previous ? CStringGetTextDatum(previous) : (Datum) 0;
+	InsertRow(&s->ws, &s->changes, s->cv, s->cnull, s->cgiven);
+}
+
+/* After an error: leave what is kept free for the next call. */
+static void
+AbandonWrite(WriteSession *s)
+{
+	if (s->rows.prep)
+		s->rows.prep->in_use = false;
+	if (s->changes.prep)
+		s->changes.prep->in_use = false;
+}
+
+static void
+EndWrite(WriteSession *s)
+{
+	UnregisterSnapshot(s->ws.snap);
+	CloseTarget(&s->changes);
+	CloseTarget(&s->rows);
+	FreeExecutorState(s->ws.estate);
+	/* later statements and levels see these rows */
+	CommandCounterIncrement();
+}
+
 /*
  * Insert nrows rows into target (the columns cols, values vals[row * ncols
  * + col], NULL where nulls says so; the other columns get their defaults),
@@ -565,98 +689,38 @@ static bool
 WriteRows(MaintRels *r, Oid target, int ncols, const char *const *cols,
 		  int nrows, Datum *vals, bool *nulls, const char *kind, int64 *contacts, char **names)
 {
-	WriteState	ws;
-	WriteTarget rows,
-				changes;
+	WriteSession s;
 	AttrNumber *att = palloc(sizeof(AttrNumber) * ncols);
-	AttrNumber	c_contact,
-				c_kind,
-				c_name,
-				c_source;
-	Datum	   *rv,
-			   *cv;
-	bool	   *rnull,
-			   *cnull,
-			   *rgiven,
-			   *cgiven;
 	int			i,
 				k;
 
-	if (!OidIsValid(r->changes) || nrows == 0)
+	if (nrows == 0 || !BeginWrite(&s, r, target, false, kind))
 		return false;
-	memset(&ws, 0, sizeof(ws));
-	ws.estate = CreateExecutorState();
-	ExecInitRangeTable(ws.estate, list_make2(WriteRte(target), WriteRte(r->changes)));
-	if (!OpenTarget(&ws, target, 1, &rows))
-	{
-		FreeExecutorState(ws.estate);
-		return false;
-	}
-	if (!OpenTarget(&ws, r->changes, 2, &changes))
-	{
-		CloseTarget(&rows);
-		FreeExecutorState(ws.estate);
-		return false;
-	}
-
-	rv = palloc0(sizeof(Datum) * RelationGetDescr(rows.rel)->natts);
-	rnull = palloc0(sizeof(bool) * RelationGetDescr(rows.rel)->natts);
-	rgiven = palloc0(sizeof(bool) * RelationGetDescr(rows.rel)->natts);
-	cv = palloc0(sizeof(Datum) * RelationGetDescr(changes.rel)->natts);
-	cnull = palloc0(sizeof(bool) * RelationGetDescr(changes.rel)->natts);
-	cgiven = palloc0(sizeof(bool) * RelationGetDescr(changes.rel)->natts);
 	for (k = 0; k < ncols; k++)
 	{
-		att[k] = get_attnum(target, cols[k]);
-		if (att[k] <= 0)
-			elog(ERROR, "segment maintenance: column \"%s\" of %s not found", cols[k], get_rel_name(target));
-		rgiven[att[k] - 1] = true;
+		att[k] = ColumnOf(target, cols[k]);
+		s.rgiven[att[k] - 1] = true;
 	}
-	c_contact = get_attnum(r->changes, "contact_id");
-	c_kind = get_attnum(r->changes, "kind");
-	c_name = get_attnum(r->changes, "name");
-	c_source = get_attnum(r->changes, "source");
-	if (c_contact <= 0 || c_kind <= 0 || c_name <= 0 || c_source <= 0)
-		elog(ERROR, "segment maintenance: a column of segment.changes is missing");
-	cgiven[c_contact - 1] = cgiven[c_kind - 1] = cgiven[c_name - 1] = cgiven[c_source - 1] = true;
-	cv[c_kind - 1] = CStringGetTextDatum(kind);
-	cv[c_source - 1] = CStringGetTextDatum("rule");
-
-	/* what a statement does first: see this transaction's writes and what others committed */
-	CommandCounterIncrement();
-	ws.cid = GetCurrentCommandId(true);
-	ws.snap = RegisterSnapshot(GetTransactionSnapshot());
-	ws.global_held = MaintHoldsGlobalLock();
 	PG_TRY();
 	{
 		for (i = 0; i < nrows; i++)
 		{
 			for (k = 0; k < ncols; k++)
 			{
-				rv[att[k] - 1] = vals[i * ncols + k];
-				rnull[att[k] - 1] = nulls[i * ncols + k];
+				s.rv[att[k] - 1] = vals[i * ncols + k];
+				s.rnull[att[k] - 1] = nulls[i * ncols + k];
 			}
-			InsertRow(&ws, &rows, rv, rnull, rgiven);
-			cv[c_contact - 1] = Int64GetDatum(contacts[i]);
-			cv[c_name - 1] = CStringGetTextDatum(names[i]);
-			InsertRow(&ws, &changes, cv, cnull, cgiven);
+			InsertRow(&s.ws, &s.rows, s.rv, s.rnull, s.rgiven);
+			WriteChange(&s, contacts[i], names[i], NULL);
 		}
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		/* an error leaves what is kept free for the next call */
-		if (rows.prep)
-			rows.prep->in_use = false;
-		if (changes.prep)
-			changes.prep->in_use = false;
+		AbandonWrite(&s);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	UnregisterSnapshot(ws.snap);
-	CloseTarget(&changes);
-	CloseTarget(&rows);
-	FreeExecutorState(ws.estate);
-	/* later statements and levels see these rows */
-	CommandCounterIncrement();
+	EndWrite(&s);
 	return true;
 }
 
@@ -721,4 +785,114 @@ MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags)
 		nulls[i * 5 + 4] = true;
 	}
 	return WriteRows(r, r->tags, 5, cols, n, vals, nulls, "tag_add", ids, nm);
+}
+
+/*
+ * Move contacts[i] from stage olds[i] to stage news[i] (either may be NULL:
+ * no stage): the segment.contact_stages row is inserted, updated (stage and
+ * since) or deleted, then its 'stage_change' change row is written.  The
+ * caller has established that the stages differ.  Returns false, having
+ * written nothing, when the fast path cannot be used (it must also UPDATE
+ * and DELETE as a statement would).  A row changed meanwhile by a
+ * transaction that did not take the contact's maintenance lock is a
+ * serialization failure.
+ */
+bool
+MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds)
+{
+	WriteSession s;
+	AttrNumber	a_contact = ColumnOf(r->stages, "contact_id");
+	AttrNumber	a_stage = ColumnOf(r->stages, "stage");
+	AttrNumber	a_since = ColumnOf(r->stages, "since");
+	Datum		now = TimestampTzGetDatum(SegmentNow());
+	Relation	idx;
+	TupleTableSlot *old;
+	ListCell   *lc,
+			   *ln,
+			   *lo;
+
+	if (contacts == NIL || !BeginWrite(&s, r, r->stages, true, "stage_change"))
+		return false;
+	idx = index_open(r->stages_pk, AccessShareLock);
+	old = table_slot_create(s.rows.rel, NULL);
+	s.rgiven[a_contact - 1] = s.rgiven[a_stage - 1] = s.rgiven[a_since - 1] = true;
+	PG_TRY();
+	{
+		forthree(lc, contacts, ln, news, lo, olds)
+		{
+			int64		contact = *(int64 *) lfirst(lc);
+			char	   *new = (char *) lfirst(ln);
+			ScanKeyData key;
+			IndexScanDesc scan;
+			bool		found;
+			TM_Result	res = TM_Ok;
+			TM_FailureData tmfd;
+
+			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(contact));
+			scan = index_beginscan(s.rows.rel, idx, s.ws.snap, 1, 0);
+			index_rescan(scan, &key, 1, NULL, 0);
+			found = index_getnext_slot(scan, ForwardScanDirection, old);
+			index_endscan(scan);
+
+			if (found && new == NULL)
+				res = table_tuple_delete(s.rows.rel, &old->tts_tid, s.ws.cid, s.ws.snap,
+										 InvalidSnapshot, true, &tmfd, false);
+			else if (found)
+			{
+				TupleTableSlot *slot = s.rows.slot;
+				LockTupleMode lockmode;
+				bool		update_indexes;
+				int			i;
+
+				/* the row as it is, with the new stage and since */
+				slot_getallattrs(old);
+				ExecClearTuple(slot);
+				for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+				{
+					slot->tts_values[i] = old->tts_values[i];
+					slot->tts_isnull[i] = old->tts_isnull[i];
+				}
+				slot->tts_values[a_stage - 1] = CStringGetTextDatum(new);
+				slot->tts_isnull[a_stage - 1] = false;
+				slot->tts_values[a_since - 1] = now;
+				slot->tts_isnull[a_since - 1] = false;
+				ExecStoreVirtualTuple(slot);
+				if (s.rows.rel->rd_att->constr)
+					ExecConstraints(s.rows.rri, slot, s.ws.estate);
+				for (i = 0; i < s.rows.nfks; i++)
+					if (s.rows.fks[i].fkcol == a_stage)
+						LockReferenced(&s.ws, s.rows.rel, &s.rows.fks[i], slot->tts_values[a_stage - 1]);
+				res = table_tuple_update(s.rows.rel, &old->tts_tid, slot, s.ws.cid, s.ws.snap,
+										 InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+				if (res == TM_Ok && update_indexes)
+					list_free(ExecInsertIndexTuples(s.rows.rri, slot, s.ws.estate, true, false, NULL, NIL));
+			}
+			else if (new != NULL)
+			{
+				s.rv[a_contact - 1] = Int64GetDatum(contact);
+				s.rv[a_stage - 1] = CStringGetTextDatum(new);
+				s.rv[a_since - 1] = now;
+				InsertRow(&s.ws, &s.rows, s.rv, s.rnull, s.rgiven);
+			}
+			else
+				continue;		/* no row and no stage: nothing changes */
+			if (res != TM_Ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update"),
+						 errdetail("The lifecycle stage of contact " INT64_FORMAT " changed while it was maintained.",
+								   contact)));
+			WriteChange(&s, contact, new, (char *) lfirst(lo));
+		}
+	}
+	PG_CATCH();
+	{
+		AbandonWrite(&s);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ExecDropSingleTupleTableSlot(old);
+	index_close(idx, AccessShareLock);
+	EndWrite(&s);
+	return true;
 }
