@@ -149,6 +149,9 @@ CREATE VIEW counts AS
     FROM segment.contacts c;
 SELECT * FROM counts ORDER BY contact;
 SELECT * FROM drift WHERE name NOT IN ('tag viewer', 'tag heavy_viewer');
+-- Contact 1 gets a second view before the window: its count within the window is
+-- then bounded by [1, all but one] (= 2 inside that range must still be counted).
+SELECT segment.track(1, 'page_view', '{}', NULL, segment.now() - interval '10 days') > 0 AS tracked;
 SELECT segment.track(c, 'page_view', '{}', NULL, segment.now() - interval '1 hour') > 0 AS tracked
   FROM generate_series(1, 4) c;
 SELECT * FROM counts ORDER BY contact;

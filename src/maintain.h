@@ -74,6 +74,7 @@ typedef struct MaintRels
 				tags_expires;
 	AttrNumber	stages_stage;
 	AttrNumber	stats_count,
+				stats_first,
 				stats_last,
 				stats_sum,
 				stats_min,

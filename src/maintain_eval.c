@@ -71,7 +71,8 @@ typedef struct StatRow
 	const char *event;
 	bool		found;
 	int64		count;
-	TimestampTz last_at;
+	TimestampTz first_at,
+				last_at;
 	Datum		sum,
 				min,
 				max;			/* numeric, 0 when NULL */
@@ -222,6 +223,7 @@ MaintLookupRels(MaintGraph *g)
 	else
 	{
 		r->stats_count = Column(r->stats, "count");
+		r->stats_first = Column(r->stats, "first_at");
 		r->stats_last = Column(r->stats, "last_at");
 		r->stats_sum = Column(r->stats, "sum_amount");
 		r->stats_min = Column(r->stats, "min_amount");
@@ -419,7 +421,8 @@ CollectLeaves(MaintExpr *e, MaintLevel *lv)
 {
 	int			i;
 
-	lv->reads_stats |= (e->op == 'd' || e->op == 'a');
+	/* a windowed count reads the all-time row first (CountEvents) */
+	lv->reads_stats |= (e->op == 'd' || e->op == 'a' || e->op == 'c');
 	lv->reads_events |= (e->op == 'c');
 	if (e->op == 'q' && lv->slot[e->leaf] < 0)
 	{
@@ -554,6 +557,7 @@ Stats(EvalEnv *env, const char *event)
 
 		row->found = true;
 		row->count = DatumGetInt64(slot_getattr(s, r->stats_count, &isnull));
+		row->first_at = DatumGetTimestampTz(slot_getattr(s, r->stats_first, &isnull));
 		row->last_at = DatumGetTimestampTz(slot_getattr(s, r->stats_last, &isnull));
 		row->sum = CopyNumeric(s, r->stats_sum);
 		row->min = CopyNumeric(s, r->stats_min);
@@ -596,42 +600,6 @@ NextVisible(EvalEnv *env, IndexScanDesc scan, TupleTableSlot *slot, Buffer *vmbu
 	return false;
 }
 
-/*
- * Raw events of a type in the window of e, counted through the (contact_id,
- * type, occurred_at) index up to e's limit (beyond it the comparison cannot
- * change), once per contact.
- */
-static int64
-CountEvents(EvalEnv *env, MaintExpr *e)
-{
-	ScanKeyData keys[3];
-	IndexScanDesc scan;
-	int64		n = 0;
-	int			i;
-
-	for (i = 0; i < env->ncounts; i++)
-		if (env->count_expr[i] == e)
-			return env->count_val[i];
-	if (e->limit > 0)
-	{
-		KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
-		KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(e->event));
-		KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
-				TimestampTzGetDatum(WindowStart(env, e->within)));
-		scan = StartScan(env, env->events, env->events_idx, keys, 3);
-		while (n < e->limit && NextVisible(env, scan, env->events_slot, &env->vm_events))
-			n++;
-		index_endscan(scan);
-		ExecClearTuple(env->events_slot);
-	}
-	if (env->ncounts < EVAL_MAX_COUNTS)
-	{
-		env->count_expr[env->ncounts] = e;
-		env->count_val[env->ncounts++] = n;
-	}
-	return n;
-}
-
 static bool
 CmpHolds(int cmp, int c)
 {
@@ -663,6 +631,83 @@ static Datum
 Int8Numeric(int64 v)
 {
 	return DirectFunctionCall1(int8_numeric, Int64GetDatum(v));
+}
+
+/*
+ * If every count in [lo, hi] compares with e's literal the same way, that
+ * way is settled: *n gets a count that gives it.
+ */
+static bool
+CountSettled(MaintExpr *e, int64 lo, int64 hi, int64 *n)
+{
+	Datum		l = Int8Numeric(lo),
+				h = Int8Numeric(hi);
+
+	if (NumericCmpHolds(l, e->cmp, e->lit) != NumericCmpHolds(h, e->cmp, e->lit))
+		return false;
+	/* (in)equality can change inside the range only at the literal itself */
+	if ((e->cmp == RC_EQ || e->cmp == RC_NE) && lo < hi &&
+		NumericCmpHolds(l, RC_LE, e->lit) && NumericCmpHolds(h, RC_GE, e->lit))
+		return false;
+	*n = lo;
+	return true;
+}
+
+/*
+ * Raw events of a type in the window of e ("within": occurred_at at or
+ * after segment.now() minus the window), as far as e's comparison needs
+ * them, once per contact.  The all-time event_stats row bounds the count
+ * first: none when the last event is older than the window, all of them
+ * when the first is inside it, and only between one and all but one
+ * otherwise, which often settles the comparison already.  Else the
+ * (contact_id, type, occurred_at) index is counted up to e's limit (beyond
+ * it the comparison cannot change).
+ */
+static int64
+CountEvents(EvalEnv *env, MaintExpr *e)
+{
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	TimestampTz since = WindowStart(env, e->within);
+	int64		n = 0;
+	int			i;
+
+	for (i = 0; i < env->ncounts; i++)
+		if (env->count_expr[i] == e)
+			return env->count_val[i];
+	if (env->stats)
+	{
+		StatRow    *row = Stats(env, e->event);
+
+		if (!row->found || row->last_at < since)
+			goto done;			/* none in the window */
+		if (row->first_at >= since)
+		{
+			n = row->count;		/* all of them */
+			goto done;
+		}
+		if (row->count >= 2 && CountSettled(e, 1, row->count - 1, &n))
+			goto done;
+	}
+	if (e->limit > 0)
+	{
+		KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+		KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(e->event));
+		KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
+				TimestampTzGetDatum(since));
+		scan = StartScan(env, env->events, env->events_idx, keys, 3);
+		while (n < e->limit && NextVisible(env, scan, env->events_slot, &env->vm_events))
+			n++;
+		index_endscan(scan);
+		ExecClearTuple(env->events_slot);
+	}
+done:
+	if (env->ncounts < EVAL_MAX_COUNTS)
+	{
+		env->count_expr[env->ncounts] = e;
+		env->count_val[env->ncounts++] = n;
+	}
+	return n;
 }
 
 /* ---------------------------------------------------------------- evaluate */
@@ -1105,7 +1150,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	env.vm_members = env.vm_events = InvalidBuffer;
 	if (lv->nstages > 0)
 		OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
-	if (lv->reads_stats)
+	if (lv->reads_stats && OidIsValid(r->stats_pk))
 		OpenRel(r->stats, r->stats_pk, &env.stats, &env.stats_pk, &env.stats_slot);
 	if (lv->reads_events)
 		OpenRel(r->events, r->events_idx, &env.events, &env.events_idx, &env.events_slot);
