@@ -57,8 +57,7 @@ typedef struct MaintRels
 	Oid			contacts,
 				contacts_pk;
 	Oid			members,
-				members_pk,			/* segment_members (segment_id, contact_id) */
-				members_contact;	/* segment_members (contact_id, segment_id) */
+				members_pk;			/* segment_members (contact_id, segment_id) */
 	Oid			tags,
 				tags_pk;			/* contact_tags (contact_id, tag) */
 	Oid			stages,
@@ -68,7 +67,6 @@ typedef struct MaintRels
 				stats_pk;			/* event_stats (type, contact_id); Invalid: use SQL */
 	Oid			events,
 				events_idx;			/* events (contact_id, type, occurred_at); Invalid: use SQL */
-	AttrNumber	members_segment;
 	AttrNumber	tags_tag,
 				tags_source,
 				tags_expires;

@@ -88,7 +88,6 @@ typedef struct EvalEnv
 	Relation	contacts,
 				contacts_pk,
 				members,
-				members_idx,
 				members_pk,
 				tags,
 				tags_pk,
@@ -186,7 +185,6 @@ MaintLookupRels(MaintGraph *g)
 	Oid			nsp = get_namespace_oid("segment", false);
 	char		relkind;
 	static const char *const by_contact[] = {"contact_id", "segment_id"};
-	static const char *const by_segment[] = {"segment_id", "contact_id"};
 	static const char *const tag_key[] = {"contact_id", "tag"};
 	static const char *const id_key[] = {"id"};
 	static const char *const contact_key[] = {"contact_id"};
@@ -197,7 +195,6 @@ MaintLookupRels(MaintGraph *g)
 	r->contacts = Relid(nsp, "contacts");
 	r->contacts_pk = PrimaryKeyOf(r->contacts, &relkind);
 	r->members = Relid(nsp, "segment_members");
-	r->members_contact = get_relname_relid("segment_members_contact", nsp);
 	r->members_pk = PrimaryKeyOf(r->members, &relkind);
 	r->tags = Relid(nsp, "contact_tags");
 	r->tags_pk = PrimaryKeyOf(r->tags, &relkind);
@@ -205,12 +202,10 @@ MaintLookupRels(MaintGraph *g)
 	r->stages_pk = PrimaryKeyOf(r->stages, &relkind);
 	r->changes = Relid(nsp, "changes");
 	if (!IndexHasKeys(r->contacts_pk, r->contacts, id_key, 1) ||
-		!IndexHasKeys(r->members_contact, r->members, by_contact, 2) ||
-		!IndexHasKeys(r->members_pk, r->members, by_segment, 2) ||
+		!IndexHasKeys(r->members_pk, r->members, by_contact, 2) ||
 		!IndexHasKeys(r->tags_pk, r->tags, tag_key, 2) ||
 		!IndexHasKeys(r->stages_pk, r->stages, contact_key, 1))
 		elog(ERROR, "segment maintenance: an index of segment.contacts, segment_members, contact_tags or contact_stages is missing");
-	r->members_segment = Column(r->members, "segment_id");
 	r->tags_tag = Column(r->tags, "tag");
 	r->tags_source = Column(r->tags, "source");
 	r->tags_expires = Column(r->tags, "expires_at");
@@ -905,8 +900,8 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	/* several segments: all of the contact's memberships in one index-only scan */
 	if (nsegs > EVAL_MEMBER_PROBES)
 	{
-		KeyInit(&keys[0], env->members_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
-		scan = index_beginscan(env->members, env->members_idx, env->snap, 1, 0);
+		KeyInit(&keys[0], env->members_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+		scan = index_beginscan(env->members, env->members_pk, env->snap, 1, 0);
 		scan->xs_want_itup = true;
 		index_rescan(scan, keys, 1, NULL, 0);
 		while (NextVisible(env, scan, env->members_slot, &env->vm_members))
@@ -954,8 +949,8 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 		else if (node->kind == 's')
 		{
 			/* few segments: one primary-key probe each */
-			KeyInit(&keys[0], env->members_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(node->id));
-			KeyInit(&keys[1], env->members_pk, 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+			KeyInit(&keys[0], env->members_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+			KeyInit(&keys[1], env->members_pk, 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(node->id));
 			scan = StartScan(env, env->members, env->members_pk, keys, 2);
 			o->member[i] = index_getnext_slot(scan, ForwardScanDirection, env->members_slot);
 			index_endscan(scan);
@@ -1141,9 +1136,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	env.snap = RegisterSnapshot(GetTransactionSnapshot());
 	/* only what the level reads */
 	OpenRel(r->contacts, r->contacts_pk, &env.contacts, &env.contacts_pk, &env.contacts_slot);
-	if (lv->nsegs > EVAL_MEMBER_PROBES)
-		OpenRel(r->members, r->members_contact, &env.members, &env.members_idx, &env.members_slot);
-	else if (lv->nsegs > 0)
+	if (lv->nsegs > 0)
 		OpenRel(r->members, r->members_pk, &env.members, &env.members_pk, &env.members_slot);
 	if (lv->ntags > 0)
 		OpenRel(r->tags, r->tags_pk, &env.tags, &env.tags_pk, &env.tags_slot);
@@ -1224,7 +1217,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	CloseRel(env.stats, env.stats_pk, env.stats_slot);
 	CloseRel(env.stages, env.stages_pk, env.stages_slot);
 	CloseRel(env.tags, env.tags_pk, env.tags_slot);
-	CloseRel(env.members, env.members_idx ? env.members_idx : env.members_pk, env.members_slot);
+	CloseRel(env.members, env.members_pk, env.members_slot);
 	CloseRel(env.contacts, env.contacts_pk, env.contacts_slot);
 	UnregisterSnapshot(env.snap);
 	MemoryContextDelete(env.tmp);

@@ -37,7 +37,7 @@ static bool
 GraphReads(MaintGraph *g, Oid relid)
 {
 	MaintRels  *r = &g->rels;
-	Oid			used[] = {r->contacts, r->contacts_pk, r->members, r->members_pk, r->members_contact,
+	Oid			used[] = {r->contacts, r->contacts_pk, r->members, r->members_pk,
 		r->tags, r->tags_pk, r->stages, r->stages_pk, r->stats, r->stats_pk,
 	r->events, r->events_idx};
 	int			i;

@@ -19,11 +19,15 @@ CREATE TABLE segment.segment_members (
   segment_id bigint NOT NULL REFERENCES segment.segments (id) ON DELETE CASCADE,
   contact_id bigint NOT NULL REFERENCES segment.contacts (id) ON DELETE CASCADE,
   since      timestamptz NOT NULL DEFAULT segment.now(),
-  PRIMARY KEY (segment_id, contact_id)
+  -- Contact first: "the segments of this contact" is one index-only scan
+  -- (incremental maintenance reads it for every contact it re-evaluates), and
+  -- the contact's new membership goes into the same index page.
+  PRIMARY KEY (contact_id, segment_id)
 );
--- "the segments of this contact" as an index-only scan (incremental maintenance
--- reads it for every contact it re-evaluates).
-CREATE INDEX segment_members_contact ON segment.segment_members (contact_id, segment_id);
+-- The members of a segment.  On segment_id alone: a new member's entry lands
+-- at the end of its segment's entries (ties are in heap order), not at a
+-- random place among them, and equal keys are stored once (deduplication).
+CREATE INDEX segment_members_segment ON segment.segment_members (segment_id);
 COMMENT ON TABLE segment.segment_members IS 'Current members of each segment';
 
 CREATE TABLE segment.contact_tags (
@@ -34,7 +38,9 @@ CREATE TABLE segment.contact_tags (
   expires_at timestamptz,
   PRIMARY KEY (contact_id, tag)
 );
-CREATE INDEX contact_tags_tag ON segment.contact_tags (tag, contact_id);
+-- The contacts with a tag: on tag alone, so a new tag row's entry lands at the
+-- end of that tag's entries (see segment_members_segment).
+CREATE INDEX contact_tags_tag ON segment.contact_tags (tag);
 COMMENT ON TABLE segment.contact_tags IS 'Tags on contacts; a tag past expires_at no longer counts';
 
 CREATE TABLE segment.stages (
