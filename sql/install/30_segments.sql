@@ -24,10 +24,11 @@ CREATE TABLE segment.segment_members (
   -- the contact's new membership goes into the same index page.
   PRIMARY KEY (contact_id, segment_id)
 );
--- The members of a segment.  On segment_id alone: a new member's entry lands
--- at the end of its segment's entries (ties are in heap order), not at a
--- random place among them, and equal keys are stored once (deduplication).
-CREATE INDEX segment_members_segment ON segment.segment_members (segment_id);
+-- The members of a segment, as an index-only scan.  Keyed by segment_id alone
+-- (contact_id only carried along): a new member's entry lands at the end of its
+-- segment's entries (equal keys are in heap order), not at a random place
+-- among them.
+CREATE INDEX segment_members_segment ON segment.segment_members (segment_id) INCLUDE (contact_id);
 COMMENT ON TABLE segment.segment_members IS 'Current members of each segment';
 
 CREATE TABLE segment.contact_tags (
@@ -39,7 +40,8 @@ CREATE TABLE segment.contact_tags (
   PRIMARY KEY (contact_id, tag)
 );
 -- The contacts with a tag: on tag alone, so a new tag row's entry lands at the
--- end of that tag's entries (see segment_members_segment).
+-- end of that tag's entries (see segment_members_segment), and equal tags are
+-- stored once (deduplication).
 CREATE INDEX contact_tags_tag ON segment.contact_tags (tag);
 COMMENT ON TABLE segment.contact_tags IS 'Tags on contacts; a tag past expires_at no longer counts';
 
