@@ -23,6 +23,7 @@ ok() {  # ok DESCRIPTION SQL-returning-t
   if [ "$(q "$2")" = t ]; then echo "ok - $1"
   else echo "FAILED - $1"; failures=$((failures + 1))
     q "SELECT id, rcpt_to, status, attempts, last_code, last_response FROM segment.messages ORDER BY id DESC LIMIT 5"
+    q "SELECT status, count(*), sum(attempts) FROM segment.messages GROUP BY status ORDER BY status"
   fi
 }
 
@@ -107,8 +108,10 @@ sleep 2
 wait_sql "SELECT state = 'sending' AND detail LIKE 'SMTP server unavailable (%Couldn''t connect%' FROM segment.worker_status()" 10 || true
 ok "server down: worker_status says so" \
   "SELECT state = 'sending' AND detail LIKE 'SMTP server unavailable (%Couldn''t connect%' FROM segment.worker_status()"
+# A look can fall while the worker holds a batch for its next try ('sending'):
+# in flight, neither lost nor failed.
 ok "server down: nothing lost, nothing failed, few attempts spent" \
-  "SELECT count(*) = 40 AND bool_and(status IN ('queued', 'retry')) AND sum(attempts) <= 10 FROM segment.messages WHERE id BETWEEN $first AND $last"
+  "SELECT count(*) = 40 AND bool_and(status IN ('queued', 'retry', 'sending')) AND sum(attempts) <= 10 FROM segment.messages WHERE id BETWEEN $first AND $last"
 setsid /usr/sbin/smtp-sink -u nobody "127.0.0.1:$downport" 256 &
 SMTP_PIDS+=($!)
 settle "$first" "$last" 60
