@@ -128,6 +128,16 @@ typedef struct WriteState
 static Oid	guard_relid = InvalidOid;
 static bool guard_found = false;
 
+/* Is this function segment.<name>? */
+static bool
+IsSegmentFunction(Oid fn, const char *fname)
+{
+	char	   *name = get_func_name(fn);
+	char	   *nsp = get_namespace_name(get_func_namespace(fn));
+
+	return name && nsp && strcmp(name, fname) == 0 && strcmp(nsp, "segment") == 0;
+}
+
 /*
  * Is this function segment._contact_tags_trigger?  It stays quiet while
  * maintenance writes rule tags (the levels cascade on their own), so the
@@ -136,10 +146,7 @@ static bool guard_found = false;
 static bool
 IsOwnTagTrigger(Oid fn)
 {
-	char	   *name = get_func_name(fn);
-	char	   *nsp = get_namespace_name(get_func_namespace(fn));
-
-	return name && nsp && strcmp(name, "_contact_tags_trigger") == 0 && strcmp(nsp, "segment") == 0;
+	return IsSegmentFunction(fn, "_contact_tags_trigger");
 }
 
 /* A relation's cache entry was invalidated: forget what was prepared for it. */
@@ -153,16 +160,6 @@ RelPrepInvalidate(Datum arg, Oid relid)
 			rel_preps[i].relid = InvalidOid;
 	if (relid == InvalidOid || relid == guard_relid)
 		guard_relid = InvalidOid;
-}
-
-/* Is this function segment._segments_guard? */
-static bool
-IsGuardFunction(Oid fn)
-{
-	char	   *name = get_func_name(fn);
-	char	   *nsp = get_namespace_name(get_func_namespace(fn));
-
-	return name && nsp && strcmp(name, "_segments_guard") == 0 && strcmp(nsp, "segment") == 0;
 }
 
 /*
@@ -192,7 +189,7 @@ Guarded(Oid relid)
 			TRIGGER_FOR_DELETE(trig->tgtype) && TRIGGER_FOR_UPDATE(trig->tgtype) &&
 			TRIGGER_FOR_TRUNCATE(trig->tgtype) &&
 			(trig->tgenabled == TRIGGER_FIRES_ON_ORIGIN || trig->tgenabled == TRIGGER_FIRES_ALWAYS) &&
-			IsGuardFunction(trig->tgfoid))
+			IsSegmentFunction(trig->tgfoid, "_segments_guard"))
 			guard_found = true;
 	}
 	table_close(rel, AccessShareLock);
