@@ -312,7 +312,8 @@ def machine_description():
             if line.startswith("MemTotal"):
                 mem = int(line.split()[1]) // (1024 * 1024)
     pg = value("SHOW server_version").split()[0]
-    return f"{os.cpu_count()} x {cpu}, {mem} GB RAM, Linux {platform.release()}, PostgreSQL {pg}"
+    pages = os.environ.get("BENCH_PAGES", "shared memory in 4 kB pages")
+    return f"{os.cpu_count()} x {cpu}, {mem} GB RAM, Linux {platform.release()}, PostgreSQL {pg}, {pages}"
 
 
 def generate(cfg):
@@ -451,11 +452,28 @@ def pgbench(script, secs, tmp):
         f.write(script)
     args = [os.path.join(PGBIN, "pgbench"), "-n", "-h", "127.0.0.1", "-p", os.environ["PGPORT"],
             "-U", "postgres", "-c", str(CLIENTS), "-j", str(THREADS), "-T", str(secs), "-f", path, "segmentdb"]
+    before = server_counters()
     p = subprocess.run(args, capture_output=True, text=True)
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
     if p.returncode != 0 or not m:
         raise RuntimeError(f"pgbench failed: {p.stdout[-800:]} {p.stderr[-800:]}")
+    after = server_counters()
+    tx = re.search(r"number of transactions actually processed: ([0-9]+)", p.stdout)
+    tx = max(int(tx.group(1)), 1) if tx else 1
+    d = [a - b for a, b in zip(after, before)]
+    log(f"pgbench {float(m.group(1)):.0f} tps: per transaction {d[0] / tx:.1f} WAL records, "
+        f"{d[1] / tx:.2f} full-page images, {d[2] / tx / 1024:.1f} kB WAL, {d[3] / tx:.2f} buffer reads, "
+        f"{d[4] / tx:.2f} buffers written by backends; checkpoints started during the run: {d[5]}")
     return float(m.group(1))
+
+
+def server_counters():
+    """WAL records, full-page images, WAL bytes, blocks read, buffers written by
+    backends, checkpoints: what a timed run costs the server beyond its CPU."""
+    row = value("SELECT w.wal_records, w.wal_fpi, w.wal_bytes, "
+                "(SELECT sum(blks_read) FROM pg_stat_database), b.buffers_backend, "
+                "b.checkpoints_timed + b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b")
+    return [float(x) for x in row.split("|")]
 
 
 def pgbench_scripts(cfg):
