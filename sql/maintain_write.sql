@@ -113,6 +113,31 @@ SELECT segment.track(:w5, 'page_view') > 0 AS tracked;
 COMMIT;
 SELECT kind, name FROM feed WHERE contact_id = :w5;
 
+-- A contact is locked once per subtransaction however many writes name it; a
+-- lock taken in a subtransaction that rolls back is gone, and the next write
+-- takes it again.  remove_from_segment locks nothing itself (a delete checks no
+-- foreign key), so the lock shown is the one maintenance takes when the contact
+-- enters 'unpicked'.
+SELECT segment.create_segment('picked', NULL, 'static');
+SELECT segment.create_segment('unpicked', 'not in segment ''picked''');
+SELECT segment.add_to_segment('picked', 3);
+BEGIN;
+SAVEPOINT a;
+SELECT segment.remove_from_segment('picked', 3);
+SELECT c.id, l.modes
+  FROM segment.contacts c, pgrowlocks('segment.contacts') l
+ WHERE l.locked_row = c.ctid ORDER BY c.id;
+ROLLBACK TO a;
+SELECT count(*) AS locked_contacts FROM pgrowlocks('segment.contacts');
+SELECT segment.remove_from_segment('picked', 3);
+SELECT c.id, l.modes
+  FROM segment.contacts c, pgrowlocks('segment.contacts') l
+ WHERE l.locked_row = c.ctid ORDER BY c.id;
+SELECT segment.add_to_segment('picked', 3);
+COMMIT;
+SELECT segment.drop_segment('unpicked');
+SELECT segment.drop_segment('picked');
+
 -- Membership and rule tags are what the rules say.
 SELECT * FROM members;
 SELECT s.name,

@@ -43,6 +43,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -57,7 +58,7 @@
 
 /* Foreign keys checked per table; a table with more takes the SQL path. */
 #define WRITE_MAX_FKS 4
-/* Referenced rows remembered as locked within one call. */
+/* Referenced rows remembered as locked by the current subtransaction. */
 #define WRITE_MAX_LOCKED 64
 
 /* One single-column foreign key of a written table. */
@@ -69,6 +70,7 @@ typedef struct WriteFk
 	Oid			pkindex;		/* its unique index on the referenced column */
 	RegProcedure eqproc;		/* equality of the key type */
 	bool		guarded;		/* referenced rows go only under the maintenance lock */
+	bool		byval;			/* the key is passed by value (its locks can be remembered) */
 } WriteFk;
 
 /*
@@ -107,22 +109,32 @@ typedef struct WriteTarget
 	WriteFk		fks[WRITE_MAX_FKS];
 } WriteTarget;
 
-/* A referenced row already locked by this call. */
-typedef struct LockedKey
-{
-	Oid			conoid;
-	Datum		value;
-} LockedKey;
-
 typedef struct WriteState
 {
 	EState	   *estate;
 	Snapshot	snap;
 	CommandId	cid;
 	bool		global_held;	/* the maintenance lock is held (guarded keys need no row lock) */
-	int			nlocked;
-	LockedKey	locked[WRITE_MAX_LOCKED];
 } WriteState;
+
+/*
+ * Referenced rows (a contact, mostly) this transaction has locked FOR KEY
+ * SHARE through the fast path.  The lock lasts until the transaction ends
+ * unless the subtransaction that took it rolls back, so the memo is trusted
+ * only while that subtransaction is the current one: an event's membership
+ * rows, its new rule tags and its stage change, each written by a call of
+ * its own, then lock the contact once instead of once per call and table.
+ */
+typedef struct LockedKey
+{
+	Oid			pkindex;		/* the referenced key's unique index */
+	Datum		value;
+} LockedKey;
+
+static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
+static SubTransactionId locked_subid = InvalidSubTransactionId;
+static int	nlocked = 0;
+static LockedKey locked[WRITE_MAX_LOCKED];
 
 /* Whether the last table asked about carries the segments guard (Guarded). */
 static Oid	guard_relid = InvalidOid;
@@ -275,6 +287,7 @@ Writable(Relation rel, WriteTarget *t, bool modify)
 			fk->pkindex = con->conindid;
 			fk->eqproc = get_opcode(pp_eq[0]);
 			fk->guarded = Guarded(con->confrelid);
+			fk->byval = TupleDescAttr(rel->rd_att, conkey[0] - 1)->attbyval;
 		}
 		ReleaseSysCache(tup);
 		if (!ok)
@@ -448,8 +461,14 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 
 	if (fk->guarded && ws->global_held)
 		return;
-	for (i = 0; i < ws->nlocked; i++)
-		if (ws->locked[i].conoid == fk->conoid && ws->locked[i].value == value)
+	if (locked_lxid != MyProc->lxid || locked_subid != GetCurrentSubTransactionId())
+	{
+		locked_lxid = MyProc->lxid;
+		locked_subid = GetCurrentSubTransactionId();
+		nlocked = 0;
+	}
+	for (i = 0; fk->byval && i < nlocked; i++)
+		if (locked[i].pkindex == fk->pkindex && locked[i].value == value)
 			return;
 
 	pk = table_open(fk->pkrel, RowShareLock);
@@ -491,11 +510,11 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 	table_close(pk, NoLock);	/* the RowShareLock stays until the end of the transaction */
 	if (!found)
 		ReportFkViolation(rel, fk, value);
-	if (ws->nlocked < WRITE_MAX_LOCKED)
+	if (fk->byval && nlocked < WRITE_MAX_LOCKED)
 	{
-		ws->locked[ws->nlocked].conoid = fk->conoid;
-		ws->locked[ws->nlocked].value = value;
-		ws->nlocked++;
+		locked[nlocked].pkindex = fk->pkindex;
+		locked[nlocked].value = value;
+		nlocked++;
 	}
 }
 
