@@ -33,10 +33,19 @@ typedef struct Compiler
 	 * matching and selectivity estimates).
 	 */
 	bool		positive;
+	/*
+	 * conjunct: the expression is one of the top-level AND's conjuncts of
+	 * members()' WHERE clause (no OR or NOT above it), where a complement
+	 * (not did T, count(T) < n) is written NOT EXISTS, which the planner
+	 * turns into an anti-join: probing only the rows the other conjuncts
+	 * leave, or one hash shared by parallel workers, instead of a hashed NOT
+	 * IN built by every worker and probed for every contact.
+	 */
+	bool		conjunct;
 } Compiler;
 
 static void CompileNode(Compiler *c, const Rule *r, const char *alias);
-static void CompileSetCond(Compiler *c, const Rule *r);
+static void CompileSetCond(Compiler *c, const Rule *r, bool invert);
 
 /* A string literal: '...' with quotes doubled, E'...' when it has backslashes. */
 static void
@@ -432,12 +441,15 @@ EventFilter(Compiler *c, const Rule *r)
 	if (r->where)
 	{
 		/* a conjunct of the subquery's WHERE, whatever surrounds the subquery */
-		bool		positive = c->positive;
+		bool		positive = c->positive,
+					conjunct = c->conjunct;
 
 		CoreBufAppendStr(out, " AND ");
 		c->positive = true;
+		c->conjunct = false;
 		CompileNode(c, r->where, "e");
 		c->positive = positive;
+		c->conjunct = conjunct;
 	}
 }
 
@@ -566,7 +578,7 @@ CompileDid(Compiler *c, const Rule *r)
 		CoreBufAppendStr(out, "))");
 		return;
 	}
-	CompileSetCond(c, r);
+	CompileSetCond(c, r, false);
 }
 
 /* The set of contacts of did / did not (the latter is its complement). */
@@ -619,7 +631,7 @@ CompileAgg(Compiler *c, const Rule *r)
 		return;
 	}
 
-	CompileSetCond(c, r);
+	CompileSetCond(c, r, false);
 }
 
 /*
@@ -847,7 +859,7 @@ CompileLookup(Compiler *c, const Rule *r)
 
 	if (!c->per_contact)
 	{
-		CompileSetCond(c, r);
+		CompileSetCond(c, r, false);
 		return;
 	}
 	CoreBufAppendStr(c->out, "(EXISTS (SELECT 1");
@@ -885,15 +897,44 @@ SetComplement(const Rule *r)
 	return false;
 }
 
-/* Set form of one lookup condition: c.id [NOT] IN (subquery). */
+/*
+ * Set form of one lookup condition (inverted: of its negation): c.id [NOT]
+ * IN (subquery), or NOT EXISTS for a complement among the top-level
+ * conjuncts.
+ */
 static void
-CompileSetCond(Compiler *c, const Rule *r)
+CompileSetCond(Compiler *c, const Rule *r, bool invert)
 {
-	bool		neg = SetComplement(r);
+	bool		neg = SetComplement(r) != invert;
 
+	if (neg && c->conjunct)
+	{
+		CoreBufAppendStr(c->out, "(NOT EXISTS (SELECT 1 FROM (");
+		SetSubquery(c, r, false);
+		CoreBufAppendStr(c->out, ") AS x(id) WHERE x.id = c.id))");
+		return;
+	}
 	CoreBufAppendStr(c->out, neg ? "(NOT (c.id IN (" : "(c.id IN (");
 	SetSubquery(c, r, false);
 	CoreBufAppendStr(c->out, neg ? ")))" : "))");
+}
+
+/* Does the set form write this condition with CompileSetCond? */
+static bool
+IsSetCond(const Rule *r)
+{
+	switch (r->kind)
+	{
+		case RK_TAGGED:
+		case RK_SEGMENT:
+		case RK_STAGE_CMP:
+		case RK_STAGE_IN:
+		case RK_DID:
+		case RK_AGG:
+			return true;
+		default:
+			return false;
+	}
 }
 
 static void
@@ -913,8 +954,10 @@ CompileNode(Compiler *c, const Rule *r, const char *alias)
 		case RK_AND:
 		case RK_OR:
 			{
-				bool		first = true;
+				bool		first = true,
+							conjunct = c->conjunct;
 
+				c->conjunct = conjunct && r->kind == RK_AND;
 				CoreBufAppendChar(out, '(');
 				for (i = 0; i < r->nkids; i++)
 				{
@@ -935,16 +978,26 @@ CompileNode(Compiler *c, const Rule *r, const char *alias)
 						CompileNode(c, r->kids[i], alias);
 				}
 				CoreBufAppendChar(out, ')');
+				c->conjunct = conjunct;
 			}
 			break;
 		case RK_NOT:
 			{
-				bool		positive = c->positive;
+				bool		positive = c->positive,
+							conjunct = c->conjunct;
 
+				if (conjunct && !c->per_contact && IsSetCond(r->kids[0]))
+				{
+					/* not of a lookup among the conjuncts: its complement, as an anti-join */
+					CompileSetCond(c, r->kids[0], true);
+					break;
+				}
 				CoreBufAppendStr(out, "(NOT ");
 				c->positive = false;
+				c->conjunct = false;
 				CompileNode(c, r->kids[0], alias);
 				c->positive = positive;
+				c->conjunct = conjunct;
 				CoreBufAppendChar(out, ')');
 			}
 			break;
@@ -987,7 +1040,7 @@ Finish(CoreBuf *out, CoreError *err)
 bool
 RuleCompileCondition(const Rule *r, bool per_contact, CoreBuf *out, CoreError *err)
 {
-	Compiler	c = {out, per_contact, err, false};
+	Compiler	c = {out, per_contact, err, false, false};
 
 	CompileNode(&c, r, "c");
 	return Finish(out, err);
@@ -1130,7 +1183,7 @@ EmitSet(Compiler *c, const Rule *r, bool distinct)
 bool
 RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
 {
-	Compiler	c = {out, false, err, false};
+	Compiler	c = {out, false, err, false, false};
 
 	if (SetKindOf(r) == SK_POS)
 	{
@@ -1139,6 +1192,7 @@ RuleCompileMembers(const Rule *r, CoreBuf *out, CoreError *err)
 	}
 	CoreBufAppendStr(out, "SELECT c.id FROM segment.contacts c WHERE ");
 	c.positive = true;
+	c.conjunct = true;
 	CompileNode(&c, r, "c");
 	return Finish(out, err);
 }

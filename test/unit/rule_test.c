@@ -295,7 +295,13 @@ main(void)
 	Equals("did x or count(y) > 1", 6, "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x') UNION (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y' AND s.count > 1)");
 	Contains("did x or not did y", 6, "SELECT c.id FROM segment.contacts c WHERE ");
 	Contains("did x and country = 'a'", 6, "SELECT c.id FROM segment.contacts c WHERE ");
-	Contains("count(x) < 1", 6, "SELECT c.id FROM segment.contacts c WHERE (NOT (c.id IN");
+	/* members: a complement among the top-level conjuncts is an anti-join; under or / not, NOT IN */
+	Equals("count(x) < 1", 6, "SELECT c.id FROM segment.contacts c WHERE (NOT EXISTS (SELECT 1 FROM (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND NOT (s.count < 1)) AS x(id) WHERE x.id = c.id))");
+	Contains("did x or not did y", 6, "(NOT (c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y')))");
+	Contains("country = 'a' and not (did y and country = 'b')", 6, "(NOT ((c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y'))");
+	Contains("country = 'a' and not not did y", 6, "(NOT (NOT (c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'y'))))");
+	Contains("country = 'a' and not tagged 'v'", 6, "(NOT EXISTS (SELECT 1 FROM (SELECT t.contact_id FROM segment.contact_tags t WHERE t.tag = 'v'");
+	Contains("country = 'a' and not did y where (k = 1)", 4, "(NOT (EXISTS (SELECT 1 FROM segment.events e WHERE e.contact_id = c.id");
 	/* members: no IS TRUE where NULL rejects like false, kept under not */
 	Equals("country = 'a' and not country = 'b'", 6,
 		   "SELECT c.id FROM segment.contacts c WHERE (((c.attrs->>'country') = 'a') AND (NOT (((c.attrs->>'country') = 'b') IS TRUE)))");
@@ -317,7 +323,7 @@ main(void)
 		   "(EXISTS (SELECT 1 FROM segment.event_stats s WHERE s.contact_id = c.id AND s.type = 'x'))");
 	/* no group: nothing requires the row, or a condition it cannot decide */
 	Equals("count(x) < 3 and not did x within 1 day", 6,
-		   "SELECT c.id FROM segment.contacts c WHERE ((NOT (c.id IN (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND NOT (s.count < 3)))) AND (NOT (c.id IN (SELECT e.contact_id FROM segment.events e WHERE e.type = 'x' AND e.occurred_at >= (segment.now() - interval '1 days')))))");
+		   "SELECT c.id FROM segment.contacts c WHERE ((NOT EXISTS (SELECT 1 FROM (SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x' AND NOT (s.count < 3)) AS x(id) WHERE x.id = c.id)) AND (NOT EXISTS (SELECT 1 FROM (SELECT e.contact_id FROM segment.events e WHERE e.type = 'x' AND e.occurred_at >= (segment.now() - interval '1 days')) AS x(id) WHERE x.id = c.id)))");
 	Equals("did x and not did x between 2 days ago and now and not did x where (k = 1) and not did y within 1 day", 6,
 		   "(SELECT s.contact_id FROM segment.event_stats s WHERE s.type = 'x') EXCEPT (SELECT e.contact_id FROM segment.events e WHERE e.type = 'x' AND e.occurred_at BETWEEN (segment.now() - interval '2 days') AND segment.now()) EXCEPT (SELECT e.contact_id FROM segment.events e WHERE e.type = 'x' AND (segment.jsonb_number(e.properties, 'k') = 1)) EXCEPT (SELECT e.contact_id FROM segment.events e WHERE e.type = 'y' AND e.occurred_at >= (segment.now() - interval '1 days'))");
 
