@@ -96,8 +96,10 @@ SELECT rule, contacts FROM state WHERE rule IN ('did_view', 'not_view', 'view_1h
  ORDER BY rule;
 SELECT * FROM drift;
 
--- A microsecond later than the window edge of contact 2's view: "within 1 hour"
--- no longer holds when the next write re-evaluates it.
+-- A microsecond past the window edge of contact 2's view, a view backdated
+-- outside every window changes no rule's value: the stored state is not read
+-- or rewritten (contact 2 stays in view_1h), and refresh applies the passed
+-- edge below.
 SET segment.clock_override = '2030-03-10 13:00:00.000001+00';
 SELECT segment.track(2, 'page_view', '{}', NULL, '2030-03-01 00:00:00+00') > 0 AS tracked;
 SELECT rule, contacts FROM state WHERE rule IN ('view_1h', 'views_3', 'views_2d') ORDER BY rule;
@@ -121,7 +123,8 @@ SELECT * FROM drift;
 -- Windowed counts stop reading events as soon as the comparison is settled:
 -- each comparison around its literal, decimal and negative literals too.  Two
 -- tag rules on one event type read the contact's tags in one scan: a manual tag
--- stays manual while the rule holds, an expired one is taken over by the rule.
+-- stays manual while the rule holds; an expired one is taken over by the rule
+-- when an event changes the rule's value, else at the next refresh.
 SELECT count(*) AS segments FROM (
   SELECT segment.create_segment(name, rule::segment.rule) FROM (VALUES
     ('w_lt2',   'count(page_view) within 7 days < 2'),
@@ -163,6 +166,25 @@ SELECT * FROM drift WHERE name NOT IN ('tag viewer', 'tag heavy_viewer');
 SELECT segment.track(4, 'page_view', '{}', NULL, segment.now() - interval '1 hour') > 0 AS tracked;
 SELECT * FROM counts ORDER BY contact;
 SELECT * FROM drift WHERE name NOT IN ('tag viewer', 'tag heavy_viewer');
+-- Contact 3's expired manual tag: the views since left "viewer" true, so
+-- nothing read it; refresh removes it and the rule takes the tag over.
+SELECT count(*) > 0 AS refreshed FROM segment.refresh();
+SELECT * FROM counts WHERE contact = 3;
+
+-- A tracked event reads a contact's stored state only for the rules whose
+-- value it changed: the tags are read once, when heavy_viewer becomes true.
+SELECT segment.upsert_contact('reads@example.com') AS reads \gset
+SELECT segment.track(:reads, 'page_view', '{}', NULL, segment.now() - interval '3 days') > 0 AS tracked;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('segment.contact_tags_pkey'::regclass) AS t0 \gset
+SELECT segment.track(:reads, 'page_view', '{}', NULL, segment.now() - interval '2 days') > 0 AS tracked;
+SELECT pg_stat_get_xact_numscans('segment.contact_tags_pkey'::regclass) - :t0 AS tag_reads;
+SELECT segment.track(:reads, 'page_view', '{}', NULL, segment.now() - interval '1 day') > 0 AS tracked;
+SELECT pg_stat_get_xact_numscans('segment.contact_tags_pkey'::regclass) - :t0 AS tag_reads;
+COMMIT;
+SELECT string_agg(tag || ':' || source, ',' ORDER BY tag) AS tags FROM segment.contact_tags WHERE contact_id = :reads;
+DELETE FROM segment.contacts WHERE id = :reads;
+
 -- The manual tag removed while the rule holds: the rule keeps it, as its own.
 SELECT segment.untag(4, 'heavy_viewer');
 SELECT * FROM counts WHERE contact = 4;

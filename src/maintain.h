@@ -29,6 +29,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
+#include "utils/timestamp.h"
 
 /*
  * A compiled rule condition.  op: 't' true, 'f' false, '&' and, '|' or,
@@ -145,7 +146,23 @@ typedef struct MaintOutcome
 	char	   *tag_state;		/* 't': 'r' by rule, 'm' manual/flow, 'x' expired, '-' none */
 	char	   *stage_cur;		/* 'g': current stage (NULL: none) */
 	char	   *stage_new;		/* 'g': the stage whose rule holds (NULL: none) */
+	bool	   *same;			/* the statement's one event left the value as it was: state not read */
 } MaintOutcome;
+
+/*
+ * The one event a statement inserted into segment.events, when it inserted
+ * exactly one.  A rule that reads only event aggregates can then be
+ * evaluated as it stood before that event too; when the event did not
+ * change its value, the contact's stored state for it (membership, rule tag,
+ * stage) is not read: it already agrees.
+ */
+typedef struct MaintDelta
+{
+	int64		contact;
+	char	   *type;
+	TimestampTz at;				/* occurred_at */
+	Datum		amount;			/* numeric, (Datum) 0 when NULL */
+} MaintDelta;
 
 typedef void (*MaintOutcomeFn) (void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o);
 
@@ -159,11 +176,11 @@ extern void MaintLookupRels(MaintGraph *g);
 extern MaintExpr *MaintCompileRule(MaintGraph *g, struct varlena *stored);
 extern void MaintLevelLeaves(MaintGraph *g, MaintLevel *lv, MemoryContext cxt);
 extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
-						   MaintOutcomeFn fn, void *arg);
+						   const MaintDelta *delta, MaintOutcomeFn fn, void *arg);
 
 /* maintain_apply.c */
 extern void MaintLockContacts(int64 *ids, int nids);
-extern void MaintRun(List *keys, int64 *ids, int nids);
+extern void MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta);
 extern bool MaintApplying(void);
 extern bool MaintHoldsGlobalLock(void);
 

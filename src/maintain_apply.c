@@ -374,12 +374,12 @@ Decide(void *arg, MaintGraph *g, MaintLevel *lv, MaintOutcome *o)
 
 /* Evaluate one level for the contacts, then write the changes it decided. */
 static void
-EvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids)
+EvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids, const MaintDelta *delta)
 {
 	MaintChanges ch;
 
 	memset(&ch, 0, sizeof(ch));
-	MaintEvalLevel(g, lv, ids, nids, Decide, &ch);
+	MaintEvalLevel(g, lv, ids, nids, delta, Decide, &ch);
 	ApplyChanges(g, &ch);
 }
 
@@ -394,10 +394,11 @@ CompareInt64(const void *a, const void *b)
 
 /*
  * Maintain the rules named by keys (see maintain.h) for these contacts.  SPI
- * must be connected.  ids is sorted and deduplicated in place.
+ * must be connected.  ids is sorted and deduplicated in place.  delta: the
+ * statement's one inserted event, or NULL.
  */
 void
-MaintRun(List *keys, int64 *ids, int nids)
+MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta)
 {
 	int			i,
 				n = 0;
@@ -423,7 +424,7 @@ MaintRun(List *keys, int64 *ids, int nids)
 			MaintRequest *req = MaintGetRequest(g, keys);
 
 			for (i = 0; i < req->nlevels; i++)
-				EvalLevel(g, &req->levels[i], ids, n);
+				EvalLevel(g, &req->levels[i], ids, n, delta);
 		}
 	}
 	PG_FINALLY();
@@ -464,7 +465,7 @@ segment_maintain(PG_FUNCTION_ARGS)
 			ids[n++] = DatumGetInt64(id[i]);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	MaintRun(keys, ids, n);
+	MaintRun(keys, ids, n, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

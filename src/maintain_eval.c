@@ -105,11 +105,15 @@ typedef struct EvalEnv
 			   *events_slot;
 	MemoryContext tmp;			/* per contact */
 	int64		contact;
+	const MaintDelta *delta;	/* the statement's one event, when it is this contact's */
 	StatRow		rows[EVAL_MAX_STATS];
 	int			nrows;
 	MaintExpr  *count_expr[EVAL_MAX_COUNTS];	/* 'c' conditions counted */
 	int64		count_val[EVAL_MAX_COUNTS];
+	bool		count_exact[EVAL_MAX_COUNTS];	/* the count itself, not a stand-in */
 	int			ncounts;
+	bool		prev_known;		/* prev_at looked up (delta's type, this contact) */
+	TimestampTz prev_at;		/* latest event of that type before the delta's time, 0: none */
 	Buffer		vm_members,		/* visibility map pages of index-only reads (one per relation) */
 				vm_events;
 	bool	   *qknown;			/* per level leaf */
@@ -649,6 +653,31 @@ CountSettled(MaintExpr *e, int64 lo, int64 hi, int64 *n)
 }
 
 /*
+ * The contact's raw events of a type that occurred at or after since,
+ * counted up to limit, on the (contact_id, type, occurred_at) index.
+ */
+static int64
+CountSince(EvalEnv *env, const char *event, TimestampTz since, int64 limit)
+{
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	int64		n = 0;
+
+	if (limit <= 0)
+		return 0;
+	KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+	KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(event));
+	KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
+			TimestampTzGetDatum(since));
+	scan = StartScan(env, env->events, env->events_idx, keys, 3);
+	while (n < limit && NextVisible(env, scan, env->events_slot, &env->vm_events))
+		n++;
+	index_endscan(scan);
+	ExecClearTuple(env->events_slot);
+	return n;
+}
+
+/*
  * Raw events of a type in the window of e ("within": occurred_at at or
  * after segment.now() minus the window), as far as e's comparison needs
  * them, once per contact.  The all-time event_stats row bounds the count
@@ -661,10 +690,9 @@ CountSettled(MaintExpr *e, int64 lo, int64 hi, int64 *n)
 static int64
 CountEvents(EvalEnv *env, MaintExpr *e)
 {
-	ScanKeyData keys[3];
-	IndexScanDesc scan;
 	TimestampTz since = WindowStart(env, e->within);
 	int64		n = 0;
+	bool		exact = true;
 	int			i;
 
 	for (i = 0; i < env->ncounts; i++)
@@ -682,24 +710,18 @@ CountEvents(EvalEnv *env, MaintExpr *e)
 			goto done;
 		}
 		if (row->count >= 2 && CountSettled(e, 1, row->count - 1, &n))
+		{
+			exact = false;
 			goto done;
+		}
 	}
-	if (e->limit > 0)
-	{
-		KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
-		KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(e->event));
-		KeyInit(&keys[2], env->events_idx, 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
-				TimestampTzGetDatum(since));
-		scan = StartScan(env, env->events, env->events_idx, keys, 3);
-		while (n < e->limit && NextVisible(env, scan, env->events_slot, &env->vm_events))
-			n++;
-		index_endscan(scan);
-		ExecClearTuple(env->events_slot);
-	}
+	n = CountSince(env, e->event, since, e->limit);
+	exact = n < e->limit;
 done:
 	if (env->ncounts < EVAL_MAX_COUNTS)
 	{
 		env->count_expr[env->ncounts] = e;
+		env->count_exact[env->ncounts] = exact;
 		env->count_val[env->ncounts++] = n;
 	}
 	return n;
@@ -858,6 +880,242 @@ EvalStage(EvalEnv *env, MaintNode *node, char **stage)
 	return open ? TRI_UNKNOWN : TRI_FALSE;
 }
 
+/* ------------------------------------------------ before the one event */
+
+/*
+ * Does e read only constants and event aggregates (no SQL leaf)?  Only such
+ * a rule's value before the statement's event can be told here.
+ */
+static bool
+LeafFree(MaintExpr *e)
+{
+	int			i;
+
+	if (e->op == 'q')
+		return false;
+	for (i = 0; i < e->nkids; i++)
+		if (!LeafFree(e->kids[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The time of the contact's latest event of the delta's type that occurred
+ * before the delta's own (0: none): one backward step on the (contact_id,
+ * type, occurred_at) index.  An event at the very same time is not seen, so
+ * "did ... within" before the delta may come out false where it was true:
+ * then the rule looks changed and its state is read, as without this.
+ */
+static TimestampTz
+PrevEventAt(EvalEnv *env)
+{
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	ItemPointer tid;
+	bool		isnull;
+
+	if (env->prev_known)
+		return env->prev_at;
+	env->prev_known = true;
+	env->prev_at = 0;
+	KeyInit(&keys[0], env->events_idx, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
+	KeyInit(&keys[1], env->events_idx, 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(env->delta->type));
+	KeyInit(&keys[2], env->events_idx, 3, BTLessStrategyNumber, F_TIMESTAMPTZ_LT,
+			TimestampTzGetDatum(env->delta->at));
+	scan = index_beginscan(env->events, env->events_idx, env->snap, 3, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, keys, 3, NULL, 0);
+	while ((tid = index_getnext_tid(scan, BackwardScanDirection)) != NULL)
+	{
+		if (!VM_ALL_VISIBLE(scan->heapRelation, ItemPointerGetBlockNumber(tid), &env->vm_events) &&
+			!index_fetch_heap(scan, env->events_slot))
+			continue;
+		PredicateLockPage(scan->heapRelation, ItemPointerGetBlockNumber(tid), env->snap);
+		env->prev_at = DatumGetTimestampTz(index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &isnull));
+		break;
+	}
+	index_endscan(scan);
+	ExecClearTuple(env->events_slot);
+	return env->prev_at;
+}
+
+/*
+ * The value of e before env->delta, the statement's one event, was
+ * inserted.  The event_stats row of its type already counts it, so that
+ * type's conditions take it back out; other conditions are as they are
+ * now.  TRI_UNKNOWN when it cannot be told cheaply (a minimum or maximum
+ * the event may have set, a SQL leaf): the caller then reads the stored
+ * state as usual.
+ */
+static Tri
+EvalBefore(EvalEnv *env, MaintExpr *e)
+{
+	const MaintDelta *d = env->delta;
+	StatRow    *row;
+	TimestampTz since = 0;
+	int64		before,
+				n;
+	int			i;
+	Tri			res,
+				r;
+
+	switch (e->op)
+	{
+		case 't':
+		case 'f':
+			return Eval(env, e, false);
+		case 'q':
+			return TRI_UNKNOWN;
+		case '!':
+			r = EvalBefore(env, e->kids[0]);
+			return r == TRI_UNKNOWN ? r : TriOf(r == TRI_FALSE);
+		case '&':
+		case '|':
+			{
+				Tri			decide = e->op == '&' ? TRI_FALSE : TRI_TRUE;
+
+				res = e->op == '&' ? TRI_TRUE : TRI_FALSE;
+				for (i = 0; i < e->nkids; i++)
+				{
+					r = EvalBefore(env, e->kids[i]);
+					if (r == decide)
+						return decide;
+					if (r == TRI_UNKNOWN)
+						res = TRI_UNKNOWN;
+				}
+				return res;
+			}
+		default:
+			break;
+	}
+	if (strcmp(e->event, d->type) != 0)
+		return Eval(env, e, false); /* another type: the event did not touch it */
+	if (env->stats == NULL || env->events == NULL)
+		return TRI_UNKNOWN;
+	row = Stats(env, e->event);
+	if (!row->found)
+		return TRI_UNKNOWN;		/* the event is not counted: nothing to take back */
+	before = row->count - 1;
+	if (e->within != (Datum) 0)
+	{
+		since = WindowStart(env, e->within);
+		if (d->at < since)
+			return Eval(env, e, false); /* the event is outside the window */
+	}
+	switch (e->op)
+	{
+		case 'd':
+			{
+				bool		did;
+
+				if (before == 0)
+					did = false;
+				else if (e->within == (Datum) 0)
+					did = true;
+				else if (row->last_at > d->at || row->first_at >= since)
+					did = true; /* another one at last_at, or all of them, in the window */
+				else
+					did = PrevEventAt(env) >= since;
+				return TriOf(e->negated ? !did : did);
+			}
+		case 'a':
+			switch ((RuleAggKind) e->agg)
+			{
+				case RA_COUNT:
+					return TriOf(NumericCmpHolds(Int8Numeric(before), e->cmp, e->lit));
+				case RA_SUM:
+					if (d->amount == (Datum) 0)
+						return Eval(env, e, false);
+					return TriOf(NumericCmpHolds(DirectFunctionCall2(numeric_sub, row->sum, d->amount),
+												 e->cmp, e->lit));
+				case RA_MIN:
+				case RA_MAX:
+					{
+						Datum		m = e->agg == RA_MIN ? row->min : row->max;
+						int			c;
+
+						if (d->amount == (Datum) 0)
+							return Eval(env, e, false);
+						if (before == 0)
+							return TRI_FALSE;	/* no amount before it */
+						if (m == (Datum) 0)
+							return TRI_UNKNOWN;
+						c = DatumGetInt32(DirectFunctionCall2(numeric_cmp, d->amount, m));
+						/* an amount above the minimum (below the maximum) did not set it */
+						if ((e->agg == RA_MIN && c > 0) || (e->agg == RA_MAX && c < 0))
+							return Eval(env, e, false);
+						return TRI_UNKNOWN;
+					}
+				default:
+					return TRI_UNKNOWN;
+			}
+		case 'c':
+			if (e->limit <= 0)
+				return Eval(env, e, false); /* no count changes the comparison */
+			n = CountEvents(env, e);	/* now, this event included */
+			for (i = 0; i < env->ncounts; i++)
+				if (env->count_expr[i] == e && env->count_exact[i])
+					break;
+			if (i < env->ncounts)
+				n--;			/* exactly one less */
+			else if (before == 0)
+				n = 0;
+			else if (row->first_at >= since)
+				n = before;		/* all of them in the window */
+			else if (!CountSettled(e, 0, before - 1, &n))
+			{
+				/* the first one is outside; count the window, this event included */
+				n = CountSince(env, e->event, since, e->limit == PG_INT64_MAX ? e->limit : e->limit + 1) - 1;
+			}
+			return TriOf(NumericCmpHolds(Int8Numeric(n), e->cmp, e->lit));
+		default:
+			return TRI_UNKNOWN;
+	}
+}
+
+/* The stage before the statement's one event (*stage NULL: none); TRI_UNKNOWN when not told. */
+static Tri
+StageBefore(EvalEnv *env, MaintNode *node, char **stage)
+{
+	int			i;
+
+	*stage = NULL;
+	for (i = 0; i < node->nstages; i++)
+	{
+		Tri			r;
+
+		if (!LeafFree(node->stage_exprs[i]))
+			return TRI_UNKNOWN;
+		r = EvalBefore(env, node->stage_exprs[i]);
+		if (r == TRI_TRUE)
+		{
+			*stage = node->stage_names[i];
+			return TRI_TRUE;
+		}
+		if (r == TRI_UNKNOWN)
+			return TRI_UNKNOWN;
+	}
+	return TRI_FALSE;
+}
+
+/*
+ * Did the statement's one event leave node's value (rule value, stage) as
+ * it was?  Then the stored state agrees with it and need not be read.
+ */
+static bool
+Unchanged(EvalEnv *env, MaintNode *node, Tri now, char *stage_now)
+{
+	char	   *stage;
+
+	if (env->delta == NULL || now == TRI_UNKNOWN)
+		return false;
+	if (node->kind == 'g')
+		return StageBefore(env, node, &stage) != TRI_UNKNOWN &&
+			(stage == NULL) == (stage_now == NULL) &&
+			(stage == NULL || strcmp(stage, stage_now) == 0);
+	return LeafFree(node->expr) && EvalBefore(env, node->expr) == now;
+}
+
 /*
  * The state of a contact_tags row: 'r' put there by a rule, 'm' manual or by
  * a flow and not expired, 'x' expired.
@@ -896,9 +1154,20 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
 	bool		isnull;
+	bool		read_segs = false,
+				read_tags = false;
+
+	/* what the statement's one event left as it was needs no reading */
+	for (i = 0; i < lv->nnodes; i++)
+	{
+		if (o->same[i])
+			continue;
+		read_segs |= g->nodes[lv->nodes[i]].kind == 's';
+		read_tags |= g->nodes[lv->nodes[i]].kind == 't';
+	}
 
 	/* several segments: all of the contact's memberships in one index-only scan */
-	if (nsegs > EVAL_MEMBER_PROBES)
+	if (nsegs > EVAL_MEMBER_PROBES && read_segs)
 	{
 		KeyInit(&keys[0], env->members_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
 		scan = index_beginscan(env->members, env->members_pk, env->snap, 1, 0);
@@ -917,7 +1186,7 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 		ExecClearTuple(env->members_slot);
 	}
 	/* several tag rules: all of the contact's tags in one scan */
-	if (lv->ntags > EVAL_TAG_PROBES)
+	if (lv->ntags > EVAL_TAG_PROBES && read_tags)
 	{
 		KeyInit(&keys[0], env->tags_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
 		scan = StartScan(env, env->tags, env->tags_pk, keys, 1);
@@ -940,7 +1209,15 @@ ReadState(EvalEnv *env, MaintOutcome *o)
 		MaintNode  *node = &g->nodes[lv->nodes[i]];
 		int			j;
 
-		if (node->kind == 's' && nsegs > EVAL_MEMBER_PROBES)
+		if (o->same[i])
+		{
+			/* the stored state is what the rule said before: leave it */
+			if (node->kind == 'g')
+				o->stage_cur = o->stage_new;
+			o->member[i] = o->want[i];
+			o->tag_state[i] = o->want[i] ? 'r' : '-';
+		}
+		else if (node->kind == 's' && nsegs > EVAL_MEMBER_PROBES)
 		{
 			o->member[i] = false;
 			for (j = 0; j < nids && !o->member[i]; j++)
@@ -1001,6 +1278,7 @@ EvalContact(EvalEnv *env, MaintOutcome *o)
 
 	env->nrows = 0;
 	env->ncounts = 0;
+	env->prev_known = false;
 	env->any_need = false;
 	for (i = 0; i < lv->nnodes; i++)
 	{
@@ -1014,6 +1292,7 @@ EvalContact(EvalEnv *env, MaintOutcome *o)
 			r = EvalRule(env, node->expr);
 			o->want[i] = (r == TRI_TRUE);
 		}
+		o->same[i] = Unchanged(env, node, r, o->stage_new);
 		settled &= (r != TRI_UNKNOWN);
 	}
 	return settled;
@@ -1106,7 +1385,7 @@ FetchLeaves(EvalEnv *env, int64 *ids, int n, bool *mask, bool *got, bool *vals)
  */
 void
 MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
-			   MaintOutcomeFn fn, void *arg)
+			   const MaintDelta *delta, MaintOutcomeFn fn, void *arg)
 {
 	EvalEnv		env;
 	MaintRels  *r = &g->rels;
@@ -1130,6 +1409,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 	o.want = palloc0(sizeof(bool) * (lv->nnodes + 1));
 	o.member = palloc0(sizeof(bool) * (lv->nnodes + 1));
 	o.tag_state = palloc0(lv->nnodes + 1);
+	o.same = palloc0(sizeof(bool) * (lv->nnodes + 1));
 
 	/* what SPI does before a statement: see this transaction's writes and what others committed */
 	CommandCounterIncrement();
@@ -1145,7 +1425,8 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 		OpenRel(r->stages, r->stages_pk, &env.stages, &env.stages_pk, &env.stages_slot);
 	if (lv->reads_stats && OidIsValid(r->stats_pk))
 		OpenRel(r->stats, r->stats_pk, &env.stats, &env.stats_pk, &env.stats_slot);
-	if (lv->reads_events)
+	/* a statement's one event: its rules are also evaluated as they were before it (EvalBefore) */
+	if ((lv->reads_events || (delta && lv->reads_stats && env.stats)) && OidIsValid(r->events_idx))
 		OpenRel(r->events, r->events_idx, &env.events, &env.events_idx, &env.events_slot);
 
 	for (start = 0; start < nids; start += EVAL_BATCH)
@@ -1162,6 +1443,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 			MemoryContextReset(env.tmp);
 			MemoryContextSwitchTo(env.tmp);
 			env.contact = ids[i];
+			env.delta = delta && delta->contact == ids[i] ? delta : NULL;
 			memset(env.qknown, 0, sizeof(bool) * (nl + 1));
 			memset(env.need, 0, sizeof(bool) * (nl + 1));
 			if (!ContactExists(&env))
@@ -1195,6 +1477,7 @@ MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 			MemoryContextReset(env.tmp);
 			MemoryContextSwitchTo(env.tmp);
 			env.contact = open_ids[i];
+			env.delta = delta && delta->contact == open_ids[i] ? delta : NULL;
 			for (k = 0; k < nl; k++)
 			{
 				env.qknown[k] = mask[k];

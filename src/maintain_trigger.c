@@ -111,15 +111,53 @@ ScanStore(Relation rel, Tuplestorestate *store, int idcol, int keycol,
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/*
+ * The statement's inserted event when it inserted exactly one (the case of
+ * segment.track): its contact, type, time and amount.  False otherwise.
+ */
+static bool
+OneEvent(Relation rel, Tuplestorestate *store, MaintDelta *d)
+{
+	TupleTableSlot *slot;
+	bool		one = false;
+
+	if (store == NULL || tuplestore_tuple_count(store) != 1)
+		return false;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	RewindStore(store);
+	if (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		bool		idnull,
+					typenull,
+					atnull,
+					amountnull;
+		Datum		id = slot_getattr(slot, ColumnNumber(rel, "contact_id"), &idnull);
+		Datum		type = slot_getattr(slot, ColumnNumber(rel, "type"), &typenull);
+		Datum		at = slot_getattr(slot, ColumnNumber(rel, "occurred_at"), &atnull);
+		Datum		amount = slot_getattr(slot, ColumnNumber(rel, "amount"), &amountnull);
+
+		if (!idnull && !typenull && !atnull)
+		{
+			d->contact = DatumGetInt64(id);
+			d->type = TextDatumGetCString(type);
+			d->at = DatumGetTimestampTz(at);
+			d->amount = amountnull ? (Datum) 0 : datumCopy(amount, false, -1);
+			one = true;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return one;
+}
+
 /* Hand the collected work to the maintenance run. */
 static void
-Maintain(List *keys, IdSet *ids)
+Maintain(List *keys, IdSet *ids, const MaintDelta *delta)
 {
 	if (ids->n == 0 || keys == NIL)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	MaintRun(keys, ids->ids, ids->n);
+	MaintRun(keys, ids->ids, ids->n, delta);
 	SPI_finish();
 }
 
@@ -147,6 +185,8 @@ segment_events_trigger(PG_FUNCTION_ARGS)
 	List	   *keys = NIL;
 	int			idcol,
 				typecol;
+	MaintDelta	delta;
+	bool		one;
 
 	CheckStatementTrigger(fcinfo, "segment._events_trigger");
 	rel = td->tg_relation;
@@ -154,7 +194,9 @@ segment_events_trigger(PG_FUNCTION_ARGS)
 	typecol = ColumnNumber(rel, "type");
 	ScanStore(rel, td->tg_newtable, idcol, typecol, "e:", &ids, &keys);
 	ScanStore(rel, td->tg_oldtable, idcol, typecol, "e:", &ids, &keys);
-	Maintain(keys, &ids);
+	one = TRIGGER_FIRED_BY_INSERT(td->tg_event) && td->tg_oldtable == NULL &&
+		OneEvent(rel, td->tg_newtable, &delta);
+	Maintain(keys, &ids, one ? &delta : NULL);
 	return PointerGetDatum(NULL);
 }
 
@@ -323,7 +365,7 @@ segment_contacts_trigger(PG_FUNCTION_ARGS)
 		ExecDropSingleTupleTableSlot(o);
 		ExecDropSingleTupleTableSlot(n);
 	}
-	Maintain(keys, &ids);
+	Maintain(keys, &ids, NULL);
 	return PointerGetDatum(NULL);
 }
 
@@ -350,6 +392,6 @@ segment_contact_tags_trigger(PG_FUNCTION_ARGS)
 	tagcol = ColumnNumber(rel, "tag");
 	ScanStore(rel, td->tg_newtable, idcol, tagcol, "t:", &ids, &keys);
 	ScanStore(rel, td->tg_oldtable, idcol, tagcol, "t:", &ids, &keys);
-	Maintain(keys, &ids);
+	Maintain(keys, &ids, NULL);
 	return PointerGetDatum(NULL);
 }

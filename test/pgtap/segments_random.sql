@@ -36,40 +36,7 @@ SELECT segment.create_segment('golf', 'did purchase where (category = ''golf'')'
 SELECT segment.create_segment('attrs_any', 'attrs.score.value >= 5');
 
 \o
-CREATE TEMP TABLE mismatches (step int, what text);
-
--- Everything that must hold between writes (time does not move inside a step).
-CREATE FUNCTION pg_temp.check_state(step int) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-  s record;
-  n bigint;
-BEGIN
-  FOR s IN SELECT * FROM segment.segments WHERE mode = 'dynamic' LOOP
-    SELECT count(*) INTO n FROM (
-      (SELECT segment.members(s.rule) EXCEPT SELECT segment.segment_members(s.name))
-      UNION ALL
-      (SELECT segment.segment_members(s.name) EXCEPT SELECT segment.members(s.rule))) d;
-    IF n > 0 THEN INSERT INTO mismatches VALUES (step, 'segment ' || s.name); END IF;
-  END LOOP;
-  FOR s IN SELECT * FROM segment.tag_rules LOOP
-    SELECT count(*) INTO n FROM segment.members(s.rule) m
-     WHERE NOT EXISTS (SELECT 1 FROM segment.contact_tags t WHERE t.contact_id = m AND t.tag = s.tag
-                         AND (t.expires_at IS NULL OR t.expires_at > segment.now()));
-    IF n > 0 THEN INSERT INTO mismatches VALUES (step, 'tag rule misses ' || s.tag); END IF;
-    SELECT count(*) INTO n FROM segment.contact_tags t
-     WHERE t.tag = s.tag AND t.source = 'rule'
-       AND t.contact_id NOT IN (SELECT segment.members(s.rule));
-    IF n > 0 THEN INSERT INTO mismatches VALUES (step, 'tag rule keeps ' || s.tag); END IF;
-  END LOOP;
-  SELECT count(*) INTO n
-    FROM segment.contacts c
-    LEFT JOIN segment.contact_stages cs ON cs.contact_id = c.id
-   WHERE cs.stage IS DISTINCT FROM (
-           SELECT st.name FROM segment.stages st
-            WHERE c.id IN (SELECT segment.members(st.rule))
-            ORDER BY st.position DESC LIMIT 1);
-  IF n > 0 THEN INSERT INTO mismatches VALUES (step, 'stages'); END IF;
-END $$;
+\ir lib/maintained.psql
 
 -- One random write.
 CREATE FUNCTION pg_temp.step(i int) RETURNS void LANGUAGE plpgsql AS $$
