@@ -146,6 +146,15 @@ COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
 -- SECURITY DEFINER: the signed unsubscribe link needs segment.sign_token, which
 -- only segment_admin may call; the application and editor roles that render
 -- mail get the link of a contact they may already read, and nothing else.
+-- extra merged over a context, and kept whole under the key extra too, so a
+-- template can write {{coupon}} as well as {{extra.coupon}}.
+CREATE FUNCTION segment._with_extra(ctx jsonb, extra jsonb) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ctx || jsonb_build_object('extra', coalesce(extra, '{}'::jsonb)) || coalesce(extra, '{}'::jsonb)
+$$;
+COMMENT ON FUNCTION segment._with_extra(jsonb, jsonb) IS
+  'Internal: ctx with extra merged on top and also under the key extra';
+
 CREATE FUNCTION segment.contact_context(contact_id bigint, extra jsonb DEFAULT '{}')
   RETURNS jsonb
   LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
@@ -181,11 +190,11 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'contact % does not exist', $1 USING ERRCODE = 'undefined_object';
   END IF;
-  RETURN ctx || coalesce($2, '{}'::jsonb);
+  RETURN segment._with_extra(ctx, $2);
 END
 $$;
 COMMENT ON FUNCTION segment.contact_context(bigint, jsonb) IS
-  'The jsonb a template renders against for a contact: columns, attrs keys, tags, tag, segments, stage, lifetime_value, orders_count, last_purchase, unsubscribe_url, then extra';
+  'The jsonb a template renders against for a contact: columns, attrs keys, tags, tag, segments, stage, lifetime_value, orders_count, last_purchase, unsubscribe_url, then extra (merged, and whole under the key extra)';
 
 -- What preview shows when no contact is given.
 CREATE FUNCTION segment.sample_context() RETURNS jsonb
@@ -258,7 +267,7 @@ BEGIN
            CASE WHEN tp.text_derived THEN segment._tidy_text(segment.render_stored(tp.text, c.ctx, 'text'))
                 ELSE segment.render_stored(tp.text, c.ctx, 'text') END
       FROM segment.templates tp,
-           LATERAL (SELECT segment._with_recommendations(segment.sample_context() || coalesce($3, '{}'::jsonb),
+           LATERAL (SELECT segment._with_recommendations(segment._with_extra(segment.sample_context(), $3),
                                                          NULL, tp.subject, tp.html, tp.text) AS ctx) c
      WHERE tp.name = $1;
 END
@@ -282,7 +291,7 @@ BEGIN
     PERFORM segment.template_valid($3, 'text part of the draft');
   END IF;
   IF $4 IS NULL THEN
-    ctx := segment.sample_context() || coalesce($5, '{}'::jsonb);
+    ctx := segment._with_extra(segment.sample_context(), $5);
   ELSE
     ctx := segment.contact_context($4, $5);
   END IF;
