@@ -61,5 +61,17 @@ SELECT segment.define_stage('self', 99, 'stage = ''lead''');
 SELECT segment.drop_stage('nope');
 SELECT segment.stage(99);
 
+-- install_default_stages again: the default stages it finds as it defines
+-- them are kept (nothing changes); a customised one is an error, not replaced.
+SELECT segment.define_stage('lapsed', 50, 'did purchase and not did purchase within 180 days');
+SELECT count(*) AS changes_before FROM segment.changes \gset
+SELECT segment.install_default_stages();
+SELECT count(*) - :changes_before AS new_changes FROM segment.changes;
+SELECT stage, position FROM segment.stage_counts ORDER BY position;
+SELECT segment.drop_stage('lead');
+SELECT segment.define_stage('lead', 10, 'not did purchase and not did cart_add');
+SELECT segment.install_default_stages();
+SELECT stage, position, rule FROM segment.stage_counts WHERE stage = 'lead';
+
 RESET segment.clock_override;
 DROP EXTENSION segment;

@@ -1142,17 +1142,27 @@ COMMENT ON VIEW segment.stage_counts IS 'Every lifecycle stage with its position
 -- The five default stages of design.md §4, in the rule language (doc/segments.md).
 CREATE FUNCTION segment.install_default_stages() RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s record;
 BEGIN
-  PERFORM segment.define_stage('lead', 10, 'not did purchase');
-  PERFORM segment.define_stage('new_customer', 20,
-    'did purchase within 30 days and not did purchase between date ''1970-01-01'' and 30 days ago');
-  PERFORM segment.define_stage('repeat_buyer', 30, 'count(purchase) >= 2');
-  PERFORM segment.define_stage('loyal_customer', 40,
-    'count(purchase) within 180 days >= 4 and sum(purchase.amount) >= 500');
-  PERFORM segment.define_stage('lapsed', 50, 'did purchase and not did purchase within 180 days');
+  -- A default stage already defined as here is kept as it is, so a second call
+  -- changes nothing; any other stage of that name or position is an error
+  -- (define_stage's), so a customised stage is never overwritten.
+  FOR s IN SELECT * FROM (VALUES
+      ('lead', 10, 'not did purchase'),
+      ('new_customer', 20,
+       'did purchase within 30 days and not did purchase between date ''1970-01-01'' and 30 days ago'),
+      ('repeat_buyer', 30, 'count(purchase) >= 2'),
+      ('loyal_customer', 40, 'count(purchase) within 180 days >= 4 and sum(purchase.amount) >= 500'),
+      ('lapsed', 50, 'did purchase and not did purchase within 180 days')) AS v(name, pos, rule) LOOP
+    CONTINUE WHEN EXISTS (SELECT 1 FROM segment.stages g
+                           WHERE g.name = s.name AND g.position = s.pos
+                             AND g.rule::text = s.rule::segment.rule::text);
+    PERFORM segment.define_stage(s.name, s.pos, s.rule::segment.rule);
+  END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.install_default_stages() IS
-  'Define the stages lead, new_customer, repeat_buyer, loyal_customer and lapsed (see doc/segments.md)';
+  'Define the stages lead, new_customer, repeat_buyer, loyal_customer and lapsed (see doc/segments.md); those already defined so are kept';
 
 -- ---------------------------------------------------------------------------
 -- Refresh: what changes without any write (time, expiry) and scheduled segments
