@@ -888,6 +888,21 @@ END $$;
 COMMENT ON FUNCTION segment.update_segment(text, segment.rule, text) IS
   'Change the rule (and/or mode) of a segment; members are recomputed at once, entries and exits recorded';
 
+-- The error of dropping a segment or stage that rules (users, labelled) still
+-- name; nothing when users is NULL.
+CREATE FUNCTION segment._refuse_drop(kind text, name text, users text, reference text) RETURNS void
+  LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop % "%" because other rules use it', kind, name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = format('Used by %s (%s).', users, reference),
+            HINT = 'Change or drop those rules first.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._refuse_drop(text, text, text, text) IS
+  'Internal: the error of dropping a segment or stage that other rules still name';
+
 CREATE FUNCTION segment.drop_segment(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -899,12 +914,7 @@ BEGIN
   SELECT string_agg(DISTINCT segment._node_label(d.node_kind, d.node_name), ', ') INTO users
     FROM segment.dependency_index d
    WHERE d.key_kind = 'segment' AND d.key = drop_segment.name;
-  IF users IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot drop segment "%" because other rules use it', name
-      USING ERRCODE = 'dependent_objects_still_exist',
-            DETAIL = format('Used by %s (in segment ''%s'').', users, name),
-            HINT = 'Change or drop those rules first.';
-  END IF;
+  PERFORM segment._refuse_drop('segment', name, users, format('in segment %L', name));
   PERFORM segment._index_rule('segment', name, NULL);
   DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
 END $$;
@@ -1092,6 +1102,7 @@ CREATE FUNCTION segment.drop_stage(name text) RETURNS void
 DECLARE
   ids   bigint[];
   start bigint;
+  users text;
 BEGIN
   PERFORM segment._lock_all();
   IF NOT EXISTS (SELECT 1 FROM segment.stages st WHERE st.name = drop_stage.name) THEN
@@ -1099,6 +1110,16 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'The stages are listed in segment.stage_counts.';
   END IF;
+  -- Like drop_segment: a rule naming the stage (stage = 'x', stage in (..., 'x'),
+  -- stage >= 'x') would no longer be a valid rule.
+  SELECT string_agg(u.label, ', ' ORDER BY u.label) INTO users
+    FROM (SELECT segment._node_label('segment', g.name) AS label, g.rule FROM segment.segments g
+          UNION ALL
+          SELECT segment._node_label('tag_rule', r.tag), r.rule FROM segment.tag_rules r) u
+   WHERE u.rule IS NOT NULL
+     AND jsonb_path_exists(segment.rule_to_jsonb(u.rule), 'lax $.**.stage ? (@.value == $n || @.values == $n)',
+                           jsonb_build_object('n', drop_stage.name));
+  PERFORM segment._refuse_drop('stage', name, users, format('stage %L', name));
   SELECT coalesce(array_agg(cs.contact_id), '{}') INTO ids
     FROM segment.contact_stages cs WHERE cs.stage = drop_stage.name;
   SELECT coalesce(max(ch.id), 0) INTO start FROM segment.changes ch WHERE ch.xid = pg_current_xact_id();
@@ -1117,7 +1138,7 @@ BEGIN
   END IF;
 END $$;
 COMMENT ON FUNCTION segment.drop_stage(text) IS
-  'Drop a lifecycle stage; its contacts move to the next stage whose rule holds (transitions recorded)';
+  'Drop a lifecycle stage; its contacts move to the next stage whose rule holds (transitions recorded); refused while other rules name it';
 
 CREATE FUNCTION segment.stage(contact_id bigint) RETURNS text
   LANGUAGE plpgsql STABLE AS $$
