@@ -104,5 +104,12 @@ SELECT segment.drop_segment('buyers');
 SELECT segment.update_segment('buyers', 'in segment ''german_buyers''');
 SELECT segment.update_segment('nope', 'did purchase');
 
+-- A static segment keeps the rule it was made from: the segments it names
+-- cannot be dropped either (the rule would no longer be valid).
+SELECT segment.create_segment('vip_list', 'in segment ''weekly''', 'static') > 0 AS created;
+SELECT segment.drop_segment('weekly');
+SELECT segment.drop_segment('vip_list');
+SELECT segment.drop_segment('weekly');
+
 RESET segment.clock_override;
 DROP EXTENSION segment;

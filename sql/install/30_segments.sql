@@ -911,9 +911,17 @@ DECLARE
 BEGIN
   PERFORM segment._lock_all();
   s := segment._segment(name);
-  SELECT string_agg(DISTINCT segment._node_label(d.node_kind, d.node_name), ', ') INTO users
-    FROM segment.dependency_index d
-   WHERE d.key_kind = 'segment' AND d.key = drop_segment.name;
+  -- Maintained rules are in the dependency index; a static segment keeps the
+  -- rule it was made from, which must stay valid too.
+  SELECT string_agg(DISTINCT u.label, ', ') INTO users
+    FROM (SELECT segment._node_label(d.node_kind, d.node_name) AS label
+            FROM segment.dependency_index d
+           WHERE d.key_kind = 'segment' AND d.key = drop_segment.name
+          UNION ALL
+          SELECT segment._node_label('segment', g.name)
+            FROM segment.segments g
+           WHERE g.mode = 'static' AND g.rule IS NOT NULL
+             AND segment.rule_dependencies(g.rule) -> 'segments' ? drop_segment.name) u;
   PERFORM segment._refuse_drop('segment', name, users, format('in segment %L', name));
   PERFORM segment._index_rule('segment', name, NULL);
   DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
