@@ -207,10 +207,14 @@ AS $$
     'consent_at', segment.now(), 'consent_source', 'sample',
     'created_at', segment.now(), 'updated_at', segment.now(),
     'tags', '[]'::jsonb, 'tag', '{}'::jsonb, 'segments', '{}'::jsonb, 'stage', NULL,
-    'lifetime_value', 0, 'orders_count', 0, 'last_purchase', NULL)
+    'lifetime_value', 0, 'orders_count', 0, 'last_purchase', NULL,
+    -- the link's shape, with a token no unsubscribe accepts
+    'unsubscribe_url', nullif(current_setting('segment.unsubscribe_url'), '')
+                       || CASE WHEN strpos(current_setting('segment.unsubscribe_url'), '?') > 0 THEN '&' ELSE '?' END
+                       || 'token=preview')
 $$;
 COMMENT ON FUNCTION segment.sample_context() IS
-  'A made-up contact context (Alex Sample) for previews without a real contact';
+  'A made-up contact context (Alex Sample) for previews without a real contact; its unsubscribe_url has the configured shape and an invalid token';
 
 -- A rendered text part derived from HTML, tidied: at most one blank line in a
 -- row (a section left out can leave two breaks where one was meant) and none at
