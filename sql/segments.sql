@@ -110,6 +110,11 @@ SELECT segment.create_segment('vip_list', 'in segment ''weekly''', 'static') > 0
 SELECT segment.drop_segment('weekly');
 SELECT segment.drop_segment('vip_list');
 SELECT segment.drop_segment('weekly');
+-- Nor those a flow's unless rule names (run_flows would fail on it).
+SELECT segment.create_template('seg_mail', 'Hi', '<p>Hi</p>') > 0 AS created;
+SELECT segment.create_flow('seg_flow', 'event:signup', 'seg_mail', '{"unless": "in segment ''germans''"}') > 0 AS created;
+SELECT segment.drop_segment('germans');
+SELECT segment.drop_flow('seg_flow');
 
 RESET segment.clock_override;
 DROP EXTENSION segment;

@@ -888,41 +888,50 @@ END $$;
 COMMENT ON FUNCTION segment.update_segment(text, segment.rule, text) IS
   'Change the rule (and/or mode) of a segment; members are recomputed at once, entries and exits recorded';
 
--- The error of dropping a segment or stage that rules (users, labelled) still
--- name; nothing when users is NULL.
-CREATE FUNCTION segment._refuse_drop(kind text, name text, users text, reference text) RETURNS void
+-- The error of dropping a segment or stage that a stored rule still names: a
+-- segment's (whatever its mode: a static segment keeps the rule it was made
+-- from), a tag rule's, a stage's or a flow's unless rule.  Such a rule would
+-- no longer be valid (its text would not parse; a flow would fail at send time).
+CREATE FUNCTION segment._refuse_drop(kind text, name text) RETURNS void
   LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  users text;
 BEGIN
+  SELECT string_agg(DISTINCT u.label, ', ') INTO users
+    FROM (SELECT segment._node_label('segment', g.name) AS label, g.rule FROM segment.segments g
+          UNION ALL
+          SELECT segment._node_label('tag_rule', r.tag), r.rule FROM segment.tag_rules r
+          UNION ALL
+          SELECT segment._node_label('stage', st.name), st.rule FROM segment.stages st
+          UNION ALL
+          SELECT format('flow "%s"', f.name), (f.options ->> 'unless')::segment.rule
+            FROM segment.flows f WHERE f.options ? 'unless') u
+   WHERE u.rule IS NOT NULL
+     AND CASE kind
+           WHEN 'segment' THEN segment.rule_dependencies(u.rule) -> 'segments' ? name
+           ELSE jsonb_path_exists(segment.rule_to_jsonb(u.rule),
+                                  'lax $.**.stage ? (@.value == $n || @.values == $n)',
+                                  jsonb_build_object('n', name))
+         END;
   IF users IS NOT NULL THEN
     RAISE EXCEPTION 'cannot drop % "%" because other rules use it', kind, name
       USING ERRCODE = 'dependent_objects_still_exist',
-            DETAIL = format('Used by %s (%s).', users, reference),
+            DETAIL = format('Used by %s (%s).', users,
+                            format(CASE kind WHEN 'segment' THEN 'in segment %L' ELSE 'stage %L' END, name)),
             HINT = 'Change or drop those rules first.';
   END IF;
 END $$;
-COMMENT ON FUNCTION segment._refuse_drop(text, text, text, text) IS
-  'Internal: the error of dropping a segment or stage that other rules still name';
+COMMENT ON FUNCTION segment._refuse_drop(text, text) IS
+  'Internal: the error of dropping a segment or stage (kind) that a stored rule still names';
 
 CREATE FUNCTION segment.drop_segment(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   s     segment.segments;
-  users text;
 BEGIN
   PERFORM segment._lock_all();
   s := segment._segment(name);
-  -- Maintained rules are in the dependency index; a static segment keeps the
-  -- rule it was made from, which must stay valid too.
-  SELECT string_agg(DISTINCT u.label, ', ') INTO users
-    FROM (SELECT segment._node_label(d.node_kind, d.node_name) AS label
-            FROM segment.dependency_index d
-           WHERE d.key_kind = 'segment' AND d.key = drop_segment.name
-          UNION ALL
-          SELECT segment._node_label('segment', g.name)
-            FROM segment.segments g
-           WHERE g.mode = 'static' AND g.rule IS NOT NULL
-             AND segment.rule_dependencies(g.rule) -> 'segments' ? drop_segment.name) u;
-  PERFORM segment._refuse_drop('segment', name, users, format('in segment %L', name));
+  PERFORM segment._refuse_drop('segment', name);
   PERFORM segment._index_rule('segment', name, NULL);
   DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
 END $$;
@@ -1110,7 +1119,6 @@ CREATE FUNCTION segment.drop_stage(name text) RETURNS void
 DECLARE
   ids   bigint[];
   start bigint;
-  users text;
 BEGIN
   PERFORM segment._lock_all();
   IF NOT EXISTS (SELECT 1 FROM segment.stages st WHERE st.name = drop_stage.name) THEN
@@ -1118,16 +1126,7 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'The stages are listed in segment.stage_counts.';
   END IF;
-  -- Like drop_segment: a rule naming the stage (stage = 'x', stage in (..., 'x'),
-  -- stage >= 'x') would no longer be a valid rule.
-  SELECT string_agg(u.label, ', ' ORDER BY u.label) INTO users
-    FROM (SELECT segment._node_label('segment', g.name) AS label, g.rule FROM segment.segments g
-          UNION ALL
-          SELECT segment._node_label('tag_rule', r.tag), r.rule FROM segment.tag_rules r) u
-   WHERE u.rule IS NOT NULL
-     AND jsonb_path_exists(segment.rule_to_jsonb(u.rule), 'lax $.**.stage ? (@.value == $n || @.values == $n)',
-                           jsonb_build_object('n', drop_stage.name));
-  PERFORM segment._refuse_drop('stage', name, users, format('stage %L', name));
+  PERFORM segment._refuse_drop('stage', name);
   SELECT coalesce(array_agg(cs.contact_id), '{}') INTO ids
     FROM segment.contact_stages cs WHERE cs.stage = drop_stage.name;
   SELECT coalesce(max(ch.id), 0) INTO start FROM segment.changes ch WHERE ch.xid = pg_current_xact_id();
