@@ -138,14 +138,6 @@ END
 $$;
 COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
 
--- The data a template sees for one contact, built in one query: the contact's
--- columns, its attrs keys at top level (a column wins over an attrs key of the
--- same name), tags, segments, stage, purchase aggregates, the signed unsubscribe
--- link (for extra->>'campaign'), and extra merged on top.
---
--- SECURITY DEFINER: the signed unsubscribe link needs segment.sign_token, which
--- only segment_admin may call; the application and editor roles that render
--- mail get the link of a contact they may already read, and nothing else.
 -- extra merged over a context, and kept whole under the key extra too, so a
 -- template can write {{coupon}} as well as {{extra.coupon}}.
 CREATE FUNCTION segment._with_extra(ctx jsonb, extra jsonb) RETURNS jsonb
@@ -155,6 +147,14 @@ $$;
 COMMENT ON FUNCTION segment._with_extra(jsonb, jsonb) IS
   'Internal: ctx with extra merged on top and also under the key extra';
 
+-- The data a template sees for one contact, built in one query: the contact's
+-- columns, its attrs keys at top level (a column wins over an attrs key of the
+-- same name), tags, segments, stage, purchase aggregates, the signed unsubscribe
+-- link (for extra->>'campaign'), and extra (_with_extra).
+--
+-- SECURITY DEFINER: the signed unsubscribe link needs segment.sign_token, which
+-- only segment_admin may call; the application and editor roles that render
+-- mail get the link of a contact they may already read, and nothing else.
 CREATE FUNCTION segment.contact_context(contact_id bigint, extra jsonb DEFAULT '{}')
   RETURNS jsonb
   LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
