@@ -171,8 +171,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._check_tag(text) IS 'Internal: error unless the tag name is non-empty';
 
-CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz DEFAULT NULL,
-                            source text DEFAULT 'manual')
+CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz, source text)
   RETURNS boolean
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -220,6 +219,16 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.tag(bigint, text, timestamptz, text) IS
+  'Tag a contact (until expires_at when not null) as source manual or flow; true when the tag is new. Re-tagging sets the new expiry';
+
+-- design.md's signature exactly: a manual tag.  (A separate function rather
+-- than a default on source, so segment.tag(bigint, text, timestamptz) exists.)
+CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz DEFAULT NULL)
+  RETURNS boolean
+  LANGUAGE sql VOLATILE AS $$
+  SELECT segment.tag(contact_id, tag, expires_at, 'manual')
+$$;
+COMMENT ON FUNCTION segment.tag(bigint, text, timestamptz) IS
   'Tag a contact (optionally until expires_at); true when the tag is new. Re-tagging sets the new expiry';
 
 CREATE FUNCTION segment.tags(contact_id bigint) RETURNS text[]
