@@ -47,7 +47,10 @@ SELECT segment.define_stage('one_time_buyer', 15, 'did purchase');
 SELECT segment.stage(3);
 SELECT segment.track(3, 'purchase', '{}', 10, '2030-06-01') > 0 AS tracked;
 SELECT segment.stage(3);
--- Dropping a stage moves its contacts to the next stage whose rule holds.
+-- Dropping a stage moves its contacts to the next stage whose rule holds;
+-- refused while a rule names the stage.
+SELECT segment.drop_stage('lapsed');
+SELECT segment.drop_segment('winback');
 SELECT segment.drop_stage('lapsed');
 SELECT segment.stage(1), segment.stage(2);
 SELECT contact_id, from_stage, to_stage FROM segment.stage_history WHERE at = segment.now() ORDER BY id;
@@ -60,6 +63,28 @@ SELECT segment.define_stage('x', NULL, 'true');
 SELECT segment.define_stage('self', 99, 'stage = ''lead''');
 SELECT segment.drop_stage('nope');
 SELECT segment.stage(99);
+
+-- install_default_stages again: the default stages it finds as it defines
+-- them are kept (nothing changes); a customised one is an error, not replaced.
+SELECT segment.define_stage('lapsed', 50, 'did purchase and not did purchase within 180 days');
+SELECT count(*) AS changes_before FROM segment.changes \gset
+SELECT segment.install_default_stages();
+SELECT count(*) - :changes_before AS new_changes FROM segment.changes;
+SELECT stage, position FROM segment.stage_counts ORDER BY position;
+SELECT segment.drop_stage('lead');
+SELECT segment.define_stage('lead', 10, 'not did purchase and not did cart_add');
+SELECT segment.install_default_stages();
+SELECT stage, position, rule FROM segment.stage_counts WHERE stage = 'lead';
+
+-- A stage named by a segment or tag rule cannot be dropped (the rule would no
+-- longer be valid), as a segment named by a rule cannot.
+SELECT segment.create_segment('early', 'stage in (''lead'', ''new_customer'')') > 0 AS created;
+SELECT segment.create_tag_rule('is_lead', 'not stage = ''lead''') > 0 AS created;
+SELECT segment.drop_stage('lead');
+SELECT segment.drop_stage('new_customer');
+SELECT segment.drop_segment('early'), segment.drop_tag_rule('is_lead');
+SELECT segment.drop_stage('new_customer');
+SELECT stage FROM segment.stage_counts ORDER BY position;
 
 RESET segment.clock_override;
 DROP EXTENSION segment;

@@ -438,6 +438,12 @@ SELECT segment.rule_from_jsonb('{"did": "x", "within": {"amount": 1.5, "unit": "
 SELECT segment.rule_from_jsonb('{"in_segment": "nope"}');
 \set VERBOSITY terse
 
+-- timestamp 'YYYY-MM-DD' is midnight UTC (as in PostgreSQL), kept with its time.
+SELECT 'created_at > timestamp ''2024-02-29'''::segment.rule;
+SELECT segment.rule_from_jsonb('{"field": "created_at", "op": "<", "value": {"timestamp": "2024-01-31"}}');
+SELECT segment.rule_sql('created_at > timestamp ''2024-02-29''');
+SELECT 'created_at > timestamp ''2023-02-29'''::segment.rule;
+
 DROP TABLE bin;
 RESET segment.clock_override;
 DROP EXTENSION segment;

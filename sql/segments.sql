@@ -104,5 +104,17 @@ SELECT segment.drop_segment('buyers');
 SELECT segment.update_segment('buyers', 'in segment ''german_buyers''');
 SELECT segment.update_segment('nope', 'did purchase');
 
+-- A static segment keeps the rule it was made from: the segments it names
+-- cannot be dropped either (the rule would no longer be valid).
+SELECT segment.create_segment('vip_list', 'in segment ''weekly''', 'static') > 0 AS created;
+SELECT segment.drop_segment('weekly');
+SELECT segment.drop_segment('vip_list');
+SELECT segment.drop_segment('weekly');
+-- Nor those a flow's unless rule names (run_flows would fail on it).
+SELECT segment.create_template('seg_mail', 'Hi', '<p>Hi</p>') > 0 AS created;
+SELECT segment.create_flow('seg_flow', 'event:signup', 'seg_mail', '{"unless": "in segment ''germans''"}') > 0 AS created;
+SELECT segment.drop_segment('germans');
+SELECT segment.drop_flow('seg_flow');
+
 RESET segment.clock_override;
 DROP EXTENSION segment;

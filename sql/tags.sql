@@ -93,5 +93,12 @@ SELECT segment.drop_tag_rule('nope');
 SELECT segment.create_segment('loop_seg', 'tagged ''loop''');
 SELECT segment.create_tag_rule('loop', 'in segment ''loop_seg''');
 
+-- The signature of design.md exists as such (a manual tag); the source is the
+-- fourth argument of the other form.
+SELECT to_regprocedure('segment.tag(bigint, text, timestamptz)') IS NOT NULL AS three_args,
+       to_regprocedure('segment.tag(bigint, text, timestamptz, text)') IS NOT NULL AS four_args;
+SELECT segment.tag(contact_id => 1, tag => 'named', expires_at => NULL), segment.tag(1, 'named', NULL, 'flow');
+SELECT tag, source FROM segment.contact_tags WHERE contact_id = 1 AND tag = 'named';
+
 RESET segment.clock_override;
 DROP EXTENSION segment;

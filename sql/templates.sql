@@ -295,4 +295,26 @@ SELECT segment.render('{{#items}}[{{#vip}}V{{/vip}}{{^vip}}-{{/vip}}{{#if gift}}
        '{"vip": true, "gift": "yes", "tag": "root", "items": [{"vip": false, "n": 1}, {"tag": "t2", "n": null},
          {"gift": "", "vip": true, "tag": {"x": 1}}, {}]}');
 
+-- The contact context: extra merged at the top and whole under extra; tags as
+-- a map through the list (tags.vip) as well as through tag.
+SELECT segment.create_template('context_keys', 'S',
+  '<p>{{coupon}} {{extra.coupon}} {{#if tags.vip}}VIP{{/if}}{{#if tags.old}}OLD{{/if}} {{#if tag.golf}}golf{{/if}}</p>', 'T {{extra.coupon}}');
+SELECT * FROM segment.render_for('context_keys', 1, '{"coupon": "C1"}');
+SELECT * FROM segment.preview('context_keys', NULL, '{"coupon": "C2"}');
+-- The sample contact has an unsubscribe link too (of the configured shape, with
+-- a token that unsubscribes nobody), or null like a real contact's.
+SELECT segment.sample_context() -> 'unsubscribe_url' AS sample_link;
+SET segment.unsubscribe_url = 'https://shop.example/unsub?list=1';
+SELECT html FROM segment.preview_draft('s', '<a href="{{unsubscribe_url}}">stop</a>');
+SELECT segment.unsubscribe('preview');
+RESET segment.unsubscribe_url;
+SELECT * FROM segment.preview_draft('{{extra.coupon}}', '<b>{{coupon}}</b>', NULL, 2, '{"coupon": "C3"}');
+SELECT segment.define_field('extra', 'text');
+
+-- A name after a list reads it as a set of strings: tags is a list and a map.
+SELECT segment.render('{{tags.VIP}}|{{#if tags.VIP}}y{{else}}n{{/if}}|{{#if tags.gold}}y{{else}}n{{/if}}|'
+                      '{{#tags.VIP}}s{{/tags.VIP}}|{{^tags.gold}}i{{/tags.gold}}|{{tags.VIP.x}}|{{n.1}}|'
+                      '{{#each tags}}{{.}}{{/each}}',
+                      '{"tags": ["VIP", "new"], "n": [1, "1"]}');
+
 DROP EXTENSION segment;

@@ -384,14 +384,25 @@ ParseLiteral(Parser *p, RuleLit *lit, const char *what)
 		if (s->kind != TK_STRING)
 			return Expected(p, s, isdate ? "a quoted date such as date '2024-01-31'" :
 							"a quoted timestamp such as timestamp '2024-01-31 09:00:00+00'");
-		if (isdate ? !ValidDate(s->text) || strlen(s->text) != 10 : !ValidTimestamp(s->text))
+		lit->text = s->text;
+		if (!isdate && strlen(s->text) == 10 && ValidDate(s->text))
+		{
+			/* timestamp 'YYYY-MM-DD' is midnight UTC, as PostgreSQL reads it */
+			char	   *full = RuleArenaAlloc(p->arena, sizeof("YYYY-MM-DD 00:00"));
+
+			if (full == NULL)
+				return CoreErrorSet(p->err, CORE_ERR_OOM, 0, "out of memory");
+			memcpy(full, s->text, 10);
+			memcpy(full + 10, " 00:00", sizeof(" 00:00"));
+			lit->text = full;
+		}
+		else if (isdate ? !ValidDate(s->text) || strlen(s->text) != 10 : !ValidTimestamp(s->text))
 			return CoreErrorSet(p->err, CORE_ERR_SYNTAX, s->pos,
 								isdate ? "expected a date as 'YYYY-MM-DD', found '%.60s'" :
 								"expected a timestamp as 'YYYY-MM-DD HH:MM[:SS[.ffffff]][+HH[:MM]|Z]', found '%.60s'",
 								s->text);
 		Advance(p);
 		lit->kind = isdate ? RL_DATE : RL_TIMESTAMP;
-		lit->text = s->text;
 		return true;
 	}
 	return Expected(p, t, what);

@@ -669,6 +669,24 @@ BoundString(Render *r, const TmplProgram *p, uint32_t name)
 }
 
 /*
+ * Does the list hold the string key?  A name after a list reads the list as a
+ * set of strings, so the contact context's tags are a map as well as a list
+ * ({{#if tags.VIP}}); the Mustache spec gives lists no named members.
+ */
+static bool
+ListHoldsString(Render *r, const TmplValue *list, const char *key, size_t keylen)
+{
+	size_t		i;
+	TmplValue	el;
+
+	for (i = 0; i < list->count; i++)
+		if (r->m->at(r->m->ctx, list, i, &el) && el.kind == TMPL_STRING &&
+			el.len == keylen && memcmp(el.str, key, keylen) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Resolve a name against the context stack (Mustache rules).  Values are
  * written straight into out (the model allows out to be the object it reads),
  * so nothing is copied around.
@@ -715,6 +733,16 @@ ResolvePath(Render *r, const TmplProgram *p, const TmplExpr *e, TmplValue *out)
 	{
 		const TmplSeg *s = &p->segs[e->first + seg];
 
+		if (out->kind == TMPL_ARRAY)
+		{
+			if (!ListHoldsString(r, out, p->pool + s->off, s->len))
+			{
+				out->kind = TMPL_MISSING;
+				return;
+			}
+			SetBool(out, true);
+			continue;
+		}
 		if (out->kind != TMPL_OBJECT ||
 			!r->m->get(r->m->ctx, out, p->pool + s->off, s->len, out))
 		{

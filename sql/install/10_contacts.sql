@@ -274,7 +274,7 @@ DECLARE
     'within', 'since', 'ago', 'from', 'now', 'true', 'false', 'date', 'timestamp',
     -- context keys of templates
     'tags', 'tag', 'segments', 'lifetime_value', 'orders_count', 'last_purchase',
-    'recommendations', 'unsubscribe_url'];
+    'recommendations', 'unsubscribe_url', 'extra'];
 BEGIN
   IF fname IS NULL OR fname !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION 'invalid field name: %', coalesce(quote_literal(fname), 'NULL')

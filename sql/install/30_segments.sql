@@ -171,8 +171,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._check_tag(text) IS 'Internal: error unless the tag name is non-empty';
 
-CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz DEFAULT NULL,
-                            source text DEFAULT 'manual')
+CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz, source text)
   RETURNS boolean
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -220,6 +219,16 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.tag(bigint, text, timestamptz, text) IS
+  'Tag a contact (until expires_at when not null) as source manual or flow; true when the tag is new. Re-tagging sets the new expiry';
+
+-- design.md's signature exactly: a manual tag.  (A separate function rather
+-- than a default on source, so segment.tag(bigint, text, timestamptz) exists.)
+CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz DEFAULT NULL)
+  RETURNS boolean
+  LANGUAGE sql VOLATILE AS $$
+  SELECT segment.tag(contact_id, tag, expires_at, 'manual')
+$$;
+COMMENT ON FUNCTION segment.tag(bigint, text, timestamptz) IS
   'Tag a contact (optionally until expires_at); true when the tag is new. Re-tagging sets the new expiry';
 
 CREATE FUNCTION segment.tags(contact_id bigint) RETURNS text[]
@@ -888,23 +897,50 @@ END $$;
 COMMENT ON FUNCTION segment.update_segment(text, segment.rule, text) IS
   'Change the rule (and/or mode) of a segment; members are recomputed at once, entries and exits recorded';
 
+-- The error of dropping a segment or stage that a stored rule still names: a
+-- segment's (whatever its mode: a static segment keeps the rule it was made
+-- from), a tag rule's, a stage's or a flow's unless rule.  Such a rule would
+-- no longer be valid (its text would not parse; a flow would fail at send time).
+CREATE FUNCTION segment._refuse_drop(kind text, name text) RETURNS void
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  users text;
+BEGIN
+  SELECT string_agg(DISTINCT u.label, ', ') INTO users
+    FROM (SELECT segment._node_label('segment', g.name) AS label, g.rule FROM segment.segments g
+          UNION ALL
+          SELECT segment._node_label('tag_rule', r.tag), r.rule FROM segment.tag_rules r
+          UNION ALL
+          SELECT segment._node_label('stage', st.name), st.rule FROM segment.stages st
+          UNION ALL
+          SELECT format('flow "%s"', f.name), (f.options ->> 'unless')::segment.rule
+            FROM segment.flows f WHERE f.options ? 'unless') u
+   WHERE u.rule IS NOT NULL
+     AND CASE kind
+           WHEN 'segment' THEN segment.rule_dependencies(u.rule) -> 'segments' ? name
+           ELSE jsonb_path_exists(segment.rule_to_jsonb(u.rule),
+                                  'lax $.**.stage ? (@.value == $n || @.values == $n)',
+                                  jsonb_build_object('n', name))
+         END;
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop % "%" because other rules use it', kind, name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = format('Used by %s (%s).', users,
+                            format(CASE kind WHEN 'segment' THEN 'in segment %L' ELSE 'stage %L' END, name)),
+            HINT = 'Change or drop those rules first.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._refuse_drop(text, text) IS
+  'Internal: the error of dropping a segment or stage (kind) that a stored rule still names';
+
 CREATE FUNCTION segment.drop_segment(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   s     segment.segments;
-  users text;
 BEGIN
   PERFORM segment._lock_all();
   s := segment._segment(name);
-  SELECT string_agg(DISTINCT segment._node_label(d.node_kind, d.node_name), ', ') INTO users
-    FROM segment.dependency_index d
-   WHERE d.key_kind = 'segment' AND d.key = drop_segment.name;
-  IF users IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot drop segment "%" because other rules use it', name
-      USING ERRCODE = 'dependent_objects_still_exist',
-            DETAIL = format('Used by %s (in segment ''%s'').', users, name),
-            HINT = 'Change or drop those rules first.';
-  END IF;
+  PERFORM segment._refuse_drop('segment', name);
   PERFORM segment._index_rule('segment', name, NULL);
   DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
 END $$;
@@ -1099,6 +1135,7 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'The stages are listed in segment.stage_counts.';
   END IF;
+  PERFORM segment._refuse_drop('stage', name);
   SELECT coalesce(array_agg(cs.contact_id), '{}') INTO ids
     FROM segment.contact_stages cs WHERE cs.stage = drop_stage.name;
   SELECT coalesce(max(ch.id), 0) INTO start FROM segment.changes ch WHERE ch.xid = pg_current_xact_id();
@@ -1117,7 +1154,7 @@ BEGIN
   END IF;
 END $$;
 COMMENT ON FUNCTION segment.drop_stage(text) IS
-  'Drop a lifecycle stage; its contacts move to the next stage whose rule holds (transitions recorded)';
+  'Drop a lifecycle stage; its contacts move to the next stage whose rule holds (transitions recorded); refused while other rules name it';
 
 CREATE FUNCTION segment.stage(contact_id bigint) RETURNS text
   LANGUAGE plpgsql STABLE AS $$
@@ -1142,17 +1179,27 @@ COMMENT ON VIEW segment.stage_counts IS 'Every lifecycle stage with its position
 -- The five default stages of design.md §4, in the rule language (doc/segments.md).
 CREATE FUNCTION segment.install_default_stages() RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  s record;
 BEGIN
-  PERFORM segment.define_stage('lead', 10, 'not did purchase');
-  PERFORM segment.define_stage('new_customer', 20,
-    'did purchase within 30 days and not did purchase between date ''1970-01-01'' and 30 days ago');
-  PERFORM segment.define_stage('repeat_buyer', 30, 'count(purchase) >= 2');
-  PERFORM segment.define_stage('loyal_customer', 40,
-    'count(purchase) within 180 days >= 4 and sum(purchase.amount) >= 500');
-  PERFORM segment.define_stage('lapsed', 50, 'did purchase and not did purchase within 180 days');
+  -- A default stage already defined as here is kept as it is, so a second call
+  -- changes nothing; any other stage of that name or position is an error
+  -- (define_stage's), so a customised stage is never overwritten.
+  FOR s IN SELECT * FROM (VALUES
+      ('lead', 10, 'not did purchase'),
+      ('new_customer', 20,
+       'did purchase within 30 days and not did purchase between date ''1970-01-01'' and 30 days ago'),
+      ('repeat_buyer', 30, 'count(purchase) >= 2'),
+      ('loyal_customer', 40, 'count(purchase) within 180 days >= 4 and sum(purchase.amount) >= 500'),
+      ('lapsed', 50, 'did purchase and not did purchase within 180 days')) AS v(name, pos, rule) LOOP
+    CONTINUE WHEN EXISTS (SELECT 1 FROM segment.stages g
+                           WHERE g.name = s.name AND g.position = s.pos
+                             AND g.rule::text = s.rule::segment.rule::text);
+    PERFORM segment.define_stage(s.name, s.pos, s.rule::segment.rule);
+  END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.install_default_stages() IS
-  'Define the stages lead, new_customer, repeat_buyer, loyal_customer and lapsed (see doc/segments.md)';
+  'Define the stages lead, new_customer, repeat_buyer, loyal_customer and lapsed (see doc/segments.md); those already defined so are kept';
 
 -- ---------------------------------------------------------------------------
 -- Refresh: what changes without any write (time, expiry) and scheduled segments

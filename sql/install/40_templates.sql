@@ -138,10 +138,19 @@ END
 $$;
 COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
 
+-- extra merged over a context, and kept whole under the key extra too, so a
+-- template can write {{coupon}} as well as {{extra.coupon}}.
+CREATE FUNCTION segment._with_extra(ctx jsonb, extra jsonb) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ctx || jsonb_build_object('extra', coalesce(extra, '{}'::jsonb)) || coalesce(extra, '{}'::jsonb)
+$$;
+COMMENT ON FUNCTION segment._with_extra(jsonb, jsonb) IS
+  'Internal: ctx with extra merged on top and also under the key extra';
+
 -- The data a template sees for one contact, built in one query: the contact's
 -- columns, its attrs keys at top level (a column wins over an attrs key of the
 -- same name), tags, segments, stage, purchase aggregates, the signed unsubscribe
--- link (for extra->>'campaign'), and extra merged on top.
+-- link (for extra->>'campaign'), and extra (_with_extra).
 --
 -- SECURITY DEFINER: the signed unsubscribe link needs segment.sign_token, which
 -- only segment_admin may call; the application and editor roles that render
@@ -181,11 +190,11 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'contact % does not exist', $1 USING ERRCODE = 'undefined_object';
   END IF;
-  RETURN ctx || coalesce($2, '{}'::jsonb);
+  RETURN segment._with_extra(ctx, $2);
 END
 $$;
 COMMENT ON FUNCTION segment.contact_context(bigint, jsonb) IS
-  'The jsonb a template renders against for a contact: columns, attrs keys, tags, tag, segments, stage, lifetime_value, orders_count, last_purchase, unsubscribe_url, then extra';
+  'The jsonb a template renders against for a contact: columns, attrs keys, tags, tag, segments, stage, lifetime_value, orders_count, last_purchase, unsubscribe_url, then extra (merged, and whole under the key extra)';
 
 -- What preview shows when no contact is given.
 CREATE FUNCTION segment.sample_context() RETURNS jsonb
@@ -198,10 +207,14 @@ AS $$
     'consent_at', segment.now(), 'consent_source', 'sample',
     'created_at', segment.now(), 'updated_at', segment.now(),
     'tags', '[]'::jsonb, 'tag', '{}'::jsonb, 'segments', '{}'::jsonb, 'stage', NULL,
-    'lifetime_value', 0, 'orders_count', 0, 'last_purchase', NULL)
+    'lifetime_value', 0, 'orders_count', 0, 'last_purchase', NULL,
+    -- the link's shape, with a token no unsubscribe accepts
+    'unsubscribe_url', nullif(current_setting('segment.unsubscribe_url'), '')
+                       || CASE WHEN strpos(current_setting('segment.unsubscribe_url'), '?') > 0 THEN '&' ELSE '?' END
+                       || 'token=preview')
 $$;
 COMMENT ON FUNCTION segment.sample_context() IS
-  'A made-up contact context (Alex Sample) for previews without a real contact';
+  'A made-up contact context (Alex Sample) for previews without a real contact; its unsubscribe_url has the configured shape and an invalid token';
 
 -- A rendered text part derived from HTML, tidied: at most one blank line in a
 -- row (a section left out can leave two breaks where one was meant) and none at
@@ -258,7 +271,7 @@ BEGIN
            CASE WHEN tp.text_derived THEN segment._tidy_text(segment.render_stored(tp.text, c.ctx, 'text'))
                 ELSE segment.render_stored(tp.text, c.ctx, 'text') END
       FROM segment.templates tp,
-           LATERAL (SELECT segment._with_recommendations(segment.sample_context() || coalesce($3, '{}'::jsonb),
+           LATERAL (SELECT segment._with_recommendations(segment._with_extra(segment.sample_context(), $3),
                                                          NULL, tp.subject, tp.html, tp.text) AS ctx) c
      WHERE tp.name = $1;
 END
@@ -282,7 +295,7 @@ BEGIN
     PERFORM segment.template_valid($3, 'text part of the draft');
   END IF;
   IF $4 IS NULL THEN
-    ctx := segment.sample_context() || coalesce($5, '{}'::jsonb);
+    ctx := segment._with_extra(segment.sample_context(), $5);
   ELSE
     ctx := segment.contact_context($4, $5);
   END IF;

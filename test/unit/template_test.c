@@ -150,6 +150,8 @@ main(void)
 	Is(R("{{a}}|{{{a}}}|{{& a}}", "{\"a\":\"<b>&\\\"'\"}"), "&lt;b&gt;&amp;&quot;&#39;|<b>&\"'|<b>&\"'",
 	   "escaping: & < > \" ' escaped, triple and & raw");
 	Is(R("[{{missing}}][{{a.b.c}}][{{a.x.c}}]", "{\"a\":{\"b\":{\"c\":1}}}"), "[][1][]", "dotted names, missing renders empty");
+	Is(R("[{{t.vip}}][{{#t.vip}}y{{/t.vip}}][{{^t.no}}n{{/t.no}}][{{t.vip.x}}][{{t.1}}]", "{\"t\":[\"vip\",1]}"),
+	   "[true][y][n][][]", "a name after a list: true when the list holds that string");
 	Is(R("{{n}} {{f}} {{t}} {{z}}", "{\"n\":1.5,\"f\":false,\"t\":true,\"z\":null}"), "1.5 false true ", "scalars print");
 	Is(R("{{#a}}{{b}}{{/a}}", "{\"a\":{\"b\":\"in\"},\"b\":\"out\"}"), "in", "section pushes context");
 	Is(R("{{#a}}{{c}}{{/a}}", "{\"a\":{\"b\":1},\"c\":\"outer\"}"), "outer", "lookup walks up the stack");
