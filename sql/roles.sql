@@ -2,6 +2,9 @@
 CREATE EXTENSION segment;
 \set SHOW_CONTEXT never
 SET timezone = 'UTC';
+SET segment.from_address = 'Shop <news@shop.example>';
+SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
+SET segment.secret = 'a-long-enough-test-secret';
 CREATE ROLE regress_nobody;
 CREATE ROLE regress_app IN ROLE segment_app;
 CREATE ROLE regress_editor IN ROLE segment_editor;
@@ -26,12 +29,25 @@ SELECT segment.track('app@example.com', 'purchase', '{}', 10) > 0 AS tracked;
 SELECT count FROM segment.event_stats;
 SELECT segment.define_field('tier', 'text');
 SELECT segment.sign_token('x', 'y', now());
+SELECT segment.rebuild_event_stats();
+-- It erases a person: forget deletes their events, whose trigger recomputes the aggregates.
+SELECT segment.upsert_contact('gone@example.com') AS gone \gset
+SELECT segment.track(:gone, 'purchase', '{}', 5) > 0 AS tracked;
+SELECT segment.forget(:gone);
+SELECT count(*) AS left_behind FROM segment.events WHERE contact_id = :gone;
 RESET ROLE;
 
 -- The editor defines fields; it cannot sign tokens.
 SET ROLE regress_editor;
 SELECT segment.define_field('tier', 'text');
 SELECT segment.sign_token('x', 'y', now());
+-- It runs campaigns: launch, pause and resume (which wakes the worker); it cannot erase people.
+SELECT segment.create_segment('app_buyers', 'did purchase') > 0 AS segment_created;
+UPDATE segment.contacts SET status = 'subscribed';
+SELECT segment.create_template('hello', 'Hello', '<p>Hello</p>') > 0 AS template_created;
+SELECT segment.create_campaign('hello', 'app_buyers', 'hello') > 0 AS campaign_created;
+SELECT segment.launch('hello') AS queued, segment.pause('hello') AS paused, segment.resume('hello') AS resumed;
+SELECT segment.forget(segment.contact_id('app@example.com'));
 RESET ROLE;
 
 -- segment_admin may sign tokens; only a superuser sets the secret itself.

@@ -11,9 +11,10 @@ GRANT USAGE ON SCHEMA segment TO segment_admin, segment_editor, segment_app;
 DO $grants$
 DECLARE
   f record;
-  -- Key material and maintenance: admin only.
-  admin_only constant text[] := ARRAY[
-    'sign_token', 'verify_token', 'rebuild_event_stats', 'recompute_event_stats', 'wake_worker'];
+  -- Key material and bulk maintenance: admin only.  Not what the functions of
+  -- the other roles call on their behalf: recompute_event_stats (the trigger
+  -- behind every delete of events, so forget) and wake_worker (resume).
+  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats'];
   -- Definitions: admin and editor, not the application.
   definitions constant text[] := ARRAY[
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
