@@ -41,6 +41,7 @@ RESET ROLE;
 DROP ROLE regress_token_app;
 
 -- Forged, tampered, foreign and expired tokens are refused.
+SELECT segment.unsubscribe(NULL);
 SELECT segment.unsubscribe('garbage');
 SELECT segment.unsubscribe(:'token' || 'A');
 SELECT segment.unsubscribe(overlay(:'token' placing 'B' from 3 for 1));

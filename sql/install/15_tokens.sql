@@ -39,6 +39,9 @@ DECLARE
   payload text := segment.verify_token('unsubscribe', token);
   cid bigint := split_part(payload, ':', 1)::bigint;
 BEGIN
+  IF token IS NULL THEN
+    RAISE EXCEPTION 'token must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   UPDATE segment.contacts c SET status = 'unsubscribed'
    WHERE c.id = cid AND c.status IN ('subscribed', 'pending');
   IF NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = cid) THEN
