@@ -85,6 +85,12 @@ SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
        segment._two_proportion_p(0, 10, 0, 10) IS NULL AS undefined_without_clicks;
 -- A 7-day window also attributes b2's purchase, 6 days after the click.
 SELECT variant, converted, revenue FROM segment.campaign_report('sale', '7 days');
+-- Each click opens a window: after a second click of b2 on June 3rd, its purchase of
+-- the 7th (4 days later) is attributed with the default 5 days too, once.
+SET segment.clock_override = '2026-06-03 12:00:00+00';
+SELECT segment.record(pg_temp.mid(:b2), 'click', '{"url": "https://shop.example/b"}') IS NOT NULL AS b2_click_again;
+SET segment.clock_override = '2026-06-07 13:00:00+00';
+SELECT variant, clicked, converted, revenue FROM segment.campaign_report('sale');
 
 -- With segment.tracking_url set, campaign mail is tracked: links (not the unsubscribe
 -- link) go through signed click links naming the message, and an open pixel is added.

@@ -199,12 +199,14 @@ BEGIN
       LEFT JOIN segment.messages m ON m.id = r.message_id
      WHERE r.campaign_id = c.id AND r.outcome IN ('queued', 'holdout')
   ),
-  attributed AS (     -- purchases within the window after the first click on the message
+  attributed AS (     -- purchases within the window after a click (any) on the message, each once
     SELECT rec.mid, count(p.id) AS n, sum(p.amount) AS amount
       FROM rec JOIN segment.events p
-        ON p.contact_id = rec.contact_id AND p.type = 'purchase'
-       AND p.occurred_at >= rec.first_click AND p.occurred_at < rec.first_click + attribution
+        ON p.contact_id = rec.contact_id AND p.type = 'purchase' AND p.occurred_at >= rec.first_click
      WHERE rec.first_click IS NOT NULL
+       AND EXISTS (SELECT 1 FROM segment.message_events e
+                    WHERE e.message_id = rec.mid AND e.kind = 'click'
+                      AND p.occurred_at >= e.at AND p.occurred_at < e.at + attribution)
      GROUP BY rec.mid
   ),
   per AS (
