@@ -91,6 +91,17 @@ SET segment.clock_override = '2026-06-03 12:00:00+00';
 SELECT segment.record(pg_temp.mid(:b2), 'click', '{"url": "https://shop.example/b"}') IS NOT NULL AS b2_click_again;
 SET segment.clock_override = '2026-06-07 13:00:00+00';
 SELECT variant, clicked, converted, revenue FROM segment.campaign_report('sale');
+-- The p-value tests the A/B test's metric: with "metric": "open_rate", B's opens (1 of 5
+-- delivered) against A's (3 of 5): z = 1.2910, p = 0.1967; conversion_rate: 2 of 5 against 1 of 5.
+BEGIN;
+UPDATE segment.campaigns SET options = options || '{"ab_test": {"test_pct": 50, "metric": "open_rate", "decide_after": "4 hours"}}'
+ WHERE name = 'sale';
+SELECT variant, opened, delivered, round(p_value::numeric, 4) AS p_value FROM segment.campaign_report('sale');
+UPDATE segment.campaigns SET options = jsonb_set(options, '{ab_test,metric}', '"conversion_rate"') WHERE name = 'sale';
+SELECT variant, converted, delivered, round(p_value::numeric, 4) AS p_value,
+       round(segment._two_proportion_p(2, 5, 1, 5)::numeric, 4) AS by_hand
+  FROM segment.campaign_report('sale');
+ROLLBACK;
 
 -- With segment.tracking_url set, campaign mail is tracked: links (not the unsubscribe
 -- link) go through signed click links naming the message, and an open pixel is added.

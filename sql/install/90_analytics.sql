@@ -233,6 +233,14 @@ BEGIN
   ),
   control AS (
     SELECT per.* FROM per JOIN ord ON ord.v = per.v ORDER BY ord.i LIMIT 1
+  ),
+  -- The successes the p-value compares: those of the A/B test's metric (clicks by default).
+  metric AS (
+    SELECT per.v,
+           CASE c.options #>> '{ab_test,metric}' WHEN 'open_rate' THEN per.opened
+                                                 WHEN 'conversion_rate' THEN per.converted
+                                                 ELSE per.clicked END AS x
+      FROM per
   )
   SELECT per.v, per.recipients, per.sent, per.delivered, per.bounced, per.opened, per.clicked, per.converted,
          per.revenue,
@@ -244,8 +252,10 @@ BEGIN
          (per.purchasers::float8 / nullif(per.recipients, 0))
            / nullif(hold.purchasers::float8 / nullif(hold.n, 0), 0) - 1,
          CASE WHEN per.v IS DISTINCT FROM (SELECT control.v FROM control)
-              THEN segment._two_proportion_p(per.clicked, per.delivered,
-                                             (SELECT control.clicked FROM control), (SELECT control.delivered FROM control))
+              THEN segment._two_proportion_p((SELECT metric.x FROM metric WHERE metric.v IS NOT DISTINCT FROM per.v),
+                                             per.delivered,
+                                             (SELECT metric.x FROM metric JOIN control ON control.v = metric.v),
+                                             (SELECT control.delivered FROM control))
          END
     FROM per CROSS JOIN hold
     LEFT JOIN ord ON ord.v = per.v
@@ -255,7 +265,7 @@ BEGIN
    ORDER BY ord.i NULLS FIRST, per.v;
 END $$;
 COMMENT ON FUNCTION segment.campaign_report(text, interval) IS
-  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the click rate against the first variant';
+  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the A/B metric (click rate unless ab_test says otherwise) against the first variant';
 
 -- Engagement of a segment's current members over time: per bucket (hour, day,
 -- week or month) since a time, the messages sent to them and what they did.
