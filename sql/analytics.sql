@@ -122,6 +122,7 @@ SELECT e.kind, e.meta FROM segment.message_events e JOIN segment.messages m ON m
  WHERE m.message_id = :'tracked_mid';
 
 -- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
+-- Conversions count as in the report: a1's and b2's purchases after their clicks, b1's recorded one.
 UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;
 SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS open_rate,
        round(click_rate::numeric, 4) AS click_rate
@@ -129,6 +130,9 @@ SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS
 SELECT period, sent FROM segment.segment_engagement('everyone', '2026-06-02', 'week');
 SELECT segment.segment_engagement('nowhere');
 SELECT segment.segment_engagement('everyone', NULL, 'fortnight');
+SELECT segment.segment_engagement('everyone', NULL, 'day', '-1 day');
+-- With a 1-day window neither a1's purchase (2 days after its click) nor b2's converts.
+SELECT period, converted FROM segment.segment_engagement('everyone', attribution => '1 day');
 
 -- Errors.
 SELECT segment.record('nope@shop.example', 'open');

@@ -269,7 +269,10 @@ COMMENT ON FUNCTION segment.campaign_report(text, interval) IS
 
 -- Engagement of a segment's current members over time: per bucket (hour, day,
 -- week or month) since a time, the messages sent to them and what they did.
-CREATE FUNCTION segment.segment_engagement(segment text, since timestamptz DEFAULT NULL, bucket text DEFAULT 'day')
+-- Conversions as in campaign_report: recorded, or a purchase within the
+-- attribution window after a click on the message.
+CREATE FUNCTION segment.segment_engagement(segment text, since timestamptz DEFAULT NULL, bucket text DEFAULT 'day',
+                                           attribution interval DEFAULT '5 days')
   RETURNS TABLE (period timestamptz, sent bigint, opened bigint, clicked bigint, converted bigint,
                  open_rate float8, click_rate float8)
   LANGUAGE plpgsql STABLE AS $$
@@ -281,25 +284,32 @@ BEGIN
     RAISE EXCEPTION 'bucket must be hour, day, week or month, not %', coalesce(bucket, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF attribution IS NULL OR attribution <= interval '0' THEN
+    RAISE EXCEPTION 'attribution must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   RETURN QUERY
   WITH msgs AS (
-    SELECT m.id, date_trunc(bucket, m.sent_at) AS p
+    SELECT date_trunc(bucket, m.sent_at) AS p,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS clicked,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion')
+           OR EXISTS (SELECT 1 FROM segment.message_events e
+                        JOIN segment.events pe ON pe.contact_id = m.contact_id AND pe.type = 'purchase'
+                                              AND pe.occurred_at >= e.at AND pe.occurred_at < e.at + attribution
+                       WHERE e.message_id = m.id AND e.kind = 'click') AS converted
       FROM segment.segment_members(segment) sm(id)
       JOIN segment.messages m ON m.contact_id = sm.id
      WHERE m.status = 'sent' AND m.sent_at >= t0 AND m.sent_at <= segment.now()
   )
-  SELECT ms.p, count(*),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'conversion')),
-         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')))::float8 / count(*),
-         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')))::float8 / count(*)
+  SELECT ms.p, count(*), count(*) FILTER (WHERE ms.opened), count(*) FILTER (WHERE ms.clicked),
+         count(*) FILTER (WHERE ms.converted),
+         (count(*) FILTER (WHERE ms.opened))::float8 / count(*), (count(*) FILTER (WHERE ms.clicked))::float8 / count(*)
     FROM msgs ms
    GROUP BY ms.p
    ORDER BY ms.p;
 END $$;
-COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text) IS
-  'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted, rates';
+COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text, interval) IS
+  'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted (recorded, or a purchase within attribution after a click), rates';
 
 -- Campaign and flow mail with segment.tracking_url set: every http(s) link of
 -- the HTML part except unsubscribe links becomes a signed click link, and an
