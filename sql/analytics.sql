@@ -143,4 +143,12 @@ SELECT segment.record(pg_temp.mid(:a1), 'conversion', '{"amount": "lots"}');
 SELECT segment.campaign_report('nothing');
 SELECT segment.campaign_report('sale', '0 days');
 SELECT count(*) AS message_events FROM segment.message_events;
+-- After the person is forgotten, the links in the mail they kept still lead where they
+-- pointed (nothing is recorded); the pixel still answers.
+SELECT split_part(segment.track_url(:'tracked_mid', NULL), 't=', 2) AS tracked_pixel \gset
+SELECT segment.forget(segment.contact_id('c16@example.com'));
+SELECT segment.resolve_click(replace(t[1], '&amp;', '&')) AS redirect
+  FROM regexp_matches(:'html', 'https://t\.shop\.example/c\?t=([A-Za-z0-9_.-]+)') t LIMIT 1;
+SELECT segment.resolve_click(:'tracked_pixel') IS NULL AS pixel;
+SELECT count(*) AS message_events FROM segment.message_events;
 DROP EXTENSION segment;

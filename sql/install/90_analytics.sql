@@ -117,7 +117,9 @@ COMMENT ON FUNCTION segment.track_url(text, text) IS
   'A signed click-tracking link to url for a message (or, with url NULL, its open pixel), at segment.tracking_url';
 
 -- The tracking endpoint calls this: records the click (or open) and returns
--- the url to redirect to (NULL for the open pixel: serve the image).
+-- the url to redirect to (NULL for the open pixel: serve the image).  A link
+-- whose message is gone (the person was forgotten) still leads to its url;
+-- nothing is recorded.
 CREATE FUNCTION segment.resolve_click(token text) RETURNS text
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
 DECLARE
@@ -136,12 +138,16 @@ BEGIN
   IF payload IS NULL THEN
     -- Not a click link: the open pixel, or the error of a bad token.
     mid := segment.verify_token('open', token);
-    PERFORM segment.record(mid, 'open', '{}');
+    IF EXISTS (SELECT 1 FROM segment.messages m WHERE m.message_id = mid) THEN
+      PERFORM segment.record(mid, 'open', '{}');
+    END IF;
     RETURN NULL;
   END IF;
   mid := split_part(payload, E'\n', 1);
   url := substr(payload, length(mid) + 2);
-  PERFORM segment.record(mid, 'click', jsonb_build_object('url', url));
+  IF EXISTS (SELECT 1 FROM segment.messages m WHERE m.message_id = mid) THEN
+    PERFORM segment.record(mid, 'click', jsonb_build_object('url', url));
+  END IF;
   RETURN url;
 END $$;
 COMMENT ON FUNCTION segment.resolve_click(text) IS
