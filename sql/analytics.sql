@@ -66,6 +66,13 @@ SELECT segment.track(:b2, 'purchase', '{}', 55) IS NOT NULL AS b2_bought_late;
 SELECT segment.record(pg_temp.mid(:b3), 'bounce', '{"type": "hard", "reason": "5.1.1 user unknown"}') IS NOT NULL AS b3_bounce;
 SELECT segment.record(pg_temp.mid(:a2), 'complaint') IS NOT NULL AS a2_complaint;
 SELECT segment.record(pg_temp.mid(:a3), 'unsubscribe') IS NOT NULL AS a3_unsub;
+-- The one-click link of a campaign's mail (List-Unsubscribe, {{unsubscribe_url}}) also
+-- records the unsubscribe on that message, once however often it is followed.
+SELECT segment.unsubscribe(split_part(segment.unsubscribe_url(:b1, 'sale'), 'token=', 2)) = :b1 AS b1_unsub,
+       segment.unsubscribe(split_part(segment.unsubscribe_url(:b1, 'sale'), 'token=', 2)) = :b1 AS b1_unsub_again,
+       segment.unsubscribe(split_part(segment.unsubscribe_url(:b1), 'token=', 2)) = :b1 AS b1_unsub_no_campaign;
+SELECT e.kind, e.meta, e.variant FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
+ WHERE m.contact_id = :b1 AND e.kind = 'unsubscribe';
 SELECT segment.record(pg_temp.mid(:a3), 'bounce', '{"type": "soft"}') IS NOT NULL AS a3_soft;
 SELECT id = :b3 AS b3, id = :a2 AS a2, id = :a3 AS a3, status, segment.is_suppressed(email) AS suppressed
   FROM segment.contacts WHERE id IN (:b3, :a2, :a3) ORDER BY id;
@@ -78,6 +85,8 @@ SELECT variant, recipients, sent, delivered, bounced, opened, clicked, converted
        round(purchase_rate::numeric, 4) AS purchase_rate, round(lift::numeric, 4) AS lift,
        round(p_value::numeric, 4) AS p_value
   FROM segment.campaign_report('sale');
+-- Unsubscribes and complaints per variant: a3 and a2 in A, b1 (by its link) in B.
+SELECT variant, unsubscribed, complained FROM segment.campaign_report('sale');
 -- The p-value is the two-proportion z-test's (checked against a known value:
 -- 30/100 against 20/100 gives z = 1.6330, p = 0.1025).
 SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,

@@ -181,7 +181,7 @@ CREATE FUNCTION segment.campaign_report(campaign text, attribution interval DEFA
   RETURNS TABLE (variant text, recipients bigint, sent bigint, delivered bigint, bounced bigint,
                  opened bigint, clicked bigint, converted bigint, revenue numeric,
                  bounce_rate float8, open_rate float8, click_rate float8, conversion_rate float8,
-                 purchase_rate float8, lift float8, p_value float8)
+                 purchase_rate float8, lift float8, p_value float8, unsubscribed bigint, complained bigint)
   LANGUAGE plpgsql STABLE AS $$
 DECLARE
   c segment.campaigns := segment._campaign(campaign);
@@ -197,6 +197,8 @@ BEGIN
            (SELECT min(e.at) FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS first_click,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'bounce') AS bounce_rec,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') AS unsub_rec,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'complaint') AS complaint_rec,
            (SELECT sum(e.amount) FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion') AS conv_amount,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion') AS conv_rec,
            EXISTS (SELECT 1 FROM segment.events p WHERE p.contact_id = r.contact_id AND p.type = 'purchase'
@@ -225,7 +227,9 @@ BEGIN
            count(*) FILTER (WHERE rec.first_click IS NOT NULL) AS clicked,
            count(*) FILTER (WHERE rec.conv_rec OR a.n > 0) AS converted,
            coalesce(sum(coalesce(a.amount, 0) + coalesce(rec.conv_amount, 0)), 0) AS revenue,
-           count(*) FILTER (WHERE rec.purchased) AS purchasers
+           count(*) FILTER (WHERE rec.purchased) AS purchasers,
+           count(*) FILTER (WHERE rec.unsub_rec) AS unsubscribed,
+           count(*) FILTER (WHERE rec.complaint_rec) AS complained
       FROM rec LEFT JOIN attributed a ON a.mid = rec.mid
      WHERE rec.outcome = 'queued'
      GROUP BY rec.variant
@@ -262,7 +266,8 @@ BEGIN
                                              per.delivered,
                                              (SELECT metric.x FROM metric JOIN control ON control.v = metric.v),
                                              (SELECT control.delivered FROM control))
-         END
+         END,
+         per.unsubscribed, per.complained
     FROM per CROSS JOIN hold
     LEFT JOIN ord ON ord.v = per.v
     CROSS JOIN LATERAL (SELECT count(*) AS n FROM rec
@@ -271,7 +276,7 @@ BEGIN
    ORDER BY ord.i NULLS FIRST, per.v;
 END $$;
 COMMENT ON FUNCTION segment.campaign_report(text, interval) IS
-  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the A/B metric (click rate unless ab_test says otherwise) against the first variant';
+  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the A/B metric (click rate unless ab_test says otherwise) against the first variant, unsubscribes, complaints';
 
 -- Engagement of a segment's current members over time: per bucket (hour, day,
 -- week or month) since a time, the messages sent to them and what they did.
@@ -297,6 +302,8 @@ BEGIN
   WITH msgs AS (
     SELECT date_trunc(bucket, m.sent_at) AS p,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') AS unsub_rec,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'complaint') AS complaint_rec,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS clicked,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion')
            OR EXISTS (SELECT 1 FROM segment.message_events e
