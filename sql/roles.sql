@@ -48,6 +48,19 @@ SELECT segment.create_template('hello', 'Hello', '<p>Hello</p>') > 0 AS template
 SELECT segment.create_campaign('hello', 'app_buyers', 'hello') > 0 AS campaign_created;
 SELECT segment.launch('hello') AS queued, segment.pause('hello') AS paused, segment.resume('hello') AS resumed;
 SELECT segment.forget(segment.contact_id('app@example.com'));
+SELECT variant, recipients FROM segment.campaign_report('hello');
+-- Contacts, events and sending are the application's.
+SELECT segment.upsert_contact('editor@example.com');
+SELECT segment.track('app@example.com', 'purchase');
+SELECT segment.send(segment.contact_id('app@example.com'), 'hello');
+SELECT segment.subscribe('editor@example.com', 'form', false);
+SELECT segment.record('x@shop.example', 'open');
+RESET ROLE;
+-- And reports are the editor's.
+SET ROLE regress_app;
+SELECT segment.campaign_report('hello');
+SELECT segment.segment_engagement('app_buyers');
+SELECT segment.create_campaign('app_campaign', 'app_buyers', 'hello');
 RESET ROLE;
 
 -- segment_admin may sign tokens; only a superuser sets the secret itself.
