@@ -130,6 +130,14 @@ SELECT segment.resolve_click(replace(t[1], '&amp;', '&')) AS redirect, segment.v
 SELECT e.kind, e.meta FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
  WHERE m.message_id = :'tracked_mid';
 
+-- Every variant of a launched campaign has its row, also one nobody got (one contact, two
+-- variants); a draft has none.
+SELECT segment.create_campaign('duo', 'just_c16', 'a', '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}]}') IS NOT NULL AS c;
+SELECT segment.launch('duo') AS queued;
+SELECT variant, recipients, sent, delivered, opened, open_rate, revenue, p_value FROM segment.campaign_report('duo');
+SELECT segment.create_campaign('draft_duo', 'just_c16', 'a', '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}]}') IS NOT NULL AS c;
+SELECT count(*) AS rows FROM segment.campaign_report('draft_duo');
+
 -- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
 -- Conversions count as in the report: a1's and b2's purchases after their clicks, b1's recorded one.
 UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;

@@ -217,6 +217,9 @@ BEGIN
                       AND p.occurred_at >= e.at AND p.occurred_at < e.at + attribution)
      GROUP BY rec.mid
   ),
+  ord AS (            -- variants in the order the campaign lists them; the first is the control
+    SELECT x.v ->> 'name' AS v, x.i FROM jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i)
+  ),
   per AS (
     SELECT rec.variant AS v,
            count(*) AS recipients,
@@ -233,13 +236,15 @@ BEGIN
       FROM rec LEFT JOIN attributed a ON a.mid = rec.mid
      WHERE rec.outcome = 'queued'
      GROUP BY rec.variant
+    UNION ALL         -- a launched campaign's variant nobody got yet: a row of zeros
+    SELECT ord.v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+      FROM ord
+     WHERE c.launched_at IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM rec WHERE rec.outcome = 'queued' AND rec.variant = ord.v)
   ),
   hold AS (
     SELECT count(*) AS n, count(*) FILTER (WHERE rec.purchased) AS purchasers
       FROM rec WHERE rec.outcome = 'holdout'
-  ),
-  ord AS (            -- variants in the order the campaign lists them; the first is the control
-    SELECT x.v ->> 'name' AS v, x.i FROM jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i)
   ),
   control AS (
     SELECT per.* FROM per JOIN ord ON ord.v = per.v ORDER BY ord.i LIMIT 1
