@@ -64,6 +64,9 @@ SELECT segment.confirm(split_part(:'cy_link', 'token=', 2)) = :cy AS confirmed;
 
 -- An unsubscribed contact that subscribes again is pending until it confirms again.
 SELECT segment.unsubscribe(split_part(segment.unsubscribe_url(:cy), 'token=', 2)) = :cy AS unsubscribed;
+-- The old confirmation link, still valid, does not take the unsubscribe back.
+SELECT segment.confirm(split_part(:'cy_link', 'token=', 2));
+SELECT status FROM segment.contacts WHERE id = :cy;
 SELECT segment.subscribe('cy@example.com', 'popup') = :cy AS resubscribed;
 SELECT status FROM segment.contacts WHERE id = :cy;
 SELECT count(*) AS confirmation_mails FROM segment.messages WHERE contact_id = :cy;

@@ -126,6 +126,14 @@ BEGIN
     RAISE EXCEPTION 'contact % cannot be subscribed: its status is %', cid, c.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- subscribe() leaves the contact pending when it mails the link, so an
+  -- unsubscribed contact unsubscribed after that: an old link (or a mail
+  -- scanner following it) must not take the unsubscribe back.
+  IF c.status = 'unsubscribed' THEN
+    RAISE EXCEPTION 'contact % unsubscribed after the confirmation mail was sent', cid
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'To subscribe again, call segment.subscribe: it mails a new confirmation link.';
+  END IF;
   IF c.status <> 'subscribed' THEN
     UPDATE segment.contacts
        SET status = 'subscribed', consent_at = segment.now(), consent_source = source
