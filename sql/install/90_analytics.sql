@@ -192,8 +192,11 @@ BEGIN
   END IF;
   t0 := coalesce(c.launched_at, segment.now());
   RETURN QUERY
-  WITH rec AS (
-    SELECT r.contact_id, r.outcome, r.variant, m.id AS mid, m.status,
+  WITH rec AS (      -- a message with a recorded event went out, whatever the queue says yet
+    SELECT r.contact_id, r.outcome, r.variant, m.id AS mid,
+           CASE WHEN m.status IN ('queued', 'sending', 'retry')
+                     AND EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id)
+                THEN 'sent' ELSE m.status END AS status,
            (SELECT min(e.at) FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS first_click,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'bounce') AS bounce_rec,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
