@@ -140,10 +140,12 @@ SELECT variant, recipients, sent, delivered, opened, open_rate, revenue, p_value
 SELECT segment.record(m.message_id, 'delivered') IS NOT NULL AS delivered, segment.record(m.message_id, 'open') IS NOT NULL AS opened, m.status
   FROM segment.messages m JOIN segment.campaigns c ON c.id = m.campaign_id WHERE c.name = 'duo';
 SELECT variant, recipients, sent, delivered, opened, open_rate FROM segment.campaign_report('duo');
+SELECT period, sent, opened FROM segment.segment_engagement('just_c16');
 SELECT segment.create_campaign('draft_duo', 'just_c16', 'a', '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}]}') IS NOT NULL AS c;
 SELECT count(*) AS rows FROM segment.campaign_report('draft_duo');
 
--- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
+-- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd;
+-- c16's tracked and duo mail, still queued, count from their first event, on the 7th).
 -- Conversions count as in the report: a1's and b2's purchases after their clicks, b1's recorded one.
 UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;
 SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS open_rate,

@@ -307,8 +307,8 @@ BEGIN
     RAISE EXCEPTION 'attribution must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN QUERY
-  WITH msgs AS (
-    SELECT date_trunc(bucket, m.sent_at) AS p,
+  WITH msgs AS (      -- sent, or still queued or in flight with a recorded event (then at its first)
+    SELECT date_trunc(bucket, x.sent_at) AS p,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') AS unsub_rec,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'complaint') AS complaint_rec,
@@ -320,7 +320,11 @@ BEGIN
                        WHERE e.message_id = m.id AND e.kind = 'click') AS converted
       FROM segment.segment_members(segment) sm(id)
       JOIN segment.messages m ON m.contact_id = sm.id
-     WHERE m.status = 'sent' AND m.sent_at >= t0 AND m.sent_at <= segment.now()
+      CROSS JOIN LATERAL (SELECT CASE WHEN m.status = 'sent' THEN m.sent_at
+                                      WHEN m.status IN ('queued', 'sending', 'retry')
+                                      THEN (SELECT min(e.at) FROM segment.message_events e WHERE e.message_id = m.id)
+                                 END AS sent_at) x
+     WHERE x.sent_at >= t0 AND x.sent_at <= segment.now()
   )
   SELECT ms.p, count(*), count(*) FILTER (WHERE ms.opened), count(*) FILTER (WHERE ms.clicked),
          count(*) FILTER (WHERE ms.converted),
