@@ -159,6 +159,7 @@ SELECT segment.segment_engagement('everyone', NULL, 'day', '-1 day');
 SELECT period, converted FROM segment.segment_engagement('everyone', attribution => '1 day');
 
 -- Errors.
+SELECT segment.record(NULL, 'open');
 SELECT segment.record('nope@shop.example', 'open');
 SELECT segment.record(pg_temp.mid(:a1), 'read');
 SELECT segment.record(pg_temp.mid(:a1), 'open', '[]');

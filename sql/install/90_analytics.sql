@@ -35,6 +35,9 @@ DECLARE
   amt    numeric;
   props  jsonb;
 BEGIN
+  IF message_id IS NULL THEN
+    RAISE EXCEPTION 'message_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   IF kind IS NULL OR kind NOT IN ('delivered', 'open', 'click', 'bounce', 'complaint', 'unsubscribe', 'conversion') THEN
     RAISE EXCEPTION 'invalid message event kind "%"', coalesce(kind, 'NULL')
       USING ERRCODE = 'invalid_parameter_value',
