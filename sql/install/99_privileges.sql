@@ -49,19 +49,9 @@ $grants$;
 
 -- Types (segment.rule, segment.template, the row types of tables and views)
 -- carry USAGE for PUBLIC by default; array types follow their element type.
-DO $types$
-DECLARE
-  t regtype;
-BEGIN
-  FOR t IN SELECT x.oid::regtype FROM pg_type x
-            WHERE x.typnamespace = 'segment'::regnamespace
-              AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = x.oid)
-  LOOP
-    EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', t);
-    EXECUTE format('GRANT USAGE ON TYPE %s TO segment_admin, segment_editor, segment_app', t);
-  END LOOP;
-END
-$types$;
+SELECT segment._restrict_type(x.oid::regtype) FROM pg_type x
+ WHERE x.typnamespace = 'segment'::regnamespace
+   AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = x.oid);
 
 REVOKE ALL ON ALL TABLES IN SCHEMA segment FROM PUBLIC;
 GRANT ALL ON ALL TABLES IN SCHEMA segment TO segment_admin;
