@@ -14,7 +14,7 @@ DECLARE
   -- Key material and bulk maintenance: admin only.  Not what the functions of
   -- the other roles call on their behalf: recompute_event_stats (the trigger
   -- behind every delete of events, so forget) and wake_worker (resume).
-  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats'];
+  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats', '_restrict_type'];
   -- Definitions and reports: admin and editor, not the application.
   definitions constant text[] := ARRAY[
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
