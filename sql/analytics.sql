@@ -66,6 +66,13 @@ SELECT segment.track(:b2, 'purchase', '{}', 55) IS NOT NULL AS b2_bought_late;
 SELECT segment.record(pg_temp.mid(:b3), 'bounce', '{"type": "hard", "reason": "5.1.1 user unknown"}') IS NOT NULL AS b3_bounce;
 SELECT segment.record(pg_temp.mid(:a2), 'complaint') IS NOT NULL AS a2_complaint;
 SELECT segment.record(pg_temp.mid(:a3), 'unsubscribe') IS NOT NULL AS a3_unsub;
+-- The one-click link of a campaign's mail (List-Unsubscribe, {{unsubscribe_url}}) also
+-- records the unsubscribe on that message, once however often it is followed.
+SELECT segment.unsubscribe(split_part(segment.unsubscribe_url(:b1, 'sale'), 'token=', 2)) = :b1 AS b1_unsub,
+       segment.unsubscribe(split_part(segment.unsubscribe_url(:b1, 'sale'), 'token=', 2)) = :b1 AS b1_unsub_again,
+       segment.unsubscribe(split_part(segment.unsubscribe_url(:b1), 'token=', 2)) = :b1 AS b1_unsub_no_campaign;
+SELECT e.kind, e.meta, e.variant FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
+ WHERE m.contact_id = :b1 AND e.kind = 'unsubscribe';
 SELECT segment.record(pg_temp.mid(:a3), 'bounce', '{"type": "soft"}') IS NOT NULL AS a3_soft;
 SELECT id = :b3 AS b3, id = :a2 AS a2, id = :a3 AS a3, status, segment.is_suppressed(email) AS suppressed
   FROM segment.contacts WHERE id IN (:b3, :a2, :a3) ORDER BY id;
@@ -78,6 +85,8 @@ SELECT variant, recipients, sent, delivered, bounced, opened, clicked, converted
        round(purchase_rate::numeric, 4) AS purchase_rate, round(lift::numeric, 4) AS lift,
        round(p_value::numeric, 4) AS p_value
   FROM segment.campaign_report('sale');
+-- Unsubscribes and complaints per variant: a3 and a2 in A, b1 (by its link) in B.
+SELECT variant, unsubscribed, complained FROM segment.campaign_report('sale');
 -- The p-value is the two-proportion z-test's (checked against a known value:
 -- 30/100 against 20/100 gives z = 1.6330, p = 0.1025).
 SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
@@ -85,6 +94,23 @@ SELECT round(segment._two_proportion_p(30, 100, 20, 100)::numeric, 4) AS p,
        segment._two_proportion_p(0, 10, 0, 10) IS NULL AS undefined_without_clicks;
 -- A 7-day window also attributes b2's purchase, 6 days after the click.
 SELECT variant, converted, revenue FROM segment.campaign_report('sale', '7 days');
+-- Each click opens a window: after a second click of b2 on June 3rd, its purchase of
+-- the 7th (4 days later) is attributed with the default 5 days too, once.
+SET segment.clock_override = '2026-06-03 12:00:00+00';
+SELECT segment.record(pg_temp.mid(:b2), 'click', '{"url": "https://shop.example/b"}') IS NOT NULL AS b2_click_again;
+SET segment.clock_override = '2026-06-07 13:00:00+00';
+SELECT variant, clicked, converted, revenue FROM segment.campaign_report('sale');
+-- The p-value tests the A/B test's metric: with "metric": "open_rate", B's opens (1 of 5
+-- delivered) against A's (3 of 5): z = 1.2910, p = 0.1967; conversion_rate: 2 of 5 against 1 of 5.
+BEGIN;
+UPDATE segment.campaigns SET options = options || '{"ab_test": {"test_pct": 50, "metric": "open_rate", "decide_after": "4 hours"}}'
+ WHERE name = 'sale';
+SELECT variant, opened, delivered, round(p_value::numeric, 4) AS p_value FROM segment.campaign_report('sale');
+UPDATE segment.campaigns SET options = jsonb_set(options, '{ab_test,metric}', '"conversion_rate"') WHERE name = 'sale';
+SELECT variant, converted, delivered, round(p_value::numeric, 4) AS p_value,
+       round(segment._two_proportion_p(2, 5, 1, 5)::numeric, 4) AS by_hand
+  FROM segment.campaign_report('sale');
+ROLLBACK;
 
 -- With segment.tracking_url set, campaign mail is tracked: links (not the unsubscribe
 -- link) go through signed click links naming the message, and an open pixel is added.
@@ -104,7 +130,23 @@ SELECT segment.resolve_click(replace(t[1], '&amp;', '&')) AS redirect, segment.v
 SELECT e.kind, e.meta FROM segment.message_events e JOIN segment.messages m ON m.id = e.message_id
  WHERE m.message_id = :'tracked_mid';
 
--- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd).
+-- Every variant of a launched campaign has its row, also one nobody got (one contact, two
+-- variants); a draft has none.
+SELECT segment.create_campaign('duo', 'just_c16', 'a', '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}]}') IS NOT NULL AS c;
+SELECT segment.launch('duo') AS queued;
+SELECT variant, recipients, sent, delivered, opened, open_rate, revenue, p_value FROM segment.campaign_report('duo');
+-- Events reported for a message the queue does not show as sent yet (a webhook faster than
+-- the worker's bookkeeping, or mail relayed elsewhere): it went out.
+SELECT segment.record(m.message_id, 'delivered') IS NOT NULL AS delivered, segment.record(m.message_id, 'open') IS NOT NULL AS opened, m.status
+  FROM segment.messages m JOIN segment.campaigns c ON c.id = m.campaign_id WHERE c.name = 'duo';
+SELECT variant, recipients, sent, delivered, opened, open_rate FROM segment.campaign_report('duo');
+SELECT period, sent, opened FROM segment.segment_engagement('just_c16');
+SELECT segment.create_campaign('draft_duo', 'just_c16', 'a', '{"variants": [{"name": "A"}, {"name": "B", "template": "b"}]}') IS NOT NULL AS c;
+SELECT count(*) AS rows FROM segment.campaign_report('draft_duo');
+
+-- Engagement of a segment's members over time (all messages were sent on June 1st; one more on the 3rd;
+-- c16's tracked and duo mail, still queued, count from their first event, on the 7th).
+-- Conversions count as in the report: a1's and b2's purchases after their clicks, b1's recorded one.
 UPDATE segment.messages SET sent_at = '2026-06-03 09:00:00+00' WHERE contact_id = :b1;
 SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS open_rate,
        round(click_rate::numeric, 4) AS click_rate
@@ -112,8 +154,12 @@ SELECT period, sent, opened, clicked, converted, round(open_rate::numeric, 4) AS
 SELECT period, sent FROM segment.segment_engagement('everyone', '2026-06-02', 'week');
 SELECT segment.segment_engagement('nowhere');
 SELECT segment.segment_engagement('everyone', NULL, 'fortnight');
+SELECT segment.segment_engagement('everyone', NULL, 'day', '-1 day');
+-- With a 1-day window neither a1's purchase (2 days after its click) nor b2's converts.
+SELECT period, converted FROM segment.segment_engagement('everyone', attribution => '1 day');
 
 -- Errors.
+SELECT segment.record(NULL, 'open');
 SELECT segment.record('nope@shop.example', 'open');
 SELECT segment.record(pg_temp.mid(:a1), 'read');
 SELECT segment.record(pg_temp.mid(:a1), 'open', '[]');
@@ -121,5 +167,13 @@ SELECT segment.record(pg_temp.mid(:a1), 'bounce', '{"type": "medium"}');
 SELECT segment.record(pg_temp.mid(:a1), 'conversion', '{"amount": "lots"}');
 SELECT segment.campaign_report('nothing');
 SELECT segment.campaign_report('sale', '0 days');
+SELECT count(*) AS message_events FROM segment.message_events;
+-- After the person is forgotten, the links in the mail they kept still lead where they
+-- pointed (nothing is recorded); the pixel still answers.
+SELECT split_part(segment.track_url(:'tracked_mid', NULL), 't=', 2) AS tracked_pixel \gset
+SELECT segment.forget(segment.contact_id('c16@example.com'));
+SELECT segment.resolve_click(replace(t[1], '&amp;', '&')) AS redirect
+  FROM regexp_matches(:'html', 'https://t\.shop\.example/c\?t=([A-Za-z0-9_.-]+)') t LIMIT 1;
+SELECT segment.resolve_click(:'tracked_pixel') IS NULL AS pixel;
 SELECT count(*) AS message_events FROM segment.message_events;
 DROP EXTENSION segment;

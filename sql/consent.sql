@@ -64,6 +64,9 @@ SELECT segment.confirm(split_part(:'cy_link', 'token=', 2)) = :cy AS confirmed;
 
 -- An unsubscribed contact that subscribes again is pending until it confirms again.
 SELECT segment.unsubscribe(split_part(segment.unsubscribe_url(:cy), 'token=', 2)) = :cy AS unsubscribed;
+-- The old confirmation link, still valid, does not take the unsubscribe back.
+SELECT segment.confirm(split_part(:'cy_link', 'token=', 2));
+SELECT status FROM segment.contacts WHERE id = :cy;
 SELECT segment.subscribe('cy@example.com', 'popup') = :cy AS resubscribed;
 SELECT status FROM segment.contacts WHERE id = :cy;
 SELECT count(*) AS confirmation_mails FROM segment.messages WHERE contact_id = :cy;
@@ -76,6 +79,7 @@ SELECT segment.suppress('eve@example.com', 'complaint');
 SELECT segment.subscribe('eve@example.com', 'signup_form', false);
 SELECT segment.unsuppress('eve@example.com');
 -- Bad arguments.
+SELECT segment.subscribe(NULL, 'signup_form');
 SELECT segment.subscribe('not an address', 'signup_form');
 SELECT segment.subscribe('fay@example.com', ' ');
 SELECT segment.subscribe('fay@example.com', 'form', NULL);
@@ -84,11 +88,14 @@ SELECT count(*) AS contacts_after_errors FROM segment.contacts;
 -- Export: everything held on a person, in one document.
 SELECT segment.define_field('country', 'text');
 UPDATE segment.contacts SET attrs = '{"country": "DE"}', first_name = 'Bob' WHERE id = :bob;
+SELECT segment.create_template('thanks', 'Thanks', '<p>Thanks</p>') IS NOT NULL AS template;
+SELECT segment.create_flow('welcome_vip', 'tag:VIP', 'thanks', '{"delay": "1 day"}') IS NOT NULL AS flow;
 SELECT segment.track(:bob, 'purchase', '{"sku": "A1"}', 20, '2026-05-01 10:00+00') IS NOT NULL AS tracked;
 SELECT segment.track(:bob, 'page_view', '{"url": "/"}', NULL, '2026-05-02 10:00+00') IS NOT NULL AS tracked;
 SELECT segment.tag(:bob, 'VIP');
 SELECT segment.create_segment('buyers', 'did purchase') IS NOT NULL AS created;
 SELECT segment.define_stage('customer', 10, 'did purchase');
+SELECT outcome, runs FROM segment.run_flows() WHERE runs > 0;
 SELECT jsonb_object_keys(segment.export_contact(:bob)) AS part ORDER BY 1;
 SELECT d->'contact'->>'email' AS email, d->'contact'->>'status' AS status,
        d->'contact'->'attrs' AS attrs, d->'contact'->>'consent_source' AS consent_source,
@@ -101,13 +108,20 @@ SELECT d->'contact'->>'email' AS email, d->'contact'->>'status' AS status,
        (SELECT array_agg(h->>'kind' || ':' || (h->>'name') ORDER BY (h->>'id')::bigint)
           FROM jsonb_array_elements(d->'history') h) AS history,
        jsonb_array_length(d->'messages') AS messages, d->'messages'->0->>'subject' AS message_subject,
-       d->'suppression' AS suppression
+       d->'suppression' AS suppression,
+       (SELECT array_agg(r->>'flow' || ':' || (r->>'status') || ':' || (r->>'due_at')) FROM jsonb_array_elements(d->'flows') r) AS flows
   FROM segment.export_contact(:bob) AS d;
 SELECT segment.export_contact(-1);
 
 -- Forget: the person is erased, a hashed suppression entry stays.
 SELECT segment.suppress('bob@example.com', 'manual', 'asked by phone: bob@example.com');
+-- A purchase run_flows has not read yet: the inbox of an event flow names the contact too.
+SELECT segment.create_flow('thanks', 'event:purchase', 'thanks') IS NOT NULL AS flow;
+SELECT segment.track(:bob, 'purchase', '{"sku": "A2"}', 5) IS NOT NULL AS tracked;
+SELECT count(*) AS inbox FROM segment.flow_inbox WHERE contact_id = :bob;
 SELECT segment.forget(:bob);
+SELECT count(*) AS flow_runs FROM segment.flow_runs WHERE contact_id = :bob;
+SELECT count(*) AS inbox FROM segment.flow_inbox WHERE contact_id = :bob;
 SELECT count(*) AS contact FROM segment.contacts WHERE id = :bob;
 SELECT count(*) AS events FROM segment.events WHERE contact_id = :bob;
 SELECT count(*) AS stats FROM segment.event_stats WHERE contact_id = :bob;

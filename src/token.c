@@ -78,7 +78,12 @@ Base64UrlDecode(const char *s, size_t len, uint8 **out, size_t *outlen)
 			buf[n++] = (uint8) (acc >> bits);
 		}
 	}
-	if (len % 4 == 1)
+	/*
+	 * Only the canonical encoding: the bits left over after the last whole
+	 * byte must be zero, else several strings would decode to one token and
+	 * an altered last character would still verify.
+	 */
+	if (len % 4 == 1 || (acc & ((1U << bits) - 1)) != 0)
 		return false;
 	*out = buf;
 	*outlen = n;

@@ -31,19 +31,34 @@ COMMENT ON FUNCTION segment.unsubscribe_url(bigint, text) IS
 
 -- One-click unsubscribe (RFC 8058): the endpoint behind segment.unsubscribe_url
 -- calls this with the token.  Idempotent; bounced and complained contacts keep
--- their status.  Returns the contact id.
+-- their status.  A link from a campaign's mail also records an unsubscribe
+-- event on that message (once), so the campaign's report counts it.  Returns
+-- the contact id.
 -- SECURITY DEFINER: the endpoint runs as segment_app, which cannot verify tokens itself.
 CREATE FUNCTION segment.unsubscribe(token text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
 DECLARE
   payload text := segment.verify_token('unsubscribe', token);
   cid bigint := split_part(payload, ':', 1)::bigint;
+  campaign text := substr(payload, length(split_part(payload, ':', 1)) + 2);
+  m segment.messages;
 BEGIN
+  IF token IS NULL THEN
+    RAISE EXCEPTION 'token must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   UPDATE segment.contacts c SET status = 'unsubscribed'
    WHERE c.id = cid AND c.status IN ('subscribed', 'pending');
   IF NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = cid) THEN
     RAISE EXCEPTION 'contact % does not exist', cid
       USING ERRCODE = 'undefined_object', DETAIL = 'The contact was deleted after the link was sent.';
+  END IF;
+  SELECT x.* INTO m
+    FROM segment.campaigns g
+    JOIN segment.campaign_recipients r ON r.campaign_id = g.id AND r.contact_id = cid
+    JOIN segment.messages x ON x.id = r.message_id
+   WHERE g.name = campaign;
+  IF FOUND AND NOT EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') THEN
+    PERFORM segment.record(m.message_id, 'unsubscribe', '{"via": "link"}');
   END IF;
   RETURN cid;
 END

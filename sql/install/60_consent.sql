@@ -38,6 +38,9 @@ DECLARE
   link   text;
   ctx    jsonb;
 BEGIN
+  IF email IS NULL THEN
+    RAISE EXCEPTION 'email must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   IF source IS NULL OR btrim(source) = '' THEN
     RAISE EXCEPTION 'consent source must not be empty'
       USING ERRCODE = 'invalid_parameter_value',
@@ -123,6 +126,14 @@ BEGIN
     RAISE EXCEPTION 'contact % cannot be subscribed: its status is %', cid, c.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- subscribe() leaves the contact pending when it mails the link, so an
+  -- unsubscribed contact unsubscribed after that: an old link (or a mail
+  -- scanner following it) must not take the unsubscribe back.
+  IF c.status = 'unsubscribed' THEN
+    RAISE EXCEPTION 'contact % unsubscribed after the confirmation mail was sent', cid
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'To subscribe again, call segment.subscribe: it mails a new confirmation link.';
+  END IF;
   IF c.status <> 'subscribed' THEN
     UPDATE segment.contacts
        SET status = 'subscribed', consent_at = segment.now(), consent_source = source
@@ -165,6 +176,10 @@ BEGIN
     'messages', coalesce((SELECT jsonb_agg(to_jsonb(m) - 'contact_id' ORDER BY m.id)
                             FROM segment.messages m
                            WHERE m.contact_id = export_contact.contact_id OR m.rcpt_to = c.email), '[]'),
+    'flows', coalesce((SELECT jsonb_agg(jsonb_build_object('flow', f.name) || (to_jsonb(r) - 'contact_id' - 'flow_id')
+                                        ORDER BY r.id)
+                         FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
+                        WHERE r.contact_id = export_contact.contact_id), '[]'),
     'message_events', coalesce((SELECT jsonb_agg(to_jsonb(e) - 'contact_id' ORDER BY e.id)
                                   FROM segment.message_events e
                                  WHERE e.contact_id = export_contact.contact_id), '[]'),
@@ -172,11 +187,11 @@ BEGIN
                      WHERE s.address_hash = segment.address_hash(c.email)));
 END $$;
 COMMENT ON FUNCTION segment.export_contact(bigint) IS
-  'Everything held on a contact as one jsonb document: profile, events, aggregates, tags, segments, stage, history, campaign decisions, messages, suppression';
+  'Everything held on a contact as one jsonb document: profile, events, aggregates, tags, segments, stage, history, campaign decisions, flow runs, messages, suppression';
 
 -- Erase a person (right to erasure, GDPR art. 17): the profile and everything
--- that hangs on it (events, aggregates, tags, memberships, stage, history),
--- every message to them, queued or sent; what stays is a suppression entry
+-- that hangs on it (events, aggregates, tags, memberships, stage, history,
+-- flow runs and what waits for run_flows), every message to them, queued or sent; what stays is a suppression entry
 -- keyed by the SHA-256 of the address, without the address, so an import of the
 -- same address later is never mailed.  A message the worker is sending at this
 -- moment may still go out.
@@ -195,6 +210,8 @@ BEGIN
   -- The change feed has no foreign key (it outlives contacts); last, so that
   -- rows written while the contact's memberships went are gone too.
   DELETE FROM segment.changes h WHERE h.contact_id = forget.contact_id;
+  -- Events and field changes not yet read by run_flows (no foreign key either).
+  DELETE FROM segment.flow_inbox i WHERE i.contact_id = forget.contact_id;
 END $$;
 COMMENT ON FUNCTION segment.forget(bigint) IS
-  'Erase a contact and everything held on them (events, tags, memberships, history, messages); keeps only a hashed suppression entry';
+  'Erase a contact and everything held on them (events, tags, memberships, history, flow runs, messages); keeps only a hashed suppression entry';

@@ -35,6 +35,9 @@ DECLARE
   amt    numeric;
   props  jsonb;
 BEGIN
+  IF message_id IS NULL THEN
+    RAISE EXCEPTION 'message_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   IF kind IS NULL OR kind NOT IN ('delivered', 'open', 'click', 'bounce', 'complaint', 'unsubscribe', 'conversion') THEN
     RAISE EXCEPTION 'invalid message event kind "%"', coalesce(kind, 'NULL')
       USING ERRCODE = 'invalid_parameter_value',
@@ -117,7 +120,9 @@ COMMENT ON FUNCTION segment.track_url(text, text) IS
   'A signed click-tracking link to url for a message (or, with url NULL, its open pixel), at segment.tracking_url';
 
 -- The tracking endpoint calls this: records the click (or open) and returns
--- the url to redirect to (NULL for the open pixel: serve the image).
+-- the url to redirect to (NULL for the open pixel: serve the image).  A link
+-- whose message is gone (the person was forgotten) still leads to its url;
+-- nothing is recorded.
 CREATE FUNCTION segment.resolve_click(token text) RETURNS text
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
 DECLARE
@@ -136,12 +141,16 @@ BEGIN
   IF payload IS NULL THEN
     -- Not a click link: the open pixel, or the error of a bad token.
     mid := segment.verify_token('open', token);
-    PERFORM segment.record(mid, 'open', '{}');
+    IF EXISTS (SELECT 1 FROM segment.messages m WHERE m.message_id = mid) THEN
+      PERFORM segment.record(mid, 'open', '{}');
+    END IF;
     RETURN NULL;
   END IF;
   mid := split_part(payload, E'\n', 1);
   url := substr(payload, length(mid) + 2);
-  PERFORM segment.record(mid, 'click', jsonb_build_object('url', url));
+  IF EXISTS (SELECT 1 FROM segment.messages m WHERE m.message_id = mid) THEN
+    PERFORM segment.record(mid, 'click', jsonb_build_object('url', url));
+  END IF;
   RETURN url;
 END $$;
 COMMENT ON FUNCTION segment.resolve_click(text) IS
@@ -175,7 +184,7 @@ CREATE FUNCTION segment.campaign_report(campaign text, attribution interval DEFA
   RETURNS TABLE (variant text, recipients bigint, sent bigint, delivered bigint, bounced bigint,
                  opened bigint, clicked bigint, converted bigint, revenue numeric,
                  bounce_rate float8, open_rate float8, click_rate float8, conversion_rate float8,
-                 purchase_rate float8, lift float8, p_value float8)
+                 purchase_rate float8, lift float8, p_value float8, unsubscribed bigint, complained bigint)
   LANGUAGE plpgsql STABLE AS $$
 DECLARE
   c segment.campaigns := segment._campaign(campaign);
@@ -186,11 +195,16 @@ BEGIN
   END IF;
   t0 := coalesce(c.launched_at, segment.now());
   RETURN QUERY
-  WITH rec AS (
-    SELECT r.contact_id, r.outcome, r.variant, m.id AS mid, m.status,
+  WITH rec AS (      -- a message with a recorded event went out, whatever the queue says yet
+    SELECT r.contact_id, r.outcome, r.variant, m.id AS mid,
+           CASE WHEN m.status IN ('queued', 'sending', 'retry')
+                     AND EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id)
+                THEN 'sent' ELSE m.status END AS status,
            (SELECT min(e.at) FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS first_click,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'bounce') AS bounce_rec,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') AS unsub_rec,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'complaint') AS complaint_rec,
            (SELECT sum(e.amount) FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion') AS conv_amount,
            EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion') AS conv_rec,
            EXISTS (SELECT 1 FROM segment.events p WHERE p.contact_id = r.contact_id AND p.type = 'purchase'
@@ -199,13 +213,18 @@ BEGIN
       LEFT JOIN segment.messages m ON m.id = r.message_id
      WHERE r.campaign_id = c.id AND r.outcome IN ('queued', 'holdout')
   ),
-  attributed AS (     -- purchases within the window after the first click on the message
+  attributed AS (     -- purchases within the window after a click (any) on the message, each once
     SELECT rec.mid, count(p.id) AS n, sum(p.amount) AS amount
       FROM rec JOIN segment.events p
-        ON p.contact_id = rec.contact_id AND p.type = 'purchase'
-       AND p.occurred_at >= rec.first_click AND p.occurred_at < rec.first_click + attribution
+        ON p.contact_id = rec.contact_id AND p.type = 'purchase' AND p.occurred_at >= rec.first_click
      WHERE rec.first_click IS NOT NULL
+       AND EXISTS (SELECT 1 FROM segment.message_events e
+                    WHERE e.message_id = rec.mid AND e.kind = 'click'
+                      AND p.occurred_at >= e.at AND p.occurred_at < e.at + attribution)
      GROUP BY rec.mid
+  ),
+  ord AS (            -- variants in the order the campaign lists them; the first is the control
+    SELECT x.v ->> 'name' AS v, x.i FROM jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i)
   ),
   per AS (
     SELECT rec.variant AS v,
@@ -217,20 +236,32 @@ BEGIN
            count(*) FILTER (WHERE rec.first_click IS NOT NULL) AS clicked,
            count(*) FILTER (WHERE rec.conv_rec OR a.n > 0) AS converted,
            coalesce(sum(coalesce(a.amount, 0) + coalesce(rec.conv_amount, 0)), 0) AS revenue,
-           count(*) FILTER (WHERE rec.purchased) AS purchasers
+           count(*) FILTER (WHERE rec.purchased) AS purchasers,
+           count(*) FILTER (WHERE rec.unsub_rec) AS unsubscribed,
+           count(*) FILTER (WHERE rec.complaint_rec) AS complained
       FROM rec LEFT JOIN attributed a ON a.mid = rec.mid
      WHERE rec.outcome = 'queued'
      GROUP BY rec.variant
+    UNION ALL         -- a launched campaign's variant nobody got yet: a row of zeros
+    SELECT ord.v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+      FROM ord
+     WHERE c.launched_at IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM rec WHERE rec.outcome = 'queued' AND rec.variant = ord.v)
   ),
   hold AS (
     SELECT count(*) AS n, count(*) FILTER (WHERE rec.purchased) AS purchasers
       FROM rec WHERE rec.outcome = 'holdout'
   ),
-  ord AS (            -- variants in the order the campaign lists them; the first is the control
-    SELECT x.v ->> 'name' AS v, x.i FROM jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i)
-  ),
   control AS (
     SELECT per.* FROM per JOIN ord ON ord.v = per.v ORDER BY ord.i LIMIT 1
+  ),
+  -- The successes the p-value compares: those of the A/B test's metric (clicks by default).
+  metric AS (
+    SELECT per.v,
+           CASE c.options #>> '{ab_test,metric}' WHEN 'open_rate' THEN per.opened
+                                                 WHEN 'conversion_rate' THEN per.converted
+                                                 ELSE per.clicked END AS x
+      FROM per
   )
   SELECT per.v, per.recipients, per.sent, per.delivered, per.bounced, per.opened, per.clicked, per.converted,
          per.revenue,
@@ -242,9 +273,12 @@ BEGIN
          (per.purchasers::float8 / nullif(per.recipients, 0))
            / nullif(hold.purchasers::float8 / nullif(hold.n, 0), 0) - 1,
          CASE WHEN per.v IS DISTINCT FROM (SELECT control.v FROM control)
-              THEN segment._two_proportion_p(per.clicked, per.delivered,
-                                             (SELECT control.clicked FROM control), (SELECT control.delivered FROM control))
-         END
+              THEN segment._two_proportion_p((SELECT metric.x FROM metric WHERE metric.v IS NOT DISTINCT FROM per.v),
+                                             per.delivered,
+                                             (SELECT metric.x FROM metric JOIN control ON control.v = metric.v),
+                                             (SELECT control.delivered FROM control))
+         END,
+         per.unsubscribed, per.complained
     FROM per CROSS JOIN hold
     LEFT JOIN ord ON ord.v = per.v
     CROSS JOIN LATERAL (SELECT count(*) AS n FROM rec
@@ -253,11 +287,14 @@ BEGIN
    ORDER BY ord.i NULLS FIRST, per.v;
 END $$;
 COMMENT ON FUNCTION segment.campaign_report(text, interval) IS
-  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the click rate against the first variant';
+  'Per variant: recipients, sent, delivered, bounces, opens, clicks, conversions, revenue, rates, lift against the holdout, p-value of the A/B metric (click rate unless ab_test says otherwise) against the first variant, unsubscribes, complaints';
 
 -- Engagement of a segment's current members over time: per bucket (hour, day,
 -- week or month) since a time, the messages sent to them and what they did.
-CREATE FUNCTION segment.segment_engagement(segment text, since timestamptz DEFAULT NULL, bucket text DEFAULT 'day')
+-- Conversions as in campaign_report: recorded, or a purchase within the
+-- attribution window after a click on the message.
+CREATE FUNCTION segment.segment_engagement(segment text, since timestamptz DEFAULT NULL, bucket text DEFAULT 'day',
+                                           attribution interval DEFAULT '5 days')
   RETURNS TABLE (period timestamptz, sent bigint, opened bigint, clicked bigint, converted bigint,
                  open_rate float8, click_rate float8)
   LANGUAGE plpgsql STABLE AS $$
@@ -269,25 +306,38 @@ BEGIN
     RAISE EXCEPTION 'bucket must be hour, day, week or month, not %', coalesce(bucket, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF attribution IS NULL OR attribution <= interval '0' THEN
+    RAISE EXCEPTION 'attribution must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   RETURN QUERY
-  WITH msgs AS (
-    SELECT m.id, date_trunc(bucket, m.sent_at) AS p
+  WITH msgs AS (      -- sent, or still queued or in flight with a recorded event (then at its first)
+    SELECT date_trunc(bucket, x.sent_at) AS p,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'open') AS opened,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'unsubscribe') AS unsub_rec,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'complaint') AS complaint_rec,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'click') AS clicked,
+           EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = m.id AND e.kind = 'conversion')
+           OR EXISTS (SELECT 1 FROM segment.message_events e
+                        JOIN segment.events pe ON pe.contact_id = m.contact_id AND pe.type = 'purchase'
+                                              AND pe.occurred_at >= e.at AND pe.occurred_at < e.at + attribution
+                       WHERE e.message_id = m.id AND e.kind = 'click') AS converted
       FROM segment.segment_members(segment) sm(id)
       JOIN segment.messages m ON m.contact_id = sm.id
-     WHERE m.status = 'sent' AND m.sent_at >= t0 AND m.sent_at <= segment.now()
+      CROSS JOIN LATERAL (SELECT CASE WHEN m.status = 'sent' THEN m.sent_at
+                                      WHEN m.status IN ('queued', 'sending', 'retry')
+                                      THEN (SELECT min(e.at) FROM segment.message_events e WHERE e.message_id = m.id)
+                                 END AS sent_at) x
+     WHERE x.sent_at >= t0 AND x.sent_at <= segment.now()
   )
-  SELECT ms.p, count(*),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')),
-         count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'conversion')),
-         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'open')))::float8 / count(*),
-         (count(*) FILTER (WHERE EXISTS (SELECT 1 FROM segment.message_events e WHERE e.message_id = ms.id AND e.kind = 'click')))::float8 / count(*)
+  SELECT ms.p, count(*), count(*) FILTER (WHERE ms.opened), count(*) FILTER (WHERE ms.clicked),
+         count(*) FILTER (WHERE ms.converted),
+         (count(*) FILTER (WHERE ms.opened))::float8 / count(*), (count(*) FILTER (WHERE ms.clicked))::float8 / count(*)
     FROM msgs ms
    GROUP BY ms.p
    ORDER BY ms.p;
 END $$;
-COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text) IS
-  'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted, rates';
+COMMENT ON FUNCTION segment.segment_engagement(text, timestamptz, text, interval) IS
+  'Per hour, day, week or month since a time (default 30 days ago): messages sent to the segment''s current members, opened, clicked, converted (recorded, or a purchase within attribution after a click), rates';
 
 -- Campaign and flow mail with segment.tracking_url set: every http(s) link of
 -- the HTML part except unsubscribe links becomes a signed click link, and an

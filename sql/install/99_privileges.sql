@@ -1,7 +1,7 @@
 -- segment: privileges.  Nothing is granted to PUBLIC.  Three roles:
 --   segment_admin   everything;
---   segment_editor  segments, tags, stages, fields, templates, campaigns and reports;
---   segment_app     contacts, events, tags, sending, membership questions.
+--   segment_editor  segments, tags, stages, fields, templates, campaigns, flows and reports;
+--   segment_app     contacts, events, tags, sending, consent, tracking, membership questions.
 -- Functions run with the caller's rights, so the roles get the table rights the
 -- triggers behind those functions need.  This file runs last and adapts to
 -- whatever functions the areas above define.
@@ -11,18 +11,24 @@ GRANT USAGE ON SCHEMA segment TO segment_admin, segment_editor, segment_app;
 DO $grants$
 DECLARE
   f record;
-  -- Key material and maintenance: admin only.
-  admin_only constant text[] := ARRAY[
-    'sign_token', 'verify_token', 'rebuild_event_stats', 'recompute_event_stats', 'wake_worker'];
-  -- Definitions: admin and editor, not the application.
+  -- Key material and bulk maintenance: admin only.  Not what the functions of
+  -- the other roles call on their behalf: recompute_event_stats (the trigger
+  -- behind every delete of events, so forget) and wake_worker (resume).
+  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats', '_restrict_type'];
+  -- Definitions and reports: admin and editor, not the application.
   definitions constant text[] := ARRAY[
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
     'create_tag_rule', 'drop_tag_rule', 'define_stage', 'drop_stage', 'install_default_stages',
     'create_template', 'drop_template', 'update_template',
     'create_campaign', 'launch', 'pause', 'resume', 'cancel', 'schedule',
-    'create_flow', 'drop_flow', 'pause_flow', 'resume_flow'];
-  -- A person's data as a whole (export, erasure): admin and the application, not editors.
-  privacy constant text[] := ARRAY['export_contact', 'forget'];
+    'create_flow', 'drop_flow', 'pause_flow', 'resume_flow',
+    'campaign_report', 'segment_engagement'];
+  -- Writing contacts and events, sending, the endpoints of links in mail, and a
+  -- person's data as a whole (export, erasure): admin and the application, not
+  -- editors.  (What editors run calls none of them, or calls them as definer.)
+  application constant text[] := ARRAY[
+    'upsert_contact', 'track', 'send', 'subscribe', 'confirm', 'unsubscribe', 'record', 'resolve_click',
+    'export_contact', 'forget'];
 BEGIN
   FOR f IN SELECT p.oid::regprocedure AS sig, p.proname
              FROM pg_proc p WHERE p.pronamespace = 'segment'::regnamespace
@@ -30,7 +36,7 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_admin', f.sig);
     IF NOT f.proname = ANY (admin_only) THEN
-      IF NOT f.proname = ANY (privacy) THEN
+      IF NOT f.proname = ANY (application) THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO segment_editor', f.sig);
       END IF;
       IF NOT f.proname = ANY (definitions) THEN
@@ -40,6 +46,12 @@ BEGIN
   END LOOP;
 END
 $grants$;
+
+-- Types (segment.rule, segment.template, the row types of tables and views)
+-- carry USAGE for PUBLIC by default; array types follow their element type.
+SELECT segment._restrict_type(x.oid::regtype) FROM pg_type x
+ WHERE x.typnamespace = 'segment'::regnamespace
+   AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = x.oid);
 
 REVOKE ALL ON ALL TABLES IN SCHEMA segment FROM PUBLIC;
 GRANT ALL ON ALL TABLES IN SCHEMA segment TO segment_admin;
