@@ -153,6 +153,18 @@ SELECT count(*) AS campaigns FROM segment.campaigns;
 -- A message of a campaign per contact, even when written by hand.
 SELECT segment.enqueue(1, 'Dup', NULL, 'Dup', jsonb_build_object('kind', 'marketing', 'campaign_id', :plain));
 
+-- Clicks recorded before the worker reported any delivery still decide: the
+-- rate is then taken over the variant's recipients (B wins, not the first listed).
+SELECT segment.create_campaign('abclicks', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}],
+    "ab_test": {"test_pct": 50, "metric": "click_rate", "decide_after": "1 hour"}}') AS abclicks \gset
+SELECT segment.launch('abclicks') > 0 AS launched;
+SELECT count(segment.record(m.message_id, 'click')) > 0 AS b_clicked
+  FROM segment.messages m WHERE m.campaign_id = :abclicks AND m.variant = 'B' AND m.status = 'queued';
+SET segment.clock_override = '2026-06-01 17:01:00+00';
+SELECT campaign, winner, queued > 0 AS rest_queued FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

@@ -326,7 +326,9 @@ COMMENT ON FUNCTION segment._campaign_send(segment.campaigns, bigint, jsonb) IS
 
 -- With ab_test, once decide_after has passed since the launch: the variant
 -- with the best metric (ties: the first listed) goes to every waiting member
--- that is still eligible.  Returns how many were queued.
+-- that is still eligible.  A variant none of whose mail is known delivered
+-- yet (no worker report) is rated over its recipients, so opens and clicks
+-- recorded from tracking links still decide.  Returns how many were queued.
 CREATE FUNCTION segment._campaign_finish_ab(c segment.campaigns) RETURNS bigint
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -344,9 +346,9 @@ BEGIN
     FROM segment.campaign_report(c.name) rp
     JOIN jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i) ON x.v ->> 'name' = rp.variant
    ORDER BY CASE c.options #>> '{ab_test,metric}'
-              WHEN 'open_rate' THEN rp.open_rate
-              WHEN 'conversion_rate' THEN rp.conversion_rate
-              ELSE rp.click_rate END DESC NULLS LAST, x.i
+              WHEN 'open_rate' THEN coalesce(rp.open_rate, rp.opened::float8 / nullif(rp.recipients, 0))
+              WHEN 'conversion_rate' THEN coalesce(rp.conversion_rate, rp.converted::float8 / nullif(rp.recipients, 0))
+              ELSE coalesce(rp.click_rate, rp.clicked::float8 / nullif(rp.recipients, 0)) END DESC NULLS LAST, x.i
    LIMIT 1;
   best := coalesce(best, c.options #>> '{variants,0,name}');
   SELECT x INTO chosen FROM jsonb_array_elements(c.options -> 'variants') x WHERE x ->> 'name' = best;
