@@ -148,6 +148,8 @@ SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name":
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "template": "gone"}]}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "colour": 1}]}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": 7}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": "not an address"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"reply_to": "help@shop.example\r\nBcc: all@example.com"}');
 SELECT segment.launch('nothing');
 SELECT count(*) AS campaigns FROM segment.campaigns;
 -- A message of a campaign per contact, even when written by hand.

@@ -111,6 +111,10 @@ BEGIN
     IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
       RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF o ? k AND segment._mailbox_error(o ->> k) IS NOT NULL THEN
+      RAISE EXCEPTION 'option % is not a valid address: %', k, segment._mailbox_error(o ->> k)
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "Name <address@domain>" or "address@domain".';
+    END IF;
   END LOOP;
   IF o ? 'holdout_pct' AND (jsonb_typeof(o -> 'holdout_pct') <> 'number'
                             OR (o ->> 'holdout_pct')::numeric < 0 OR (o ->> 'holdout_pct')::numeric >= 100) THEN
