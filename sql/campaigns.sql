@@ -124,6 +124,7 @@ SELECT name, status FROM segment.campaigns ORDER BY id;
 
 -- Scheduling needs pg_cron in this database.
 SELECT segment.schedule('plain', '0 9 * * *');
+SELECT segment.unschedule('plain');
 
 -- Bad input: each a clear error, nothing created.
 SELECT segment.create_campaign('plain', 'germany', 'spring');

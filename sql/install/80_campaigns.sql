@@ -520,10 +520,12 @@ BEGIN
   UPDATE segment.messages SET status = 'cancelled'
    WHERE campaign_id = c.id AND status IN ('queued', 'retry', 'paused');
   GET DIAGNOSTICS n = ROW_COUNT;
+  -- A cancelled campaign cannot be launched: its pg_cron job would only fail.
+  PERFORM segment.unschedule(campaign);
   RETURN n;
 END $$;
 COMMENT ON FUNCTION segment.cancel(text) IS
-  'Cancel a campaign: messages not yet sent are cancelled (what is being sent now may still go out); returns how many';
+  'Cancel a campaign: messages not yet sent are cancelled (what is being sent now may still go out) and its pg_cron schedule removed; returns how many';
 
 -- Launch on a schedule with pg_cron (job name segment-campaign-<name>).
 CREATE FUNCTION segment.schedule(campaign text, cron text) RETURNS bigint
@@ -547,6 +549,23 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.schedule(text, text) IS
   'Launch a campaign on a cron schedule with pg_cron (each run mails the segment''s new eligible members); returns the job id';
+
+-- Stop launching a campaign on a schedule (the campaign itself goes on).
+CREATE FUNCTION segment.unschedule(campaign text) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  n bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    RETURN false;                 -- nothing can have been scheduled
+  END IF;
+  EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1'
+    INTO n USING 'segment-campaign-' || c.name;
+  RETURN n > 0;
+END $$;
+COMMENT ON FUNCTION segment.unschedule(text) IS
+  'Remove the pg_cron schedule segment.schedule() gave a campaign; true when there was one (false without pg_cron)';
 
 CREATE VIEW segment.campaign_status AS
   SELECT c.name, c.status, c.segment, c.template, c.created_at, c.launched_at, c.winner,

@@ -19,7 +19,7 @@ DECLARE
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
     'create_tag_rule', 'drop_tag_rule', 'define_stage', 'drop_stage', 'install_default_stages',
     'create_template', 'drop_template', 'update_template',
-    'create_campaign', 'launch', 'pause', 'resume', 'cancel', 'schedule',
+    'create_campaign', 'launch', 'pause', 'resume', 'cancel', 'schedule', 'unschedule',
     'create_flow', 'drop_flow', 'pause_flow', 'resume_flow'];
   -- A person's data as a whole (export, erasure): admin and the application, not editors.
   privacy constant text[] := ARRAY['export_contact', 'forget'];
