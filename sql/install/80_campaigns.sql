@@ -448,7 +448,8 @@ END $$;
 COMMENT ON FUNCTION segment.launch(text) IS
   'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent), and an A/B test''s winner once due; returns how many were queued now';
 
--- Send the winners of every A/B test that is due (schedule with pg_cron).
+-- Send the winners of every A/B test that is due (the sending worker calls it
+-- every 5 s; pg_cron can too).
 CREATE FUNCTION segment.run_campaigns() RETURNS TABLE (campaign text, winner text, queued bigint)
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE

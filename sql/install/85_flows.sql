@@ -1,7 +1,8 @@
 -- segment: triggered flows — a mail (and tag actions) when something happens to
 -- a contact: an event, a profile field change, entering or leaving a segment, a
--- lifecycle stage, a tag (doc/flows.md).  segment.run_flows() (pg_cron, every
--- minute) turns what happened into runs and sends the runs that are due.
+-- lifecycle stage, a tag (doc/flows.md).  segment.run_flows() (the sending
+-- worker every 5 s, or pg_cron) turns what happened into runs and sends the
+-- runs that are due.
 
 CREATE TABLE segment.flows (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -316,7 +317,7 @@ BEGIN
                       ('waiting', (SELECT count(*) FROM segment.flow_runs w WHERE w.status = 'waiting'));
 END $$;
 COMMENT ON FUNCTION segment.run_flows() IS
-  'Start flow runs for what happened since the last call, then send the due ones (unless / once_per checked); schedule with pg_cron';
+  'Start flow runs for what happened since the last call, then send the due ones (unless / once_per checked); the sending worker calls it every 5 s';
 
 CREATE FUNCTION segment.pause_flow(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
