@@ -168,6 +168,16 @@ SET segment.clock_override = '2026-06-01 17:01:00+00';
 SELECT campaign, winner, queued > 0 AS rest_queued FROM segment.run_campaigns();
 SET segment.clock_override = '2026-06-01 12:00:00+00';
 
+-- A template (the campaign's or a variant's) or a segment a campaign not
+-- cancelled uses cannot be dropped; once it is cancelled, it can.
+SELECT segment.drop_template('spring_b');
+SELECT segment.drop_segment('germany');
+SELECT segment.create_template('once', 'Once', '<p>Once</p>') IS NOT NULL AS t3;
+SELECT segment.create_campaign('once', 'germany', 'spring', '{"variants": [{"name": "A", "template": "once"}]}') IS NOT NULL AS c;
+SELECT segment.drop_template('once');
+SELECT segment.cancel('once');
+SELECT segment.drop_template('once');
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

@@ -76,6 +76,17 @@ SELECT count(*) FILTER (WHERE contact_id = 2 AND triggered_at > '2026-06-02') AS
 -- Events dated before the flow existed (a backfill) start nothing.
 SELECT segment.track(3, 'cart_add', '{}', NULL, '2026-05-01 00:00:00+00') IS NOT NULL AS cy_old_cart;
 SELECT runs AS waiting FROM segment.run_flows() WHERE outcome = 'waiting';
+-- A template or a segment a flow uses (trigger, template, unless rule) cannot be
+-- dropped: its due runs would fail, and every run_flows with them.
+SELECT segment.drop_template('welcome');
+SELECT segment.drop_segment('buyers');
+SELECT segment.create_segment('big_spenders', 'sum(purchase.amount) > 100') IS NOT NULL AS s2;
+SELECT segment.create_template('nudge', 'Psst', '<p>Psst</p>') IS NOT NULL AS t3;
+SELECT segment.create_flow('nudge', 'tag:x', 'nudge', '{"unless": "in segment ''big_spenders''"}') IS NOT NULL AS f6;
+SELECT segment.drop_segment('big_spenders');
+SELECT segment.drop_template('nudge');
+SELECT segment.drop_flow('nudge');
+SELECT segment.drop_segment('big_spenders'), segment.drop_template('nudge');
 -- Dropping the last event and field flows removes their capture triggers.
 SELECT segment.drop_flow('abandoned_cart'), segment.drop_flow('moved');
 SELECT tgname FROM pg_trigger WHERE tgname LIKE '%flows%' ORDER BY 1;

@@ -129,14 +129,22 @@ CREATE FUNCTION segment.drop_template(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, segment, pg_temp
 AS $$
+DECLARE
+  users text := segment._mail_users('template', $1);
 BEGIN
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop template "%" because it is used by %', $1, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Cancel those campaigns (segment.cancel) and drop those flows (segment.drop_flow) first, or change the template with segment.update_template().';
+  END IF;
   DELETE FROM segment.templates t WHERE t.name = $1;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'template "%" does not exist', $1 USING ERRCODE = 'undefined_object';
   END IF;
 END
 $$;
-COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
+COMMENT ON FUNCTION segment.drop_template(text) IS
+  'Delete a stored template; refused while a flow or a campaign not cancelled uses it';
 
 -- The data a template sees for one contact, built in one query: the contact's
 -- columns, its attrs keys at top level (a column wins over an attrs key of the

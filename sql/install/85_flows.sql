@@ -351,3 +351,26 @@ CREATE VIEW segment.flow_status AS
    GROUP BY f.id
    ORDER BY f.id;
 COMMENT ON VIEW segment.flow_status IS 'Every flow with its trigger and its runs by status';
+
+-- Who mails with a template or to a segment: the flows and the campaigns not
+-- cancelled that would fail (or, for a flow, stop every due run of
+-- run_flows) once it is dropped.  NULL when nobody.
+CREATE FUNCTION segment._mail_users(kind text, name text) RETURNS text
+  LANGUAGE sql STABLE AS $$
+  SELECT string_agg(u, ', ' ORDER BY u) FROM (
+    SELECT format('campaign "%s"', c.name) AS u
+      FROM segment.campaigns c
+     WHERE c.status <> 'cancelled'
+       AND CASE _mail_users.kind WHEN 'template' THEN c.template = _mail_users.name
+                                                 OR c.options -> 'variants' @> jsonb_build_array(jsonb_build_object('template', _mail_users.name))
+                                 ELSE c.segment = _mail_users.name END
+    UNION ALL
+    SELECT format('flow "%s"', f.name)
+      FROM segment.flows f
+     WHERE CASE _mail_users.kind WHEN 'template' THEN f.template = _mail_users.name
+                                 ELSE (f.trigger_kind IN ('segment_enter', 'segment_exit') AND f.trigger_name = _mail_users.name)
+                                      OR segment.rule_dependencies((f.options ->> 'unless')::segment.rule) -> 'segments' ? _mail_users.name END
+  ) x
+$$;
+COMMENT ON FUNCTION segment._mail_users(text, text) IS
+  'Internal: the campaigns (not cancelled) and flows that use a template or a segment (kind template or segment), NULL when none';
