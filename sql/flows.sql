@@ -76,6 +76,14 @@ SELECT count(*) FILTER (WHERE contact_id = 2 AND triggered_at > '2026-06-02') AS
 -- Events dated before the flow existed (a backfill) start nothing.
 SELECT segment.track(3, 'cart_add', '{}', NULL, '2026-05-01 00:00:00+00') IS NOT NULL AS cy_old_cart;
 SELECT runs AS waiting FROM segment.run_flows() WHERE outcome = 'waiting';
+-- A contact whose mail cannot be built (a line break in the name, refused in the
+-- To header) has its run skipped with the error; the others' runs go on.
+SELECT segment.upsert_contact('dee@example.com', first_name => E'Dee\r\nBcc: all@example.com') AS dee \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :dee;
+SELECT segment.tag(:dee, 'vip'), segment.tag(2, 'vip');
+SELECT * FROM segment.run_flows();
+SELECT r.contact_id, r.status, r.detail FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
+ WHERE f.name = 'vip' AND r.contact_id IN (2, :dee) ORDER BY r.contact_id;
 -- A template or a segment a flow uses (trigger, template, unless rule) cannot be
 -- dropped: its due runs would fail, and every run_flows with them.
 SELECT segment.drop_template('welcome');

@@ -297,19 +297,32 @@ BEGIN
       skipped := skipped + 1;
       CONTINUE;
     END IF;
-    SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
-                                             jsonb_build_object('flow', r.name, 'campaign', r.name));
-    tracked := segment._tracked_html(t.html, NULL);
-    mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
-                           jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
-                                                                'template', r.template, 'campaign', r.name,
-                                                                'message_id', tracked.message_id)));
-    IF r.options ? 'tag_add' THEN
-      PERFORM segment.tag(r.contact_id, r.options ->> 'tag_add', NULL, 'flow');
-    END IF;
-    IF r.options ? 'tag_remove' THEN
-      PERFORM segment.untag(r.contact_id, r.options ->> 'tag_remove');
-    END IF;
+    -- One contact's mail that cannot be built (say a line break in its name,
+    -- refused in a header) skips that run, not every flow's runs behind it.
+    -- Lock and serialization errors are passing: they fail the call.
+    BEGIN
+      SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
+                                               jsonb_build_object('flow', r.name, 'campaign', r.name));
+      tracked := segment._tracked_html(t.html, NULL);
+      mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
+                             jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
+                                                                  'template', r.template, 'campaign', r.name,
+                                                                  'message_id', tracked.message_id)));
+      IF r.options ? 'tag_add' THEN
+        PERFORM segment.tag(r.contact_id, r.options ->> 'tag_add', NULL, 'flow');
+      END IF;
+      IF r.options ? 'tag_remove' THEN
+        PERFORM segment.untag(r.contact_id, r.options ->> 'tag_remove');
+      END IF;
+    EXCEPTION
+      WHEN lock_not_available OR deadlock_detected OR serialization_failure OR query_canceled THEN
+        RAISE;
+      WHEN OTHERS THEN
+        UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = 'error: ' || SQLERRM WHERE id = r.id;
+        RAISE WARNING 'flow "%": run % for contact % skipped: %', r.name, r.id, r.contact_id, SQLERRM;
+        skipped := skipped + 1;
+        CONTINUE;
+    END;
     UPDATE segment.flow_runs SET status = 'sent', message_id = mid, done_at = now_ WHERE id = r.id;
     sent := sent + 1;
   END LOOP;
