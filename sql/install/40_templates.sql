@@ -162,6 +162,13 @@ AS $$
 DECLARE
   ctx jsonb;
 BEGIN
+  -- Merged over an object, an array or a scalar would make the whole context
+  -- that value: every {{field}} of the mail would render empty.
+  IF jsonb_typeof($2) IS DISTINCT FROM 'object' AND $2 IS NOT NULL THEN
+    RAISE EXCEPTION 'extra must be a JSON object, not %', jsonb_typeof($2)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the values the template uses by name, e.g. {"order": "A-17"}.';
+  END IF;
   SELECT c.attrs || to_jsonb(c) || jsonb_build_object(
            'tags', coalesce(tg.names, '[]'::jsonb),
            'tag', coalesce(tg.map, '{}'::jsonb),
