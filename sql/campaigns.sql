@@ -178,6 +178,13 @@ SELECT segment.drop_template('once');
 SELECT segment.cancel('once');
 SELECT segment.drop_template('once');
 
+-- send_at without a zone is the creator's local time, kept with its offset.
+SET timezone = 'America/New_York';
+SELECT segment.create_campaign('evening', 'germany', 'spring', '{"send_at": "2026-06-05 18:00"}') AS evening \gset
+SET timezone = 'UTC';
+SELECT options ->> 'send_at' AS send_at, segment._campaign_send_at(options, NULL) AS due FROM segment.campaigns WHERE id = :evening;
+SELECT segment.cancel('evening');
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

@@ -139,8 +139,10 @@ BEGIN
     END;
   END IF;
   IF o ? 'send_at' THEN
+    -- Stored with its UTC offset: a time without a zone means the creator's
+    -- TimeZone, not that of whichever session (pg_cron's) launches it.
     BEGIN
-      PERFORM (o ->> 'send_at')::timestamptz;
+      o := jsonb_set(o, '{send_at}', to_jsonb((o ->> 'send_at')::timestamptz));
     EXCEPTION WHEN OTHERS THEN
       RAISE EXCEPTION 'option send_at must be a timestamp, not %', o -> 'send_at'
         USING ERRCODE = 'invalid_parameter_value';
