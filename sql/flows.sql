@@ -84,6 +84,14 @@ SELECT segment.tag(:dee, 'vip'), segment.tag(2, 'vip');
 SELECT * FROM segment.run_flows();
 SELECT r.contact_id, r.status, r.detail FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
  WHERE f.name = 'vip' AND r.contact_id IN (2, :dee) ORDER BY r.contact_id;
+-- A contact without marketing consent gets no mail, but the flow's tag actions
+-- still apply: Cy (pending) moves from silver to gold_member.
+SELECT segment.create_flow('promote', 'tag:gold', 'welcome', '{"tag_add": "gold_member", "tag_remove": "silver"}') IS NOT NULL AS f7;
+SELECT segment.tag(3, 'silver'), segment.tag(3, 'gold');
+SELECT * FROM segment.run_flows() WHERE outcome IN ('sent', 'skipped');
+SELECT r.status, r.detail, segment.tags(3) AS cy_tags FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
+ WHERE f.name = 'promote';
+SELECT segment.drop_flow('promote');
 -- A template or a segment a flow uses (trigger, template, unless rule) cannot be
 -- dropped: its due runs would fail, and every run_flows with them.
 SELECT segment.drop_template('welcome');

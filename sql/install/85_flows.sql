@@ -203,6 +203,20 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.drop_flow(text) IS 'Drop a flow and its runs (waiting runs are not sent)';
 
+-- A flow's tag actions for a contact: tag_add (source flow), then tag_remove.
+CREATE FUNCTION segment._flow_tag_actions(contact_id bigint, options jsonb) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF options ? 'tag_add' THEN
+    PERFORM segment.tag(contact_id, options ->> 'tag_add', NULL, 'flow');
+  END IF;
+  IF options ? 'tag_remove' THEN
+    PERFORM segment.untag(contact_id, options ->> 'tag_remove');
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._flow_tag_actions(bigint, jsonb) IS
+  'Internal: apply a flow''s tag_add / tag_remove options to a contact';
+
 -- Turn what happened into runs, then carry out the runs that are due.  Returns
 -- one row per outcome kind with its count.  Schedule it with pg_cron every minute.
 CREATE FUNCTION segment.run_flows() RETURNS TABLE (outcome text, runs bigint)
@@ -293,6 +307,8 @@ BEGIN
                 WHEN segment.is_suppressed(c.email) THEN 'address is suppressed' END
       INTO why FROM segment.contacts c WHERE c.id = r.contact_id;
     IF why IS NOT NULL THEN
+      -- No mail without consent, but the flow did fire: its tags still move.
+      PERFORM segment._flow_tag_actions(r.contact_id, r.options);
       UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = why WHERE id = r.id;
       skipped := skipped + 1;
       CONTINUE;
@@ -308,12 +324,7 @@ BEGIN
                              jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
                                                                   'template', r.template, 'campaign', r.name,
                                                                   'message_id', tracked.message_id)));
-      IF r.options ? 'tag_add' THEN
-        PERFORM segment.tag(r.contact_id, r.options ->> 'tag_add', NULL, 'flow');
-      END IF;
-      IF r.options ? 'tag_remove' THEN
-        PERFORM segment.untag(r.contact_id, r.options ->> 'tag_remove');
-      END IF;
+      PERFORM segment._flow_tag_actions(r.contact_id, r.options);
     EXCEPTION
       WHEN lock_not_available OR deadlock_detected OR serialization_failure OR query_canceled THEN
         RAISE;
