@@ -185,6 +185,29 @@ SET timezone = 'UTC';
 SELECT options ->> 'send_at' AS send_at, segment._campaign_send_at(options, NULL) AS due FROM segment.campaigns WHERE id = :evening;
 SELECT segment.cancel('evening');
 
+-- A contact whose mail cannot be built (a line break in the name, refused in
+-- the To header) fails the launch, which names it; run_campaigns leaves such an
+-- A/B test undecided (with a WARNING) and decides the others.
+SELECT segment.upsert_contact('crlf@example.com', '{"country": "FR"}', first_name => E'Eve\r\nBcc: all@example.com') AS crlf \gset
+SELECT segment.upsert_contact('fr@example.com', '{"country": "FR"}') AS fr \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id IN (:crlf, :fr);
+SELECT segment.create_segment('france', 'attrs.country = ''FR''') IS NOT NULL AS s;
+SELECT segment.create_campaign('fr', 'france', 'spring') IS NOT NULL AS c;
+SELECT segment.launch('fr');
+SELECT count(*) AS fr_decided FROM segment.campaign_recipients r JOIN segment.campaigns c ON c.id = r.campaign_id WHERE c.name = 'fr';
+SELECT segment.create_campaign('fr_ab', 'france', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 1, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.create_campaign('de_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('fr_ab') AS fr_test, segment.launch('de_ab') > 0 AS de_test;
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+SELECT campaign, winner, queued > 0 AS queued FROM segment.run_campaigns();
+SELECT name, winner, waiting FROM segment.campaign_status WHERE name IN ('fr_ab', 'de_ab') ORDER BY name;
+UPDATE segment.contacts SET first_name = 'Eve' WHERE id = :crlf;
+SELECT campaign, winner, queued FROM segment.run_campaigns();
+SELECT segment.launch('fr') AS fr_queued;
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

@@ -330,6 +330,21 @@ END $$;
 COMMENT ON FUNCTION segment._campaign_send(segment.campaigns, bigint, jsonb) IS
   'Internal: render a campaign variant for a contact and queue it; returns the message id';
 
+-- Raise again an error met while queueing a campaign's mail for a contact,
+-- naming both: a message that cannot be built (a line break in the contact's
+-- name, refused in the To header) does not say whose it was.
+CREATE FUNCTION segment._campaign_error(campaign text, contact_id bigint, state text, message text,
+                                        detail text, hint text) RETURNS void
+  LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message,
+    DETAIL = concat_ws(' ', nullif(detail, ''),
+                       format('Campaign "%s", contact %s: nothing of this launch was queued.', campaign, contact_id)),
+    HINT = coalesce(nullif(hint, ''), 'Fix or remove the contact (or the template) and launch again.');
+END $$;
+COMMENT ON FUNCTION segment._campaign_error(text, bigint, text, text, text, text) IS
+  'Internal: re-raise an error of a campaign''s mail for a contact, naming the campaign and the contact';
+
 -- With ab_test, once decide_after has passed since the launch: the variant
 -- with the best metric (ties: the first listed) goes to every waiting member
 -- that is still eligible.  A variant none of whose mail is known delivered
@@ -343,6 +358,10 @@ DECLARE
   w       record;
   why     text;
   queued  bigint := 0;
+  e_state text;
+  e_msg   text;
+  e_detail text;
+  e_hint  text;
 BEGIN
   IF NOT c.options ? 'ab_test' OR c.status <> 'launched' OR c.winner IS NOT NULL
      OR segment.now() < c.launched_at + (c.options #>> '{ab_test,decide_after}')::interval THEN
@@ -359,6 +378,8 @@ BEGIN
   best := coalesce(best, c.options #>> '{variants,0,name}');
   SELECT x INTO chosen FROM jsonb_array_elements(c.options -> 'variants') x WHERE x ->> 'name' = best;
   UPDATE segment.campaigns SET winner = best, decided_at = segment.now() WHERE id = c.id;
+  <<waiting>>
+  BEGIN
   FOR w IN SELECT r.contact_id FROM segment.campaign_recipients r
             WHERE r.campaign_id = c.id AND r.outcome = 'waiting' ORDER BY r.contact_id FOR UPDATE LOOP
     why := segment._campaign_skip(c, w.contact_id);
@@ -373,6 +394,11 @@ BEGIN
       queued := queued + 1;
     END IF;
   END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM segment._campaign_error(c.name, w.contact_id, e_state, e_msg, e_detail, e_hint);
+  END waiting;
   RETURN queued;
 END $$;
 COMMENT ON FUNCTION segment._campaign_finish_ab(segment.campaigns) IS
@@ -391,6 +417,10 @@ DECLARE
   draw     float8;
   why      text;
   queued   bigint := 0;
+  e_state  text;
+  e_msg    text;
+  e_detail text;
+  e_hint   text;
 BEGIN
   c := segment._campaign(campaign);
   -- One launch at a time per campaign; the unique index backs it up.
@@ -411,6 +441,8 @@ BEGIN
   SELECT * INTO c FROM segment.campaigns x WHERE x.id = c.id;
   o := c.options;
   SELECT sum((x ->> 'weight')::numeric) INTO total_w FROM jsonb_array_elements(o -> 'variants') x;
+  <<members>>
+  BEGIN
   FOR m IN
     SELECT sm.id
       FROM segment.segment_members(c.segment) sm(id)
@@ -445,6 +477,11 @@ BEGIN
       VALUES (c.id, m.id, 'queued', variant ->> 'name', segment._campaign_send(c, m.id, variant));
     queued := queued + 1;
   END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM segment._campaign_error(c.name, m.id, e_state, e_msg, e_detail, e_hint);
+  END members;
   RETURN queued;
 END $$;
 COMMENT ON FUNCTION segment.launch(text) IS
@@ -462,7 +499,17 @@ BEGIN
             WHERE x.status = 'launched' AND x.options ? 'ab_test' AND x.winner IS NULL
               AND segment.now() >= x.launched_at + (x.options #>> '{ab_test,decide_after}')::interval
             ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
-    n := segment._campaign_finish_ab(c);
+    -- A campaign that fails (a contact whose mail cannot be built) stays
+    -- undecided and is tried again next time; the others go on.
+    BEGIN
+      n := segment._campaign_finish_ab(c);
+    EXCEPTION
+      WHEN lock_not_available OR deadlock_detected OR serialization_failure OR query_canceled THEN
+        RAISE;
+      WHEN OTHERS THEN
+        RAISE WARNING 'campaign "%": the A/B test could not be decided: %', c.name, SQLERRM;
+        CONTINUE;
+    END;
     RETURN QUERY SELECT c.name, (SELECT x.winner FROM segment.campaigns x WHERE x.id = c.id), n;
   END LOOP;
 END $$;
