@@ -208,6 +208,18 @@ SELECT campaign, winner, queued FROM segment.run_campaigns();
 SELECT segment.launch('fr') AS fr_queued;
 SET segment.clock_override = '2026-06-01 12:00:00+00';
 
+-- Launched on this session's own clock (SET): a caller on the server's clock (the
+-- worker, pg_cron; here: the real clock, long past decide_after) leaves it alone.
+SELECT segment.create_campaign('ownclock', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('ownclock') > 0 AS launched;
+SELECT own_clock FROM segment.campaigns WHERE name = 'ownclock';
+RESET segment.clock_override;
+SELECT segment._own_clock() AS own, count(*) AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+SELECT campaign, winner IS NOT NULL AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

@@ -13,13 +13,27 @@ CREATE TABLE segment.campaigns (
   created_at  timestamptz NOT NULL DEFAULT segment.now(),
   launched_at timestamptz,
   winner      text,
-  decided_at  timestamptz
+  decided_at  timestamptz,
+  own_clock   boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE segment.campaigns IS
   'Campaigns: a stored template mailed to the members of a segment (status draft, launched, paused, cancelled)';
 COMMENT ON COLUMN segment.campaigns.options IS
   'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours, ab_test (validated by create_campaign)';
 COMMENT ON COLUMN segment.campaigns.winner IS 'With ab_test: the variant chosen for the rest of the audience, once decided';
+COMMENT ON COLUMN segment.campaigns.own_clock IS
+  'Launched in a session with a segment.clock_override of its own (SET): the worker and pg_cron, on the server''s clock, leave its A/B decision to such sessions';
+
+-- Does this session run on a segment.clock_override of its own (SET in the
+-- session), rather than the server's (postgresql.conf, ALTER SYSTEM) that the
+-- worker and pg_cron share?
+CREATE FUNCTION segment._own_clock() RETURNS boolean
+  LANGUAGE sql STABLE AS $$
+  SELECT current_setting('segment.clock_override', true) IS DISTINCT FROM
+         (SELECT s.reset_val FROM pg_settings s WHERE s.name = 'segment.clock_override')
+$$;
+COMMENT ON FUNCTION segment._own_clock() IS
+  'Internal: true when this session''s segment.clock_override differs from the server''s (a SET in the session)';
 
 -- Every launch decision, one row per contact of the segment: the audience of
 -- the campaign, its holdout (for lift) and who was skipped and why.
@@ -434,7 +448,8 @@ BEGIN
   END IF;
   PERFORM segment._segment(c.segment);
   IF c.status = 'draft' THEN
-    UPDATE segment.campaigns x SET status = 'launched', launched_at = segment.now() WHERE x.id = c.id
+    UPDATE segment.campaigns x SET status = 'launched', launched_at = segment.now(), own_clock = segment._own_clock()
+     WHERE x.id = c.id
       RETURNING * INTO c;
   END IF;
   queued := segment._campaign_finish_ab(c);
@@ -488,7 +503,10 @@ COMMENT ON FUNCTION segment.launch(text) IS
   'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent), and an A/B test''s winner once due; returns how many were queued now';
 
 -- Send the winners of every A/B test that is due (the sending worker calls it
--- every 5 s; pg_cron can too).
+-- every 5 s; pg_cron can too).  A test launched on a session's own clock is
+-- decided only by a session on its own clock too, or by its next launch: the
+-- worker, on the server's clock, would otherwise decide it at once when that
+-- clock is set in the past, before the test had any opens or clicks.
 CREATE FUNCTION segment.run_campaigns() RETURNS TABLE (campaign text, winner text, queued bigint)
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -498,6 +516,8 @@ BEGIN
   FOR c IN SELECT * FROM segment.campaigns x
             WHERE x.status = 'launched' AND x.options ? 'ab_test' AND x.winner IS NULL
               AND segment.now() >= x.launched_at + (x.options #>> '{ab_test,decide_after}')::interval
+              -- Times of a session's own clock mean nothing on the server's.
+              AND (NOT x.own_clock OR segment._own_clock())
             ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
     -- A campaign that fails (a contact whose mail cannot be built) stays
     -- undecided and is tried again next time; the others go on.
