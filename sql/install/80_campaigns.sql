@@ -591,7 +591,10 @@ BEGIN
    WHERE campaign_id = c.id AND status IN ('queued', 'retry', 'paused');
   GET DIAGNOSTICS n = ROW_COUNT;
   -- A cancelled campaign cannot be launched: its pg_cron job would only fail.
-  PERFORM segment.unschedule(campaign);
+  -- Only a role that may use pg_cron can have scheduled it (and unschedule it).
+  IF (SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n WHERE n.nspname = 'cron') THEN
+    PERFORM segment.unschedule(campaign);
+  END IF;
   RETURN n;
 END $$;
 COMMENT ON FUNCTION segment.cancel(text) IS
