@@ -367,7 +367,8 @@ RunAutomations(void)
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return (long) ((next_run - GetCurrentTimestamp()) / 1000) + 1;
+	/* A run longer than the interval: the next one is due at once. */
+	return Max((long) ((next_run - GetCurrentTimestamp()) / 1000) + 1, 0L);
 }
 
 void
