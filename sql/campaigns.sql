@@ -220,6 +220,25 @@ SET segment.clock_override = '2026-06-01 13:01:00+00';
 SELECT campaign, winner IS NOT NULL AS decided FROM segment.run_campaigns();
 SET segment.clock_override = '2026-06-01 12:00:00+00';
 
+-- decide_after counts from send_at when the test mails go out later than the
+-- launch (and a day more with local_time): not decided 5 hours after launch.
+SELECT segment.create_campaign('later_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "send_at": "2026-06-02 08:00+00",
+    "ab_test": {"test_pct": 50, "decide_after": "4 hours"}}') IS NOT NULL AS c;
+SELECT segment.create_campaign('local_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "local_time": "09:00",
+    "ab_test": {"test_pct": 50, "decide_after": "4 hours"}}') IS NOT NULL AS c;
+SELECT segment.launch('later_ab') > 0 AS later, segment.launch('local_ab') > 0 AS local;
+SELECT name, segment._campaign_decide_at(c) AS decide_at FROM segment.campaigns c
+ WHERE name IN ('later_ab', 'local_ab') ORDER BY name;
+SET segment.clock_override = '2026-06-01 17:00:00+00';
+SELECT count(*) AS decided FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-02 12:00:00+00';
+SELECT campaign FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-02 16:00:00+00';
+SELECT campaign FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

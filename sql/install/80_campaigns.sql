@@ -344,6 +344,18 @@ END $$;
 COMMENT ON FUNCTION segment._campaign_send(segment.campaigns, bigint, jsonb) IS
   'Internal: render a campaign variant for a contact and queue it; returns the message id';
 
+-- When an A/B test is decided: decide_after from when its test mails go out,
+-- not from the launch: at send_at when later, and with local_time a day
+-- later still (each contact's next local time comes within a day).
+CREATE FUNCTION segment._campaign_decide_at(c segment.campaigns) RETURNS timestamptz
+  LANGUAGE sql STABLE AS $$
+  SELECT greatest(c.launched_at, (c.options ->> 'send_at')::timestamptz)
+         + CASE WHEN c.options ? 'local_time' THEN interval '1 day' ELSE interval '0' END
+         + (c.options #>> '{ab_test,decide_after}')::interval
+$$;
+COMMENT ON FUNCTION segment._campaign_decide_at(segment.campaigns) IS
+  'Internal: when the A/B test of a launched campaign is decided (decide_after from send_at, or the launch, plus a day with local_time)';
+
 -- Raise again an error met while queueing a campaign's mail for a contact,
 -- naming both: a message that cannot be built (a line break in the contact's
 -- name, refused in the To header) does not say whose it was.
@@ -378,7 +390,7 @@ DECLARE
   e_hint  text;
 BEGIN
   IF NOT c.options ? 'ab_test' OR c.status <> 'launched' OR c.winner IS NOT NULL
-     OR segment.now() < c.launched_at + (c.options #>> '{ab_test,decide_after}')::interval THEN
+     OR segment.now() < segment._campaign_decide_at(c) THEN
     RETURN 0;
   END IF;
   SELECT rp.variant INTO best
@@ -515,7 +527,7 @@ DECLARE
 BEGIN
   FOR c IN SELECT * FROM segment.campaigns x
             WHERE x.status = 'launched' AND x.options ? 'ab_test' AND x.winner IS NULL
-              AND segment.now() >= x.launched_at + (x.options #>> '{ab_test,decide_after}')::interval
+              AND segment.now() >= segment._campaign_decide_at(x)
               -- Times of a session's own clock mean nothing on the server's.
               AND (NOT x.own_clock OR segment._own_clock())
             ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
