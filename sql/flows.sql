@@ -84,6 +84,13 @@ SELECT segment.tag(:dee, 'vip'), segment.tag(2, 'vip');
 SELECT * FROM segment.run_flows();
 SELECT r.contact_id, r.status, r.detail FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
  WHERE f.name = 'vip' AND r.contact_id IN (2, :dee) ORDER BY r.contact_id;
+-- A setting missing fails the call instead: the runs wait for it.
+RESET segment.from_address;
+SELECT segment.tag(1, 'vip');
+SELECT * FROM segment.run_flows();
+SELECT r.status FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id WHERE f.name = 'vip' AND r.contact_id = 1;
+SET segment.from_address = 'Shop <news@shop.example>';
+SELECT * FROM segment.run_flows() WHERE outcome = 'sent';
 -- A contact without marketing consent gets no mail, but the flow's tag actions
 -- still apply: Cy (pending) moves from silver to gold_member.
 SELECT segment.create_flow('promote', 'tag:gold', 'welcome', '{"tag_add": "gold_member", "tag_remove": "silver"}') IS NOT NULL AS f7;

@@ -313,9 +313,10 @@ BEGIN
       skipped := skipped + 1;
       CONTINUE;
     END IF;
-    -- One contact's mail that cannot be built (say a line break in its name,
-    -- refused in a header) skips that run, not every flow's runs behind it.
-    -- Lock and serialization errors are passing: they fail the call.
+    -- One contact's mail that cannot be built (a line break in its name,
+    -- refused in a header; a template recursing on its data) skips that run,
+    -- not every flow's runs behind it.  Anything else (settings such as
+    -- segment.from_address missing, locks) fails the call: the runs wait.
     BEGIN
       SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
                                                jsonb_build_object('flow', r.name, 'campaign', r.name));
@@ -326,9 +327,10 @@ BEGIN
                                                                   'message_id', tracked.message_id)));
       PERFORM segment._flow_tag_actions(r.contact_id, r.options);
     EXCEPTION
-      WHEN lock_not_available OR deadlock_detected OR serialization_failure OR query_canceled THEN
-        RAISE;
       WHEN OTHERS THEN
+        IF SQLERRM NOT LIKE 'cannot build the message:%' AND SQLSTATE <> '54000' THEN
+          RAISE;
+        END IF;
         UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = 'error: ' || SQLERRM WHERE id = r.id;
         RAISE WARNING 'flow "%": run % for contact % skipped: %', r.name, r.id, r.contact_id, SQLERRM;
         skipped := skipped + 1;
