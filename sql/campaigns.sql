@@ -239,6 +239,17 @@ SET segment.clock_override = '2026-06-02 16:00:00+00';
 SELECT campaign FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
 SET segment.clock_override = '2026-06-01 12:00:00+00';
 
+-- A missing setting is not one contact's problem: run_campaigns fails, the test waits.
+SELECT segment.create_campaign('cfg_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('cfg_ab') > 0 AS launched;
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+RESET segment.from_address;
+SELECT * FROM segment.run_campaigns();
+SET segment.from_address = 'Shop <news@shop.example>';
+SELECT campaign, winner IS NOT NULL AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,
        has_function_privilege('segment_app', 'segment.launch(text)', 'EXECUTE') AS app_launch;

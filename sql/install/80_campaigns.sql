@@ -365,7 +365,7 @@ CREATE FUNCTION segment._campaign_error(campaign text, contact_id bigint, state 
 BEGIN
   RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message,
     DETAIL = concat_ws(' ', nullif(detail, ''),
-                       format('Campaign "%s", contact %s: nothing of this launch was queued.', campaign, contact_id)),
+                       format('Campaign "%s", contact %s: this call queued nothing.', campaign, contact_id)),
     HINT = coalesce(nullif(hint, ''), 'Fix or remove the contact (or the template) and launch again.');
 END $$;
 COMMENT ON FUNCTION segment._campaign_error(text, bigint, text, text, text, text) IS
@@ -531,14 +531,16 @@ BEGIN
               -- Times of a session's own clock mean nothing on the server's.
               AND (NOT x.own_clock OR segment._own_clock())
             ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
-    -- A campaign that fails (a contact whose mail cannot be built) stays
-    -- undecided and is tried again next time; the others go on.
+    -- A campaign with a contact whose mail cannot be built (as run_flows
+    -- tells) stays undecided and is tried again next time; the others go on.
+    -- Any other error (settings, locks) fails the call.
     BEGIN
       n := segment._campaign_finish_ab(c);
     EXCEPTION
-      WHEN lock_not_available OR deadlock_detected OR serialization_failure OR query_canceled THEN
-        RAISE;
       WHEN OTHERS THEN
+        IF SQLERRM NOT LIKE 'cannot build the message:%' AND SQLSTATE <> '54000' THEN
+          RAISE;
+        END IF;
         RAISE WARNING 'campaign "%": the A/B test could not be decided: %', c.name, SQLERRM;
         CONTINUE;
     END;
