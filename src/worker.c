@@ -326,46 +326,54 @@ ExtensionPresent(void)
  * Move triggered flows and decide due A/B tests (segment.run_flows() and
  * segment.run_campaigns()) every few seconds, so that a flow mails and a
  * test's winner goes out without anyone scheduling them; pg_cron calls of the
- * same functions stay safe alongside.  One transaction of its own, never
- * waiting long on a lock a session holds (sending must not stall); an error
- * is logged and the next try waits longer.  Returns the ms until the next run.
+ * same functions stay safe alongside.  Each in a transaction of its own (a
+ * failing one does not hold up the other), never waiting long on a lock a
+ * session holds (sending must not stall); an error is logged and the next
+ * try waits longer.  Returns the ms until the next run.
  */
 static long
 RunAutomations(void)
 {
+	static const char *const statements[] = {
+		"SELECT count(*) FROM segment.run_flows()",
+		"SELECT count(*) FROM segment.run_campaigns()"
+	};
 	static TimestampTz next_run = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext cxt = CurrentMemoryContext;
+	int			i;
 
 	if (now < next_run)
 		return (long) ((next_run - now) / 1000) + 1;
 	next_run = TimestampTzPlusMilliseconds(now, AUTOMATION_SECONDS * 1000);
 
-	PG_TRY();
+	for (i = 0; i < lengthof(statements); i++)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "running flows and A/B decisions");
-		if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY ||
-			SPI_execute("SELECT count(*) FROM segment.run_campaigns()", false, 0) != SPI_OK_SELECT ||
-			SPI_execute("SELECT count(*) FROM segment.run_flows()", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "running flows and A/B decisions failed");
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		PG_TRY();
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pgstat_report_activity(STATE_RUNNING, statements[i]);
+			if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY ||
+				SPI_execute(statements[i], false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "\"%s\" failed", statements[i]);
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			next_run = TimestampTzPlusMilliseconds(now, AUTOMATION_ERROR_SECONDS * 1000);
+		}
+		PG_END_TRY();
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		next_run = TimestampTzPlusMilliseconds(now, AUTOMATION_ERROR_SECONDS * 1000);
-	}
-	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	/* A run longer than the interval: the next one is due at once. */
 	return Max((long) ((next_run - GetCurrentTimestamp()) / 1000) + 1, 0L);
