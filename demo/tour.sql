@@ -177,7 +177,7 @@ SELECT outcome, variant, count(*) AS contacts FROM segment.campaign_recipients G
 \echo 'A flow: a welcome for every new high_value customer (from the change feed, no polling of rules):'
 SELECT segment.create_flow('welcome_vip', 'segment_enter:high_value', 'vip_b', '{"once_per": "ever"}') AS flow_id;
 SELECT segment.track(:newbie, 'purchase', '{"category": "golf"}', 400) > 0 AS nia_buys_more;
--- run_flows (pg_cron runs it every minute) reads changes of transactions that
+-- run_flows (the sending worker runs it every 5 s; here it is called at once) reads changes of transactions that
 -- have finished before it starts: while the sending worker has a transaction
 -- open from before, it waits for the next call.
 DO $$

@@ -124,6 +124,7 @@ SELECT name, status FROM segment.campaigns ORDER BY id;
 
 -- Scheduling needs pg_cron in this database.
 SELECT segment.schedule('plain', '0 9 * * *');
+SELECT segment.unschedule('plain');
 
 -- Bad input: each a clear error, nothing created.
 SELECT segment.create_campaign('plain', 'germany', 'spring');
@@ -148,10 +149,106 @@ SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name":
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "template": "gone"}]}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name": "A", "colour": 1}]}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": 7}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": "not an address"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"reply_to": "help@shop.example\r\nBcc: all@example.com"}');
 SELECT segment.launch('nothing');
 SELECT count(*) AS campaigns FROM segment.campaigns;
 -- A message of a campaign per contact, even when written by hand.
 SELECT segment.enqueue(1, 'Dup', NULL, 'Dup', jsonb_build_object('kind', 'marketing', 'campaign_id', :plain));
+
+-- Clicks recorded before the worker reported any delivery still decide: the
+-- rate is then taken over the variant's recipients (B wins, not the first listed).
+SELECT segment.create_campaign('abclicks', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}],
+    "ab_test": {"test_pct": 50, "metric": "click_rate", "decide_after": "1 hour"}}') AS abclicks \gset
+SELECT segment.launch('abclicks') > 0 AS launched;
+SELECT count(segment.record(m.message_id, 'click')) > 0 AS b_clicked
+  FROM segment.messages m WHERE m.campaign_id = :abclicks AND m.variant = 'B' AND m.status = 'queued';
+SET segment.clock_override = '2026-06-01 17:01:00+00';
+SELECT campaign, winner, queued > 0 AS rest_queued FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
+-- A template (the campaign's or a variant's) or a segment a campaign not
+-- cancelled uses cannot be dropped; once it is cancelled, it can.
+SELECT segment.drop_template('spring_b');
+SELECT segment.drop_segment('germany');
+SELECT segment.create_template('once', 'Once', '<p>Once</p>') IS NOT NULL AS t3;
+SELECT segment.create_campaign('once', 'germany', 'spring', '{"variants": [{"name": "A", "template": "once"}]}') IS NOT NULL AS c;
+SELECT segment.drop_template('once');
+SELECT segment.cancel('once');
+SELECT segment.drop_template('once');
+
+-- send_at without a zone is the creator's local time, kept with its offset.
+SET timezone = 'America/New_York';
+SELECT segment.create_campaign('evening', 'germany', 'spring', '{"send_at": "2026-06-05 18:00"}') AS evening \gset
+SET timezone = 'UTC';
+SELECT options ->> 'send_at' AS send_at, segment._campaign_send_at(options, NULL) AS due FROM segment.campaigns WHERE id = :evening;
+SELECT segment.cancel('evening');
+
+-- A contact whose mail cannot be built (a line break in the name, refused in
+-- the To header) fails the launch, which names it; run_campaigns leaves such an
+-- A/B test undecided (with a WARNING) and decides the others.
+SELECT segment.upsert_contact('crlf@example.com', '{"country": "FR"}', first_name => E'Eve\r\nBcc: all@example.com') AS crlf \gset
+SELECT segment.upsert_contact('fr@example.com', '{"country": "FR"}') AS fr \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id IN (:crlf, :fr);
+SELECT segment.create_segment('france', 'attrs.country = ''FR''') IS NOT NULL AS s;
+SELECT segment.create_campaign('fr', 'france', 'spring') IS NOT NULL AS c;
+SELECT segment.launch('fr');
+SELECT count(*) AS fr_decided FROM segment.campaign_recipients r JOIN segment.campaigns c ON c.id = r.campaign_id WHERE c.name = 'fr';
+SELECT segment.create_campaign('fr_ab', 'france', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 1, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.create_campaign('de_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('fr_ab') AS fr_test, segment.launch('de_ab') > 0 AS de_test;
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+SELECT campaign, winner, queued > 0 AS queued FROM segment.run_campaigns();
+SELECT name, winner, waiting FROM segment.campaign_status WHERE name IN ('fr_ab', 'de_ab') ORDER BY name;
+UPDATE segment.contacts SET first_name = 'Eve' WHERE id = :crlf;
+SELECT campaign, winner, queued FROM segment.run_campaigns();
+SELECT segment.launch('fr') AS fr_queued;
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
+-- Launched on this session's own clock (SET): a caller on the server's clock (the
+-- worker, pg_cron; here: the real clock, long past decide_after) leaves it alone.
+SELECT segment.create_campaign('ownclock', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('ownclock') > 0 AS launched;
+SELECT own_clock FROM segment.campaigns WHERE name = 'ownclock';
+RESET segment.clock_override;
+SELECT segment._own_clock() AS own, count(*) AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+SELECT campaign, winner IS NOT NULL AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
+-- decide_after counts from send_at when the test mails go out later than the
+-- launch (and a day more with local_time): not decided 5 hours after launch.
+SELECT segment.create_campaign('later_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "send_at": "2026-06-02 08:00+00",
+    "ab_test": {"test_pct": 50, "decide_after": "4 hours"}}') IS NOT NULL AS c;
+SELECT segment.create_campaign('local_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "local_time": "09:00",
+    "ab_test": {"test_pct": 50, "decide_after": "4 hours"}}') IS NOT NULL AS c;
+SELECT segment.launch('later_ab') > 0 AS later, segment.launch('local_ab') > 0 AS local;
+SELECT name, segment._campaign_decide_at(c) AS decide_at FROM segment.campaigns c
+ WHERE name IN ('later_ab', 'local_ab') ORDER BY name;
+SET segment.clock_override = '2026-06-01 17:00:00+00';
+SELECT count(*) AS decided FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-02 12:00:00+00';
+SELECT campaign FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-02 16:00:00+00';
+SELECT campaign FROM segment.run_campaigns() WHERE campaign IN ('later_ab', 'local_ab');
+SET segment.clock_override = '2026-06-01 12:00:00+00';
+
+-- A missing setting is not one contact's problem: run_campaigns fails, the test waits.
+SELECT segment.create_campaign('cfg_ab', 'germany', 'spring',
+  '{"variants": [{"name": "A"}, {"name": "B", "template": "spring_b"}], "ab_test": {"test_pct": 50, "decide_after": "1 hour"}}') IS NOT NULL AS c;
+SELECT segment.launch('cfg_ab') > 0 AS launched;
+SET segment.clock_override = '2026-06-01 13:01:00+00';
+RESET segment.from_address;
+SELECT * FROM segment.run_campaigns();
+SET segment.from_address = 'Shop <news@shop.example>';
+SELECT campaign, winner IS NOT NULL AS decided FROM segment.run_campaigns();
+SET segment.clock_override = '2026-06-01 12:00:00+00';
 
 -- Who may run campaigns: editors and admins, not the application.
 SELECT has_function_privilege('segment_editor', 'segment.launch(text)', 'EXECUTE') AS editor_launch,

@@ -76,6 +76,40 @@ SELECT count(*) FILTER (WHERE contact_id = 2 AND triggered_at > '2026-06-02') AS
 -- Events dated before the flow existed (a backfill) start nothing.
 SELECT segment.track(3, 'cart_add', '{}', NULL, '2026-05-01 00:00:00+00') IS NOT NULL AS cy_old_cart;
 SELECT runs AS waiting FROM segment.run_flows() WHERE outcome = 'waiting';
+-- A contact whose mail cannot be built (a line break in the name, refused in the
+-- To header) has its run skipped with the error; the others' runs go on.
+SELECT segment.upsert_contact('dee@example.com', first_name => E'Dee\r\nBcc: all@example.com') AS dee \gset
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :dee;
+SELECT segment.tag(:dee, 'vip'), segment.tag(2, 'vip');
+SELECT * FROM segment.run_flows();
+SELECT r.contact_id, r.status, r.detail FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
+ WHERE f.name = 'vip' AND r.contact_id IN (2, :dee) ORDER BY r.contact_id;
+-- A setting missing fails the call instead: the runs wait for it.
+RESET segment.from_address;
+SELECT segment.tag(1, 'vip');
+SELECT * FROM segment.run_flows();
+SELECT r.status FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id WHERE f.name = 'vip' AND r.contact_id = 1;
+SET segment.from_address = 'Shop <news@shop.example>';
+SELECT * FROM segment.run_flows() WHERE outcome = 'sent';
+-- A contact without marketing consent gets no mail, but the flow's tag actions
+-- still apply: Cy (pending) moves from silver to gold_member.
+SELECT segment.create_flow('promote', 'tag:gold', 'welcome', '{"tag_add": "gold_member", "tag_remove": "silver"}') IS NOT NULL AS f7;
+SELECT segment.tag(3, 'silver'), segment.tag(3, 'gold');
+SELECT * FROM segment.run_flows() WHERE outcome IN ('sent', 'skipped');
+SELECT r.status, r.detail, segment.tags(3) AS cy_tags FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
+ WHERE f.name = 'promote';
+SELECT segment.drop_flow('promote');
+-- A template or a segment a flow uses (trigger, template, unless rule) cannot be
+-- dropped: its due runs would fail, and every run_flows with them.
+SELECT segment.drop_template('welcome');
+SELECT segment.drop_segment('buyers');
+SELECT segment.create_segment('big_spenders', 'sum(purchase.amount) > 100') IS NOT NULL AS s2;
+SELECT segment.create_template('nudge', 'Psst', '<p>Psst</p>') IS NOT NULL AS t3;
+SELECT segment.create_flow('nudge', 'tag:x', 'nudge', '{"unless": "in segment ''big_spenders''"}') IS NOT NULL AS f6;
+SELECT segment.drop_segment('big_spenders');
+SELECT segment.drop_template('nudge');
+SELECT segment.drop_flow('nudge');
+SELECT segment.drop_segment('big_spenders'), segment.drop_template('nudge');
 -- Dropping the last event and field flows removes their capture triggers.
 SELECT segment.drop_flow('abandoned_cart'), segment.drop_flow('moved');
 SELECT tgname FROM pg_trigger WHERE tgname LIKE '%flows%' ORDER BY 1;

@@ -135,6 +135,9 @@ SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi', '{"from": "Shop <news@shop exampl
 RESET segment.from_address;
 SELECT segment.enqueue(:bob, 'Hi', NULL, 'Hi');
 SELECT segment.send(NULL, 'receipt');
+\set SHOW_CONTEXT never
+SELECT segment.send(:bob, 'receipt', '["A-17"]');
+\set SHOW_CONTEXT errors
 SELECT count(*) AS queued_after_errors FROM segment.messages;
 
 DROP EXTENSION segment;

@@ -571,3 +571,24 @@ segment_send(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_INT64(SegmentEnqueue(&o));
 }
+
+/*
+ * segment._mailbox_error(mailbox): NULL when the text is one mailbox a
+ * message can carry in From or Reply-To, else why not.  Lets campaign options
+ * be checked when they are stored rather than when the first mail is built.
+ */
+PG_FUNCTION_INFO_V1(segment_mailbox_error);
+Datum
+segment_mailbox_error(PG_FUNCTION_ARGS)
+{
+	char	   *mailbox = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CoreBuf		name;
+	MimeText	addr;
+	CoreError	err;
+
+	CoreErrorClear(&err);
+	CoreBufInit(&name, &palloc_allocator, 64);
+	if (MimeParseMailbox(Text(mailbox), &name, &addr, &err))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(err.message));
+}

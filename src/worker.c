@@ -16,6 +16,7 @@
 #include "catalog/pg_database.h"
 #include "access/xact.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -43,6 +44,13 @@ SegmentShared *segment_shared = NULL;
 
 /* Seconds between checks while waiting for the database or the extension. */
 #define SEGMENT_POLL_SECONDS 5
+
+/*
+ * Seconds between runs of the flows and the A/B decisions by the sending
+ * worker, and after one failed.
+ */
+#define AUTOMATION_SECONDS 5
+#define AUTOMATION_ERROR_SECONDS 60
 
 static bool wake_at_commit = false;
 static bool xact_callback_registered = false;
@@ -314,6 +322,63 @@ ExtensionPresent(void)
 	return OidIsValid(get_extension_oid("segment", true));
 }
 
+/*
+ * Move triggered flows and decide due A/B tests (segment.run_flows() and
+ * segment.run_campaigns()) every few seconds, so that a flow mails and a
+ * test's winner goes out without anyone scheduling them; pg_cron calls of the
+ * same functions stay safe alongside.  Each in a transaction of its own (a
+ * failing one does not hold up the other), never waiting long on a lock a
+ * session holds (sending must not stall); an error is logged and the next
+ * try waits longer.  Returns the ms until the next run.
+ */
+static long
+RunAutomations(void)
+{
+	static const char *const statements[] = {
+		"SELECT count(*) FROM segment.run_flows()",
+		"SELECT count(*) FROM segment.run_campaigns()"
+	};
+	static TimestampTz next_run = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+	int			i;
+
+	if (now < next_run)
+		return (long) ((next_run - now) / 1000) + 1;
+	next_run = TimestampTzPlusMilliseconds(now, AUTOMATION_SECONDS * 1000);
+
+	for (i = 0; i < lengthof(statements); i++)
+	{
+		PG_TRY();
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pgstat_report_activity(STATE_RUNNING, statements[i]);
+			if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY ||
+				SPI_execute(statements[i], false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "\"%s\" failed", statements[i]);
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			next_run = TimestampTzPlusMilliseconds(now, AUTOMATION_ERROR_SECONDS * 1000);
+		}
+		PG_END_TRY();
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	/* A run longer than the interval: the next one is due at once. */
+	return Max((long) ((next_run - GetCurrentTimestamp()) / 1000) + 1, 0L);
+}
+
 void
 segment_worker_main(Datum arg)
 {
@@ -365,7 +430,12 @@ segment_worker_main(Datum arg)
 			timeout_ms = SEGMENT_POLL_SECONDS * 1000L;
 		}
 		else
+		{
+			long		automation_ms = RunAutomations();
+
 			timeout_ms = SegmentWorkerCycle();
+			timeout_ms = Min(timeout_ms, automation_ms);
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout_ms, PG_WAIT_EXTENSION);

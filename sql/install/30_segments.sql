@@ -937,15 +937,22 @@ CREATE FUNCTION segment.drop_segment(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   s     segment.segments;
+  users text;
 BEGIN
   PERFORM segment._lock_all();
   s := segment._segment(name);
   PERFORM segment._refuse_drop('segment', name);
+  users := segment._mail_users('segment', name);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop segment "%" because it is used by %', name, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Cancel those campaigns (segment.cancel) and drop those flows (segment.drop_flow) first.';
+  END IF;
   PERFORM segment._index_rule('segment', name, NULL);
   DELETE FROM segment.segments g WHERE g.id = s.id;   -- members go with it
 END $$;
 COMMENT ON FUNCTION segment.drop_segment(text) IS
-  'Drop a segment and its members (no exits are recorded); refused while other rules use it';
+  'Drop a segment and its members (no exits are recorded); refused while other rules, a flow or a campaign not cancelled use it';
 
 CREATE FUNCTION segment.in_segment(contact_id bigint, name text) RETURNS boolean
   LANGUAGE plpgsql STABLE AS $$

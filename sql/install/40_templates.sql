@@ -129,14 +129,22 @@ CREATE FUNCTION segment.drop_template(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, segment, pg_temp
 AS $$
+DECLARE
+  users text := segment._mail_users('template', $1);
 BEGIN
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot drop template "%" because it is used by %', $1, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Cancel those campaigns (segment.cancel) and drop those flows (segment.drop_flow) first, or change the template with segment.update_template().';
+  END IF;
   DELETE FROM segment.templates t WHERE t.name = $1;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'template "%" does not exist', $1 USING ERRCODE = 'undefined_object';
   END IF;
 END
 $$;
-COMMENT ON FUNCTION segment.drop_template(text) IS 'Delete a stored template';
+COMMENT ON FUNCTION segment.drop_template(text) IS
+  'Delete a stored template; refused while a flow or a campaign not cancelled uses it';
 
 -- extra merged over a context, and kept whole under the key extra too, so a
 -- template can write {{coupon}} as well as {{extra.coupon}}.
@@ -163,6 +171,13 @@ AS $$
 DECLARE
   ctx jsonb;
 BEGIN
+  -- Merged over an object, an array or a scalar would make the whole context
+  -- that value: every {{field}} of the mail would render empty.
+  IF jsonb_typeof($2) IS DISTINCT FROM 'object' AND $2 IS NOT NULL THEN
+    RAISE EXCEPTION 'extra must be a JSON object, not %', jsonb_typeof($2)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the values the template uses by name, e.g. {"order": "A-17"}.';
+  END IF;
   SELECT c.attrs || to_jsonb(c) || jsonb_build_object(
            'tags', coalesce(tg.names, '[]'::jsonb),
            'tag', coalesce(tg.map, '{}'::jsonb),

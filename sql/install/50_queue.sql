@@ -104,6 +104,12 @@ CREATE FUNCTION segment.enqueue(contact_id bigint, subject text, html text, text
 COMMENT ON FUNCTION segment.enqueue(bigint, text, text, text, jsonb) IS
   'Build an RFC 5322 message for a contact and queue it; the building block of send, campaigns and flows';
 
+CREATE FUNCTION segment._mailbox_error(mailbox text) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_mailbox_error'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segment._mailbox_error(text) IS
+  'Internal: NULL when the text is one mailbox usable in From or Reply-To (''Name <a@b.example>'' or ''a@b.example''), else why not';
+
 CREATE FUNCTION segment.send(contact_id bigint, template text, extra jsonb DEFAULT '{}',
                              send_at timestamptz DEFAULT segment.now())
   RETURNS bigint

@@ -13,13 +13,27 @@ CREATE TABLE segment.campaigns (
   created_at  timestamptz NOT NULL DEFAULT segment.now(),
   launched_at timestamptz,
   winner      text,
-  decided_at  timestamptz
+  decided_at  timestamptz,
+  own_clock   boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE segment.campaigns IS
   'Campaigns: a stored template mailed to the members of a segment (status draft, launched, paused, cancelled)';
 COMMENT ON COLUMN segment.campaigns.options IS
   'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours, ab_test (validated by create_campaign)';
 COMMENT ON COLUMN segment.campaigns.winner IS 'With ab_test: the variant chosen for the rest of the audience, once decided';
+COMMENT ON COLUMN segment.campaigns.own_clock IS
+  'Launched in a session with a segment.clock_override of its own (SET): the worker and pg_cron, on the server''s clock, leave its A/B decision to such sessions';
+
+-- Does this session run on a segment.clock_override of its own (SET in the
+-- session), rather than the server's (postgresql.conf, ALTER SYSTEM) that the
+-- worker and pg_cron share?
+CREATE FUNCTION segment._own_clock() RETURNS boolean
+  LANGUAGE sql STABLE AS $$
+  SELECT current_setting('segment.clock_override', true) IS DISTINCT FROM
+         (SELECT s.reset_val FROM pg_settings s WHERE s.name = 'segment.clock_override')
+$$;
+COMMENT ON FUNCTION segment._own_clock() IS
+  'Internal: true when this session''s segment.clock_override differs from the server''s (a SET in the session)';
 
 -- Every launch decision, one row per contact of the segment: the audience of
 -- the campaign, its holdout (for lift) and who was skipped and why.
@@ -111,6 +125,10 @@ BEGIN
     IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
       RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF o ? k AND segment._mailbox_error(o ->> k) IS NOT NULL THEN
+      RAISE EXCEPTION 'option % is not a valid address: %', k, segment._mailbox_error(o ->> k)
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "Name <address@domain>" or "address@domain".';
+    END IF;
   END LOOP;
   IF o ? 'holdout_pct' AND (jsonb_typeof(o -> 'holdout_pct') <> 'number'
                             OR (o ->> 'holdout_pct')::numeric < 0 OR (o ->> 'holdout_pct')::numeric >= 100) THEN
@@ -135,8 +153,10 @@ BEGIN
     END;
   END IF;
   IF o ? 'send_at' THEN
+    -- Stored with its UTC offset: a time without a zone means the creator's
+    -- TimeZone, not that of whichever session (pg_cron's) launches it.
     BEGIN
-      PERFORM (o ->> 'send_at')::timestamptz;
+      o := jsonb_set(o, '{send_at}', to_jsonb((o ->> 'send_at')::timestamptz));
     EXCEPTION WHEN OTHERS THEN
       RAISE EXCEPTION 'option send_at must be a timestamp, not %', o -> 'send_at'
         USING ERRCODE = 'invalid_parameter_value';
@@ -324,9 +344,38 @@ END $$;
 COMMENT ON FUNCTION segment._campaign_send(segment.campaigns, bigint, jsonb) IS
   'Internal: render a campaign variant for a contact and queue it; returns the message id';
 
+-- When an A/B test is decided: decide_after from when its test mails go out,
+-- not from the launch: at send_at when later, and with local_time a day
+-- later still (each contact's next local time comes within a day).
+CREATE FUNCTION segment._campaign_decide_at(c segment.campaigns) RETURNS timestamptz
+  LANGUAGE sql STABLE AS $$
+  SELECT greatest(c.launched_at, (c.options ->> 'send_at')::timestamptz)
+         + CASE WHEN c.options ? 'local_time' THEN interval '1 day' ELSE interval '0' END
+         + (c.options #>> '{ab_test,decide_after}')::interval
+$$;
+COMMENT ON FUNCTION segment._campaign_decide_at(segment.campaigns) IS
+  'Internal: when the A/B test of a launched campaign is decided (decide_after from send_at, or the launch, plus a day with local_time)';
+
+-- Raise again an error met while queueing a campaign's mail for a contact,
+-- naming both: a message that cannot be built (a line break in the contact's
+-- name, refused in the To header) does not say whose it was.
+CREATE FUNCTION segment._campaign_error(campaign text, contact_id bigint, state text, message text,
+                                        detail text, hint text) RETURNS void
+  LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message,
+    DETAIL = concat_ws(' ', nullif(detail, ''),
+                       format('Campaign "%s", contact %s: this call queued nothing.', campaign, contact_id)),
+    HINT = coalesce(nullif(hint, ''), 'Fix or remove the contact (or the template) and launch again.');
+END $$;
+COMMENT ON FUNCTION segment._campaign_error(text, bigint, text, text, text, text) IS
+  'Internal: re-raise an error of a campaign''s mail for a contact, naming the campaign and the contact';
+
 -- With ab_test, once decide_after has passed since the launch: the variant
 -- with the best metric (ties: the first listed) goes to every waiting member
--- that is still eligible.  Returns how many were queued.
+-- that is still eligible.  A variant none of whose mail is known delivered
+-- yet (no worker report) is rated over its recipients, so opens and clicks
+-- recorded from tracking links still decide.  Returns how many were queued.
 CREATE FUNCTION segment._campaign_finish_ab(c segment.campaigns) RETURNS bigint
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -335,22 +384,28 @@ DECLARE
   w       record;
   why     text;
   queued  bigint := 0;
+  e_state text;
+  e_msg   text;
+  e_detail text;
+  e_hint  text;
 BEGIN
   IF NOT c.options ? 'ab_test' OR c.status <> 'launched' OR c.winner IS NOT NULL
-     OR segment.now() < c.launched_at + (c.options #>> '{ab_test,decide_after}')::interval THEN
+     OR segment.now() < segment._campaign_decide_at(c) THEN
     RETURN 0;
   END IF;
   SELECT rp.variant INTO best
     FROM segment.campaign_report(c.name) rp
     JOIN jsonb_array_elements(c.options -> 'variants') WITH ORDINALITY AS x(v, i) ON x.v ->> 'name' = rp.variant
    ORDER BY CASE c.options #>> '{ab_test,metric}'
-              WHEN 'open_rate' THEN rp.open_rate
-              WHEN 'conversion_rate' THEN rp.conversion_rate
-              ELSE rp.click_rate END DESC NULLS LAST, x.i
+              WHEN 'open_rate' THEN coalesce(rp.open_rate, rp.opened::float8 / nullif(rp.recipients, 0))
+              WHEN 'conversion_rate' THEN coalesce(rp.conversion_rate, rp.converted::float8 / nullif(rp.recipients, 0))
+              ELSE coalesce(rp.click_rate, rp.clicked::float8 / nullif(rp.recipients, 0)) END DESC NULLS LAST, x.i
    LIMIT 1;
   best := coalesce(best, c.options #>> '{variants,0,name}');
   SELECT x INTO chosen FROM jsonb_array_elements(c.options -> 'variants') x WHERE x ->> 'name' = best;
   UPDATE segment.campaigns SET winner = best, decided_at = segment.now() WHERE id = c.id;
+  <<waiting>>
+  BEGIN
   FOR w IN SELECT r.contact_id FROM segment.campaign_recipients r
             WHERE r.campaign_id = c.id AND r.outcome = 'waiting' ORDER BY r.contact_id FOR UPDATE LOOP
     why := segment._campaign_skip(c, w.contact_id);
@@ -365,6 +420,11 @@ BEGIN
       queued := queued + 1;
     END IF;
   END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM segment._campaign_error(c.name, w.contact_id, e_state, e_msg, e_detail, e_hint);
+  END waiting;
   RETURN queued;
 END $$;
 COMMENT ON FUNCTION segment._campaign_finish_ab(segment.campaigns) IS
@@ -383,6 +443,10 @@ DECLARE
   draw     float8;
   why      text;
   queued   bigint := 0;
+  e_state  text;
+  e_msg    text;
+  e_detail text;
+  e_hint   text;
 BEGIN
   c := segment._campaign(campaign);
   -- One launch at a time per campaign; the unique index backs it up.
@@ -396,13 +460,16 @@ BEGIN
   END IF;
   PERFORM segment._segment(c.segment);
   IF c.status = 'draft' THEN
-    UPDATE segment.campaigns x SET status = 'launched', launched_at = segment.now() WHERE x.id = c.id
+    UPDATE segment.campaigns x SET status = 'launched', launched_at = segment.now(), own_clock = segment._own_clock()
+     WHERE x.id = c.id
       RETURNING * INTO c;
   END IF;
   queued := segment._campaign_finish_ab(c);
   SELECT * INTO c FROM segment.campaigns x WHERE x.id = c.id;
   o := c.options;
   SELECT sum((x ->> 'weight')::numeric) INTO total_w FROM jsonb_array_elements(o -> 'variants') x;
+  <<members>>
+  BEGIN
   FOR m IN
     SELECT sm.id
       FROM segment.segment_members(c.segment) sm(id)
@@ -437,12 +504,21 @@ BEGIN
       VALUES (c.id, m.id, 'queued', variant ->> 'name', segment._campaign_send(c, m.id, variant));
     queued := queued + 1;
   END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM segment._campaign_error(c.name, m.id, e_state, e_msg, e_detail, e_hint);
+  END members;
   RETURN queued;
 END $$;
 COMMENT ON FUNCTION segment.launch(text) IS
   'Enqueue every eligible member of the campaign''s segment not yet decided for (idempotent), and an A/B test''s winner once due; returns how many were queued now';
 
--- Send the winners of every A/B test that is due (schedule with pg_cron).
+-- Send the winners of every A/B test that is due (the sending worker calls it
+-- every 5 s; pg_cron can too).  A test launched on a session's own clock is
+-- decided only by a session on its own clock too, or by its next launch: the
+-- worker, on the server's clock, would otherwise decide it at once when that
+-- clock is set in the past, before the test had any opens or clicks.
 CREATE FUNCTION segment.run_campaigns() RETURNS TABLE (campaign text, winner text, queued bigint)
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -451,9 +527,23 @@ DECLARE
 BEGIN
   FOR c IN SELECT * FROM segment.campaigns x
             WHERE x.status = 'launched' AND x.options ? 'ab_test' AND x.winner IS NULL
-              AND segment.now() >= x.launched_at + (x.options #>> '{ab_test,decide_after}')::interval
+              AND segment.now() >= segment._campaign_decide_at(x)
+              -- Times of a session's own clock mean nothing on the server's.
+              AND (NOT x.own_clock OR segment._own_clock())
             ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
-    n := segment._campaign_finish_ab(c);
+    -- A campaign with a contact whose mail cannot be built (as run_flows
+    -- tells) stays undecided and is tried again next time; the others go on.
+    -- Any other error (settings, locks) fails the call.
+    BEGIN
+      n := segment._campaign_finish_ab(c);
+    EXCEPTION
+      WHEN OTHERS THEN
+        IF SQLERRM NOT LIKE 'cannot build the message:%' AND SQLSTATE <> '54000' THEN
+          RAISE;
+        END IF;
+        RAISE WARNING 'campaign "%": the A/B test could not be decided: %', c.name, SQLERRM;
+        CONTINUE;
+    END;
     RETURN QUERY SELECT c.name, (SELECT x.winner FROM segment.campaigns x WHERE x.id = c.id), n;
   END LOOP;
 END $$;
@@ -514,10 +604,15 @@ BEGIN
   UPDATE segment.messages SET status = 'cancelled'
    WHERE campaign_id = c.id AND status IN ('queued', 'retry', 'paused');
   GET DIAGNOSTICS n = ROW_COUNT;
+  -- A cancelled campaign cannot be launched: its pg_cron job would only fail.
+  -- Only a role that may use pg_cron can have scheduled it (and unschedule it).
+  IF (SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n WHERE n.nspname = 'cron') THEN
+    PERFORM segment.unschedule(campaign);
+  END IF;
   RETURN n;
 END $$;
 COMMENT ON FUNCTION segment.cancel(text) IS
-  'Cancel a campaign: messages not yet sent are cancelled (what is being sent now may still go out); returns how many';
+  'Cancel a campaign: messages not yet sent are cancelled (what is being sent now may still go out) and its pg_cron schedule removed; returns how many';
 
 -- Launch on a schedule with pg_cron (job name segment-campaign-<name>).
 CREATE FUNCTION segment.schedule(campaign text, cron text) RETURNS bigint
@@ -541,6 +636,23 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.schedule(text, text) IS
   'Launch a campaign on a cron schedule with pg_cron (each run mails the segment''s new eligible members); returns the job id';
+
+-- Stop launching a campaign on a schedule (the campaign itself goes on).
+CREATE FUNCTION segment.unschedule(campaign text) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  c segment.campaigns := segment._campaign(campaign);
+  n bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    RETURN false;                 -- nothing can have been scheduled
+  END IF;
+  EXECUTE 'SELECT count(cron.unschedule(j.jobid)) FROM cron.job j WHERE j.jobname = $1'
+    INTO n USING 'segment-campaign-' || c.name;
+  RETURN n > 0;
+END $$;
+COMMENT ON FUNCTION segment.unschedule(text) IS
+  'Remove the pg_cron schedule segment.schedule() gave a campaign; true when there was one (false without pg_cron)';
 
 CREATE VIEW segment.campaign_status AS
   SELECT c.name, c.status, c.segment, c.template, c.created_at, c.launched_at, c.winner,

@@ -1,7 +1,8 @@
 -- segment: triggered flows — a mail (and tag actions) when something happens to
 -- a contact: an event, a profile field change, entering or leaving a segment, a
--- lifecycle stage, a tag (doc/flows.md).  segment.run_flows() (pg_cron, every
--- minute) turns what happened into runs and sends the runs that are due.
+-- lifecycle stage, a tag (doc/flows.md).  segment.run_flows() (the sending
+-- worker every 5 s, or pg_cron) turns what happened into runs and sends the
+-- runs that are due.
 
 CREATE TABLE segment.flows (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -202,6 +203,20 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.drop_flow(text) IS 'Drop a flow and its runs (waiting runs are not sent)';
 
+-- A flow's tag actions for a contact: tag_add (source flow), then tag_remove.
+CREATE FUNCTION segment._flow_tag_actions(contact_id bigint, options jsonb) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF options ? 'tag_add' THEN
+    PERFORM segment.tag(contact_id, options ->> 'tag_add', NULL, 'flow');
+  END IF;
+  IF options ? 'tag_remove' THEN
+    PERFORM segment.untag(contact_id, options ->> 'tag_remove');
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._flow_tag_actions(bigint, jsonb) IS
+  'Internal: apply a flow''s tag_add / tag_remove options to a contact';
+
 -- Turn what happened into runs, then carry out the runs that are due.  Returns
 -- one row per outcome kind with its count.  Schedule it with pg_cron every minute.
 CREATE FUNCTION segment.run_flows() RETURNS TABLE (outcome text, runs bigint)
@@ -292,23 +307,35 @@ BEGIN
                 WHEN segment.is_suppressed(c.email) THEN 'address is suppressed' END
       INTO why FROM segment.contacts c WHERE c.id = r.contact_id;
     IF why IS NOT NULL THEN
+      -- No mail without consent, but the flow did fire: its tags still move.
+      PERFORM segment._flow_tag_actions(r.contact_id, r.options);
       UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = why WHERE id = r.id;
       skipped := skipped + 1;
       CONTINUE;
     END IF;
-    SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
-                                             jsonb_build_object('flow', r.name, 'campaign', r.name));
-    tracked := segment._tracked_html(t.html, NULL);
-    mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
-                           jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
-                                                                'template', r.template, 'campaign', r.name,
-                                                                'message_id', tracked.message_id)));
-    IF r.options ? 'tag_add' THEN
-      PERFORM segment.tag(r.contact_id, r.options ->> 'tag_add', NULL, 'flow');
-    END IF;
-    IF r.options ? 'tag_remove' THEN
-      PERFORM segment.untag(r.contact_id, r.options ->> 'tag_remove');
-    END IF;
+    -- One contact's mail that cannot be built (a line break in its name,
+    -- refused in a header; a template recursing on its data) skips that run,
+    -- not every flow's runs behind it.  Anything else (settings such as
+    -- segment.from_address missing, locks) fails the call: the runs wait.
+    BEGIN
+      SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
+                                               jsonb_build_object('flow', r.name, 'campaign', r.name));
+      tracked := segment._tracked_html(t.html, NULL);
+      mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
+                             jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
+                                                                  'template', r.template, 'campaign', r.name,
+                                                                  'message_id', tracked.message_id)));
+      PERFORM segment._flow_tag_actions(r.contact_id, r.options);
+    EXCEPTION
+      WHEN OTHERS THEN
+        IF SQLERRM NOT LIKE 'cannot build the message:%' AND SQLSTATE <> '54000' THEN
+          RAISE;
+        END IF;
+        UPDATE segment.flow_runs SET status = 'skipped', done_at = now_, detail = 'error: ' || SQLERRM WHERE id = r.id;
+        RAISE WARNING 'flow "%": run % for contact % skipped: %', r.name, r.id, r.contact_id, SQLERRM;
+        skipped := skipped + 1;
+        CONTINUE;
+    END;
     UPDATE segment.flow_runs SET status = 'sent', message_id = mid, done_at = now_ WHERE id = r.id;
     sent := sent + 1;
   END LOOP;
@@ -316,7 +343,7 @@ BEGIN
                       ('waiting', (SELECT count(*) FROM segment.flow_runs w WHERE w.status = 'waiting'));
 END $$;
 COMMENT ON FUNCTION segment.run_flows() IS
-  'Start flow runs for what happened since the last call, then send the due ones (unless / once_per checked); schedule with pg_cron';
+  'Start flow runs for what happened since the last call, then send the due ones (unless / once_per checked); the sending worker calls it every 5 s';
 
 CREATE FUNCTION segment.pause_flow(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE AS $$
@@ -350,3 +377,26 @@ CREATE VIEW segment.flow_status AS
    GROUP BY f.id
    ORDER BY f.id;
 COMMENT ON VIEW segment.flow_status IS 'Every flow with its trigger and its runs by status';
+
+-- Who mails with a template or to a segment: the flows and the campaigns not
+-- cancelled that would fail (or, for a flow, stop every due run of
+-- run_flows) once it is dropped.  NULL when nobody.
+CREATE FUNCTION segment._mail_users(kind text, name text) RETURNS text
+  LANGUAGE sql STABLE AS $$
+  SELECT string_agg(u, ', ' ORDER BY u) FROM (
+    SELECT format('campaign "%s"', c.name) AS u
+      FROM segment.campaigns c
+     WHERE c.status <> 'cancelled'
+       AND CASE _mail_users.kind WHEN 'template' THEN c.template = _mail_users.name
+                                                 OR c.options -> 'variants' @> jsonb_build_array(jsonb_build_object('template', _mail_users.name))
+                                 ELSE c.segment = _mail_users.name END
+    UNION ALL
+    SELECT format('flow "%s"', f.name)
+      FROM segment.flows f
+     WHERE CASE _mail_users.kind WHEN 'template' THEN f.template = _mail_users.name
+                                 ELSE (f.trigger_kind IN ('segment_enter', 'segment_exit') AND f.trigger_name = _mail_users.name)
+                                      OR segment.rule_dependencies((f.options ->> 'unless')::segment.rule) -> 'segments' ? _mail_users.name END
+  ) x
+$$;
+COMMENT ON FUNCTION segment._mail_users(text, text) IS
+  'Internal: the campaigns (not cancelled) and flows that use a template or a segment (kind template or segment), NULL when none';

@@ -20,7 +20,7 @@ DECLARE
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
     'create_tag_rule', 'drop_tag_rule', 'define_stage', 'drop_stage', 'install_default_stages',
     'create_template', 'drop_template', 'update_template',
-    'create_campaign', 'launch', 'pause', 'resume', 'cancel', 'schedule',
+    'create_campaign', 'launch', 'pause', 'resume', 'cancel', 'schedule', 'unschedule',
     'create_flow', 'drop_flow', 'pause_flow', 'resume_flow',
     'campaign_report', 'segment_engagement'];
   -- Writing contacts and events, sending, the endpoints of links in mail, and a

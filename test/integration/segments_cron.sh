@@ -3,7 +3,8 @@
 # moves (clock_override via ALTER SYSTEM, seen by pg_cron's job too), nothing is
 # written, and the next scheduled run takes the contact out of the time-relative
 # segment and records the exit.  pg_cron 1.4 schedules by the minute: bounded wait
-# of 150 s.  A campaign scheduled with segment.schedule is launched by the same pg_cron.
+# of 150 s.  A campaign scheduled with segment.schedule is launched by the same pg_cron;
+# unschedule and cancel remove its job (cancel by a role without pg_cron rights works too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
@@ -60,3 +61,22 @@ launched=$(psql -X -At -c "SELECT count(*) FROM cron.job_run_details WHERE statu
 status=$(psql -X -At -c "SELECT status || ' ' || queued FROM segment.campaign_status WHERE name = 'weekly'")
 echo "scheduled campaign: $launched successful launches, campaign $status, campaign messages $q"
 [ "$launched" -ge 1 ] && [ "$status" = "launched 1" ] && [ "$q" = 1 ]
+
+# segment.unschedule removes a campaign's job; segment.cancel does too (a
+# cancelled campaign cannot be launched, its job would only fail).
+jobs=$(psql -X -At -q -v ON_ERROR_STOP=1 <<'SQL'
+SELECT segment.create_campaign('monthly', 'everyone', 'news') > 0;
+SELECT segment.schedule('monthly', '0 9 1 * *') > 0;
+SELECT segment.unschedule('monthly'), segment.unschedule('monthly');
+SELECT segment.cancel('weekly') >= 0;
+SELECT count(*) FROM cron.job WHERE jobname LIKE 'segment-campaign-%';
+-- An editor without rights on pg_cron's schema can still cancel.
+CREATE ROLE cron_test_editor IN ROLE segment_editor;
+SET ROLE cron_test_editor;
+SELECT segment.create_campaign('by_editor', 'everyone', 'news') > 0;
+SELECT segment.cancel('by_editor');
+RESET ROLE;
+SQL
+)
+echo "unschedule and cancel: $(echo $jobs)"
+[ "$(echo $jobs)" = "t t t|f t 0 t 0" ]
