@@ -18,12 +18,6 @@ SELECT count(*) AS public_tables
   FROM pg_class c
  WHERE c.relnamespace = 'segment'::regnamespace AND c.relkind IN ('r', 'v', 'p')
    AND has_table_privilege('regress_nobody', c.oid, 'SELECT');
-SELECT count(*) AS public_types
-  FROM pg_type t
- WHERE t.typnamespace = 'segment'::regnamespace
-   AND has_type_privilege('regress_nobody', t.oid, 'USAGE');
-SELECT has_type_privilege('regress_app', 'segment.rule', 'USAGE') AS app_uses_rule,
-       has_type_privilege('regress_editor', 'segment.template', 'USAGE') AS editor_uses_template;
 SET ROLE regress_nobody;
 SELECT segment.now() IS NOT NULL;
 RESET ROLE;

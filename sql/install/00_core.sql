@@ -24,17 +24,6 @@ BEGIN
 END
 $roles$;
 
--- Every type gets USAGE for PUBLIC when it is made (the row type of each new
--- table too); nothing of segment is for PUBLIC (99_privileges.sql).
-CREATE FUNCTION segment._restrict_type(t regtype) RETURNS void
-  LANGUAGE plpgsql VOLATILE STRICT AS $$
-BEGIN
-  EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', t);
-  EXECUTE format('GRANT USAGE ON TYPE %s TO segment_admin, segment_editor, segment_app', t);
-END $$;
-COMMENT ON FUNCTION segment._restrict_type(regtype) IS
-  'Internal: take the default USAGE of a type from PUBLIC and give it to the three roles';
-
 CREATE FUNCTION segment.now() RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'segment_now'
   LANGUAGE C STABLE PARALLEL SAFE;

@@ -74,7 +74,6 @@ BEGIN
   END LOOP;
   GRANT ALL ON segment.events TO segment_admin;
   GRANT SELECT, INSERT, UPDATE, DELETE ON segment.events TO segment_editor, segment_app;
-  PERFORM segment._restrict_type('segment.events'::regtype), segment._restrict_type('segment.events_default'::regtype);
 
   -- The new table (and its identity sequence) belongs to the extension as the old one did.
   IF EXISTS (SELECT 1 FROM pg_depend WHERE classid = 'pg_class'::regclass
@@ -126,7 +125,6 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = p.name AND relnamespace = 'segment'::regnamespace)
     THEN
       EXECUTE format('CREATE TABLE segment.%I (LIKE segment.events INCLUDING DEFAULTS)', p.name);
-      PERFORM segment._restrict_type(format('segment.%I', p.name)::regtype);
       -- Move the period's rows out of the default partition.  Row triggers of the
       -- default partition stay quiet: the rows are moved, not deleted.
       SET LOCAL session_replication_role = replica;

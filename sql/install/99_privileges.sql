@@ -14,7 +14,7 @@ DECLARE
   -- Key material and bulk maintenance: admin only.  Not what the functions of
   -- the other roles call on their behalf: recompute_event_stats (the trigger
   -- behind every delete of events, so forget) and wake_worker (resume).
-  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats', '_restrict_type'];
+  admin_only constant text[] := ARRAY['sign_token', 'verify_token', 'rebuild_event_stats'];
   -- Definitions and reports: admin and editor, not the application.
   definitions constant text[] := ARRAY[
     'define_field', 'create_segment', 'drop_segment', 'update_segment', 'update_segment_rule',
@@ -46,12 +46,6 @@ BEGIN
   END LOOP;
 END
 $grants$;
-
--- Types (segment.rule, segment.template, the row types of tables and views)
--- carry USAGE for PUBLIC by default; array types follow their element type.
-SELECT segment._restrict_type(x.oid::regtype) FROM pg_type x
- WHERE x.typnamespace = 'segment'::regnamespace
-   AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = x.oid);
 
 REVOKE ALL ON ALL TABLES IN SCHEMA segment FROM PUBLIC;
 GRANT ALL ON ALL TABLES IN SCHEMA segment TO segment_admin;
