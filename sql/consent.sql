@@ -112,6 +112,7 @@ SELECT d->'contact'->>'email' AS email, d->'contact'->>'status' AS status,
        (SELECT array_agg(r->>'flow' || ':' || (r->>'status') || ':' || (r->>'due_at')) FROM jsonb_array_elements(d->'flows') r) AS flows
   FROM segment.export_contact(:bob) AS d;
 SELECT segment.export_contact(-1);
+SELECT segment.export_contact(NULL);
 
 -- Forget: the person is erased, a hashed suppression entry stays.
 SELECT segment.suppress('bob@example.com', 'manual', 'asked by phone: bob@example.com');
@@ -142,6 +143,7 @@ SELECT segment.subscribe('bob@example.com', 'signup_form', false);
 SELECT segment.forget(:ann);
 SELECT reason FROM segment.suppressions WHERE address_hash = segment.address_hash('ann@example.com');
 SELECT segment.forget(:ann);
+SELECT segment.forget(NULL);
 
 -- Who may do what: export and erasure are for the application and admins, not editors.
 SELECT has_function_privilege('segment_app', 'segment.forget(bigint)', 'EXECUTE') AS app_forget,

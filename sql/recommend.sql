@@ -47,6 +47,7 @@ SELECT string_agg(r->>'product_id' || ':' || (r->>'reason'), ', ')
 SELECT segment.recommend(segment.contact_id('new@example.com'), 0);
 SELECT segment.recommend(segment.contact_id('new@example.com'), 101);
 SELECT segment.recommend(-1);
+SELECT segment.recommend(NULL);
 
 -- In templates: recommendations are in the context when a template can use them.
 SELECT segment.create_template('picks', 'Picks for {{first_name | default: "you"}}',

@@ -390,6 +390,21 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION segment.contact_id(text) IS 'The id of the contact with this email, or NULL';
 
+-- Raise the error for a contact id that is NULL or does not exist.
+CREATE FUNCTION segment._check_contact(contact_id bigint) RETURNS void
+  LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+  IF contact_id IS NULL THEN
+    RAISE EXCEPTION 'contact_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = contact_id) THEN
+    RAISE EXCEPTION 'contact % does not exist', contact_id
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Create the contact first with segment.upsert_contact.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._check_contact(bigint) IS 'Internal: error unless contact_id is given and the contact exists';
+
 -- ---------------------------------------------------------------------------
 -- Events
 -- ---------------------------------------------------------------------------

@@ -147,18 +147,6 @@ COMMENT ON VIEW segment.stage_history IS 'Lifecycle stage transitions, with time
 -- Tags
 -- ---------------------------------------------------------------------------
 
--- Raise the error for a contact id that does not exist.
-CREATE FUNCTION segment._check_contact(contact_id bigint) RETURNS void
-  LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-BEGIN
-  IF contact_id IS NULL OR NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = contact_id) THEN
-    RAISE EXCEPTION 'contact % does not exist', coalesce(contact_id::text, 'NULL')
-      USING ERRCODE = 'undefined_object',
-            HINT = 'Create the contact first with segment.upsert_contact.';
-  END IF;
-END $$;
-COMMENT ON FUNCTION segment._check_contact(bigint) IS 'Internal: error unless the contact exists';
-
 -- Raise the error for an empty or NULL tag name.
 CREATE FUNCTION segment._check_tag(tag text) RETURNS void
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
