@@ -187,8 +187,14 @@ SELECT segment.cancel('evening');
 
 -- A contact whose mail cannot be built (a line break in the name, refused in
 -- the To header) fails the launch, which names it; run_campaigns leaves such an
--- A/B test undecided (with a WARNING) and decides the others.
-SELECT segment.upsert_contact('crlf@example.com', '{"country": "FR"}', first_name => E'Eve\r\nBcc: all@example.com') AS crlf \gset
+-- A/B test undecided (with a WARNING) and decides the others.  Contacts refuse
+-- such names (sql/contacts.sql): the row is made as old data restored with the
+-- checks lifted would be.
+SELECT segment.upsert_contact('crlf@example.com', '{"country": "FR"}', first_name => 'Eve') AS crlf \gset
+ALTER TABLE segment.contacts DROP CONSTRAINT contacts_first_name_no_control_chars;
+SET session_replication_role = replica;
+UPDATE segment.contacts SET first_name = E'Eve\r\nBcc: all@example.com' WHERE id = :crlf;
+RESET session_replication_role;
 SELECT segment.upsert_contact('fr@example.com', '{"country": "FR"}') AS fr \gset
 UPDATE segment.contacts SET status = 'subscribed' WHERE id IN (:crlf, :fr);
 SELECT segment.create_segment('france', 'attrs.country = ''FR''') IS NOT NULL AS s;
@@ -204,6 +210,7 @@ SET segment.clock_override = '2026-06-01 13:01:00+00';
 SELECT campaign, winner, queued > 0 AS queued FROM segment.run_campaigns();
 SELECT name, winner, waiting FROM segment.campaign_status WHERE name IN ('fr_ab', 'de_ab') ORDER BY name;
 UPDATE segment.contacts SET first_name = 'Eve' WHERE id = :crlf;
+ALTER TABLE segment.contacts ADD CONSTRAINT contacts_first_name_no_control_chars CHECK (first_name !~ '[[:cntrl:]]');
 SELECT campaign, winner, queued FROM segment.run_campaigns();
 SELECT segment.launch('fr') AS fr_queued;
 SET segment.clock_override = '2026-06-01 12:00:00+00';

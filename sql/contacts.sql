@@ -31,6 +31,10 @@ SELECT segment.upsert_contact('two@@example.com');
 SELECT segment.upsert_contact('ann lee@example.com');
 SELECT segment.upsert_contact('ann@localhost');
 SELECT segment.upsert_contact('ann@example..com');
+SELECT segment.upsert_contact(NULL);
+-- Control characters (CR, LF, tab, ...) would end up in mail headers (see the end for names).
+SELECT segment.upsert_contact(E'bob@exam\rple.com');
+SELECT segment.upsert_contact(E'bob@example.com\r\nBcc: x@example.net');
 SELECT segment.upsert_contact('bob@example.com', time_zone => 'Mars/Olympus');
 SELECT segment.upsert_contact('bob@example.com', time_zone => 'UTC+3');
 SELECT segment.upsert_contact('bob@example.com', '[1, 2]');
@@ -136,5 +140,22 @@ SELECT count(*) AS events, (SELECT count(*) FROM segment.event_stats) AS stats F
 -- time zones in canonical spelling.
 SELECT segment.canonical_time_zone('america/new_york'), segment.canonical_time_zone('utc'),
        segment.canonical_time_zone('EST'), segment.canonical_time_zone('Nowhere/City');
+
+-- Control characters in first_name and last_name are refused too, whether written by
+-- upsert_contact or directly: mail building would refuse them in the To header.
+SELECT segment.upsert_contact('eve@example.com', first_name => E'Eve\r\nBcc: x@example.net');
+SELECT segment.upsert_contact('eve@example.com', last_name => E'Smith\u0001');
+SELECT segment.upsert_contact('ann.lee@example.com', first_name => E'Ann\tLee');
+UPDATE segment.contacts SET last_name = E'Lee\n' WHERE email = 'ann.lee@example.com';
+INSERT INTO segment.contacts (email, first_name) VALUES ('eve@example.com', E'Eve\n');
+-- With the trigger bypassed (a replica, a bulk load), CHECK constraints still refuse them.
+SET session_replication_role = replica;
+\set VERBOSITY terse
+UPDATE segment.contacts SET first_name = E'Ann\r' WHERE email = 'ann.lee@example.com';
+UPDATE segment.contacts SET last_name = E'Lee\n' WHERE email = 'ann.lee@example.com';
+UPDATE segment.contacts SET email = E'ann\n@example.com' WHERE email = 'ann.lee@example.com';
+\set VERBOSITY default
+RESET session_replication_role;
+SELECT email, first_name, last_name FROM segment.contacts WHERE email IN ('ann.lee@example.com', 'eve@example.com');
 
 DROP EXTENSION segment;

@@ -77,9 +77,15 @@ SELECT count(*) FILTER (WHERE contact_id = 2 AND triggered_at > '2026-06-02') AS
 SELECT segment.track(3, 'cart_add', '{}', NULL, '2026-05-01 00:00:00+00') IS NOT NULL AS cy_old_cart;
 SELECT runs AS waiting FROM segment.run_flows() WHERE outcome = 'waiting';
 -- A contact whose mail cannot be built (a line break in the name, refused in the
--- To header) has its run skipped with the error; the others' runs go on.
-SELECT segment.upsert_contact('dee@example.com', first_name => E'Dee\r\nBcc: all@example.com') AS dee \gset
-UPDATE segment.contacts SET status = 'subscribed' WHERE id = :dee;
+-- To header) has its run skipped with the error; the others' runs go on.  Contacts
+-- refuse such names (sql/contacts.sql): the row is made as old data restored with
+-- the checks lifted would be.
+SELECT segment.upsert_contact('dee@example.com', first_name => 'Dee') AS dee \gset
+ALTER TABLE segment.contacts DROP CONSTRAINT contacts_first_name_no_control_chars;
+SET session_replication_role = replica;
+UPDATE segment.contacts SET status = 'subscribed', first_name = E'Dee\r\nBcc: all@example.com' WHERE id = :dee;
+RESET session_replication_role;
+ALTER TABLE segment.contacts ADD CONSTRAINT contacts_first_name_no_control_chars CHECK (first_name !~ '[[:cntrl:]]') NOT VALID;
 SELECT segment.tag(:dee, 'vip'), segment.tag(2, 'vip');
 SELECT * FROM segment.run_flows();
 SELECT r.contact_id, r.status, r.detail FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id

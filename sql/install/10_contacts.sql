@@ -14,7 +14,12 @@ CREATE TABLE segment.contacts (
   consent_source text,
   created_at     timestamptz NOT NULL DEFAULT segment.now(),
   updated_at     timestamptz NOT NULL DEFAULT segment.now(),
-  CONSTRAINT contacts_attrs_object CHECK (jsonb_typeof(attrs) = 'object')
+  CONSTRAINT contacts_attrs_object CHECK (jsonb_typeof(attrs) = 'object'),
+  -- These go into mail headers (To), where mail building refuses CR, LF and NUL;
+  -- the trigger gives the friendly error, these hold when it is bypassed.
+  CONSTRAINT contacts_email_no_control_chars CHECK (email !~ '[[:cntrl:]]'),
+  CONSTRAINT contacts_first_name_no_control_chars CHECK (first_name !~ '[[:cntrl:]]'),
+  CONSTRAINT contacts_last_name_no_control_chars CHECK (last_name !~ '[[:cntrl:]]')
 );
 -- Emails are stored trimmed and lower-cased (see the normalising trigger), so this
 -- index makes them unique case-insensitively and serves lookups by email.
@@ -81,11 +86,30 @@ CREATE FUNCTION segment.canonical_time_zone(name text) RETURNS text
 COMMENT ON FUNCTION segment.canonical_time_zone(text) IS
   'The IANA time zone name in canonical spelling, or NULL when there is no such zone';
 
+-- Raise the error for a control character (CR, LF, tab, ...) in a column that
+-- goes into mail headers: mail building refuses them (header injection), so
+-- they are refused when written, not when a campaign is sent.
+CREATE FUNCTION segment._check_no_control_chars(field text, value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+  IF value ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION '% must not contain control characters', field
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('The %s given is %s.', field, to_json(value)),
+            HINT = 'Remove line breaks, tabs and other control characters: the value goes into mail headers.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION segment._check_no_control_chars(text, text) IS
+  'Internal: error naming the field when the value holds a control character';
+
 CREATE FUNCTION segment.normalize_email(email text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-  e text := lower(btrim(email, E' \t\r\n'));
+  e text := btrim(email, E' \t\r\n');
 BEGIN
+  PERFORM segment._check_no_control_chars('email', e);
+  e := lower(e);
   IF length(e) > 254
      OR e !~ '^[^[:space:][:cntrl:]@<>(),;:"\\\[\]]{1,64}@[^[:space:][:cntrl:]@<>(),;:"\\\[\]_]+$'
      OR e ~ '(^\.|\.\.|\.@|@\.|@-|-\.|\.-|\.$)'
@@ -239,6 +263,12 @@ BEGIN
   IF TG_OP = 'INSERT' OR NEW.attrs IS DISTINCT FROM OLD.attrs THEN
     NEW.attrs := segment.normalize_attrs(NEW.attrs);
   END IF;
+  IF TG_OP = 'INSERT' OR NEW.first_name IS DISTINCT FROM OLD.first_name THEN
+    PERFORM segment._check_no_control_chars('first_name', NEW.first_name);
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.last_name IS DISTINCT FROM OLD.last_name THEN
+    PERFORM segment._check_no_control_chars('last_name', NEW.last_name);
+  END IF;
   IF TG_OP = 'UPDATE' THEN
     NEW.updated_at := segment.now();
   END IF;
@@ -246,7 +276,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION segment.contacts_normalize() IS
-  'Trigger: normalises and validates email, time_zone and attrs on every write to contacts';
+  'Trigger: normalises and validates email, time_zone and attrs, and refuses control characters in names, on every write to contacts';
 
 CREATE TRIGGER contacts_10_normalize
   BEFORE INSERT OR UPDATE ON segment.contacts
@@ -351,6 +381,9 @@ DECLARE
   cid bigint;
   nulls text[];
 BEGIN
+  IF upsert_contact.email IS NULL THEN
+    RAISE EXCEPTION 'email must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   IF jsonb_typeof(a) <> 'object' THEN
     RAISE EXCEPTION 'attrs must be a JSON object, not %', jsonb_typeof(a)
       USING ERRCODE = 'invalid_parameter_value',
