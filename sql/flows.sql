@@ -116,6 +116,20 @@ SELECT segment.drop_segment('big_spenders');
 SELECT segment.drop_template('nudge');
 SELECT segment.drop_flow('nudge');
 SELECT segment.drop_segment('big_spenders'), segment.drop_template('nudge');
+-- A flow made in a session with a clock of its own (SET) is timed by such
+-- sessions only: run_flows on the server's clock (the sending worker, pg_cron)
+-- takes its triggers but leaves its due runs waiting.
+SELECT segment.create_flow('clocked', 'event:ping', 'welcome', '{"delay": "1 hour"}') IS NOT NULL AS created;
+SELECT own_clock FROM segment.flows WHERE name = 'clocked';
+SELECT segment.track(1, 'ping') IS NOT NULL AS pinged;
+RESET segment.clock_override;
+SELECT * FROM segment.run_flows();
+SELECT fr.status FROM segment.flow_runs fr JOIN segment.flows f ON f.id = fr.flow_id WHERE f.name = 'clocked';
+SET segment.clock_override = '2026-06-03 15:30:00+00';
+SELECT * FROM segment.run_flows();
+SELECT fr.status, fr.detail FROM segment.flow_runs fr JOIN segment.flows f ON f.id = fr.flow_id WHERE f.name = 'clocked';
+SELECT segment.drop_flow('clocked');
+
 -- Dropping the last event and field flows removes their capture triggers.
 SELECT segment.drop_flow('abandoned_cart'), segment.drop_flow('moved');
 SELECT tgname FROM pg_trigger WHERE tgname LIKE '%flows%' ORDER BY 1;

@@ -17,10 +17,13 @@ CREATE TABLE segment.flows (
   -- Where this flow is in segment.changes: rows are read in (xid, id) order, and
   -- only from finished transactions, so none is skipped or read twice.
   cursor_xid   xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  cursor_id    bigint NOT NULL DEFAULT 0
+  cursor_id    bigint NOT NULL DEFAULT 0,
+  own_clock    boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE segment.flows IS
   'Triggered flows: trigger (event:, field:, segment_enter:, segment_exit:, stage:, tag:), template and options';
+COMMENT ON COLUMN segment.flows.own_clock IS
+  'Created in a session with a segment.clock_override of its own (SET): its due runs are sent only by such sessions, not by the worker or pg_cron on the server''s clock';
 
 -- Events and field changes that flows wait for, captured by triggers that exist
 -- only while such flows do (segment.track pays nothing otherwise).
@@ -185,8 +188,9 @@ BEGIN
   IF EXISTS (SELECT 1 FROM segment.flows f WHERE f.name = create_flow.name) THEN
     RAISE EXCEPTION 'flow "%" already exists', name USING ERRCODE = 'duplicate_object', HINT = 'Pick another name.';
   END IF;
-  INSERT INTO segment.flows (name, trigger_kind, trigger_name, template, options, cursor_id)
-    VALUES (name, kind, tname, template, o, (SELECT coalesce(max(c.id), 0) FROM segment.changes c WHERE c.xid = pg_current_xact_id()))
+  INSERT INTO segment.flows (name, trigger_kind, trigger_name, template, options, cursor_id, own_clock)
+    VALUES (name, kind, tname, template, o, (SELECT coalesce(max(c.id), 0) FROM segment.changes c WHERE c.xid = pg_current_xact_id()),
+            segment._own_clock())
     RETURNING id INTO fid;
   PERFORM segment._flow_sync_triggers();
   RETURN fid;
@@ -224,6 +228,7 @@ CREATE FUNCTION segment.run_flows() RETURNS TABLE (outcome text, runs bigint)
 DECLARE
   horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
   now_    timestamptz := segment.now();
+  mine    boolean := segment._own_clock();
   f       segment.flows;
   r       record;
   t       record;
@@ -283,6 +288,8 @@ BEGIN
            fl.trigger_kind, fl.trigger_name
       FROM segment.flow_runs fr JOIN segment.flows fl ON fl.id = fr.flow_id
      WHERE fr.status = 'waiting' AND fr.due_at <= now_ AND fl.active
+       -- a flow made on a session's own clock is timed by such sessions only
+       AND (NOT fl.own_clock OR mine)
      ORDER BY fr.due_at, fr.id
        FOR UPDATE OF fr SKIP LOCKED
   LOOP
