@@ -49,6 +49,10 @@ segment_track(PG_FUNCTION_ARGS)
 	bool		found;
 	bool		isnull;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("contact_id must not be null")));
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -61,8 +65,7 @@ segment_track(PG_FUNCTION_ARGS)
 				 errmsg("event properties must be a JSON object"),
 				 errhint("Pass properties as an object, such as {\"product_id\": \"sku-1\"}.")));
 
-	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
@@ -85,8 +88,7 @@ segment_track(PG_FUNCTION_ARGS)
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("contact %s does not exist",
-						PG_ARGISNULL(0) ? "NULL" : psprintf(INT64_FORMAT, PG_GETARG_INT64(0))),
+				 errmsg("contact " INT64_FORMAT " does not exist", PG_GETARG_INT64(0)),
 				 errhint("Create it first with segment.upsert_contact(email).")));
 	PG_RETURN_INT64(event_id);
 }
