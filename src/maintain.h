@@ -91,6 +91,7 @@ typedef struct MaintNode
 	int			nstages;		/* 'g': stages, highest position first */
 	char	  **stage_names;
 	MaintExpr **stage_exprs;
+	bool		leaf_free;		/* its rule(s) have no SQL leaf: MaintExprLeafFree */
 	char	   *output;			/* key this node produces */
 	List	   *deps;			/* keys it depends on (char *) */
 	int			level;
@@ -174,6 +175,7 @@ extern void MaintInvalidateAtCommit(void);
 /* maintain_eval.c */
 extern void MaintLookupRels(MaintGraph *g);
 extern MaintExpr *MaintCompileRule(MaintGraph *g, struct varlena *stored);
+extern bool MaintExprLeafFree(MaintExpr *e);
 extern void MaintLevelLeaves(MaintGraph *g, MaintLevel *lv, MemoryContext cxt);
 extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 						   const MaintDelta *delta, MaintOutcomeFn fn, void *arg);

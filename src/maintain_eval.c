@@ -886,15 +886,15 @@ EvalStage(EvalEnv *env, MaintNode *node, char **stage)
  * Does e read only constants and event aggregates (no SQL leaf)?  Only such
  * a rule's value before the statement's event can be told here.
  */
-static bool
-LeafFree(MaintExpr *e)
+bool
+MaintExprLeafFree(MaintExpr *e)
 {
 	int			i;
 
 	if (e->op == 'q')
 		return false;
 	for (i = 0; i < e->nkids; i++)
-		if (!LeafFree(e->kids[i]))
+		if (!MaintExprLeafFree(e->kids[i]))
 			return false;
 	return true;
 }
@@ -1082,11 +1082,8 @@ StageBefore(EvalEnv *env, MaintNode *node, char **stage)
 	*stage = NULL;
 	for (i = 0; i < node->nstages; i++)
 	{
-		Tri			r;
+		Tri			r = EvalBefore(env, node->stage_exprs[i]);
 
-		if (!LeafFree(node->stage_exprs[i]))
-			return TRI_UNKNOWN;
-		r = EvalBefore(env, node->stage_exprs[i]);
 		if (r == TRI_TRUE)
 		{
 			*stage = node->stage_names[i];
@@ -1107,13 +1104,13 @@ Unchanged(EvalEnv *env, MaintNode *node, Tri now, char *stage_now)
 {
 	char	   *stage;
 
-	if (env->delta == NULL || now == TRI_UNKNOWN)
+	if (env->delta == NULL || now == TRI_UNKNOWN || !node->leaf_free)
 		return false;
 	if (node->kind == 'g')
 		return StageBefore(env, node, &stage) != TRI_UNKNOWN &&
 			(stage == NULL) == (stage_now == NULL) &&
 			(stage == NULL || strcmp(stage, stage_now) == 0);
-	return LeafFree(node->expr) && EvalBefore(env, node->expr) == now;
+	return EvalBefore(env, node->expr) == now;
 }
 
 /*

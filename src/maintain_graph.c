@@ -232,6 +232,8 @@ LoadGraph(void)
 			node = &g->nodes[gi];
 			node->stage_names[node->nstages] = SpiText(tup, desc, 3, cxt);
 			node->stage_exprs[node->nstages] = MaintCompileRule(g, rule);
+			node->leaf_free = (node->nstages == 0 || node->leaf_free) &&
+				MaintExprLeafFree(node->stage_exprs[node->nstages]);
 			node->nstages++;
 			nstage++;
 			continue;
@@ -242,6 +244,7 @@ LoadGraph(void)
 		node->name = SpiText(tup, desc, 3, cxt);
 		node->scheduled = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		node->expr = MaintCompileRule(g, rule);
+		node->leaf_free = MaintExprLeafFree(node->expr);
 		node->output = MemoryContextStrdup(cxt, psprintf("%c:%s", node->kind, node->name));
 	}
 	g->nnodes = n;
