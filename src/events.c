@@ -1,16 +1,23 @@
 /*
  * events.c — the hot path of event tracking: segment.track(contact_id, ...)
  * and the row trigger that adds each inserted event to segment.event_stats.
- * Both run cached SPI plans; they are C because they run once per event.
+ * They are C because they run once per event: track runs a cached SPI plan;
+ * the trigger updates an existing aggregate row directly (maintain_write.c,
+ * MaintAddEventStat) and runs its cached upsert only for a contact's first
+ * event of a type.
  */
 #include "segment.h"
 
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "catalog/pg_type.h"
+#include "utils/lsyscache.h"
+
+#include "maintain.h"
 
 static SPIPlanPtr track_plan = NULL;
 static SPIPlanPtr stats_plan = NULL;
@@ -94,9 +101,12 @@ segment_track(PG_FUNCTION_ARGS)
 }
 
 /*
- * AFTER INSERT row trigger on segment.events: one upsert of the event's
- * (type, contact) aggregate row.  The row lock of ON CONFLICT DO UPDATE
- * serialises concurrent writers of the same contact, so counts stay exact.
+ * AFTER INSERT row trigger on segment.events: the event added to its
+ * (type, contact) aggregate row.  When the row exists (every event but a
+ * contact's first of its type) it is updated in place, as the upsert's DO
+ * UPDATE would, without a SQL statement; otherwise the upsert makes it.  The
+ * row's update (or the lock of ON CONFLICT DO UPDATE) serialises concurrent
+ * writers of the same contact, so counts stay exact.
  */
 PG_FUNCTION_INFO_V1(segment_event_stats_insert);
 Datum
@@ -127,6 +137,15 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 			elog(ERROR, "segment.event_stats_insert: column \"%s\" not found", columns[i]);
 		values[i] = SPI_getbinval(tuple, desc, attno, &isnull);
 		nulls[i] = isnull ? 'n' : ' ';
+	}
+
+	if (nulls[0] == ' ' && nulls[1] == ' ' && nulls[2] == ' ')
+	{
+		Oid			stats = get_relname_relid("event_stats", get_namespace_oid("segment", false));
+
+		if (OidIsValid(stats) &&
+			MaintAddEventStat(stats, values[0], values[1], values[2], values[3], nulls[3] == 'n'))
+			return PointerGetDatum(NULL);
 	}
 
 	SPI_connect();

@@ -190,5 +190,6 @@ extern bool MaintHoldsGlobalLock(void);
 extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);
 extern bool MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags);
 extern bool MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds);
+extern bool MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, bool amount_null);
 
 #endif							/* MAINTAIN_H */

@@ -136,6 +136,27 @@ static SubTransactionId locked_subid = InvalidSubTransactionId;
 static int	nlocked = 0;
 static LockedKey locked[WRITE_MAX_LOCKED];
 
+/*
+ * The columns of segment.event_stats the event path writes, found once per
+ * cache entry of the table (RelPrepInvalidate forgets them).
+ */
+typedef struct StatCols
+{
+	Oid			relid;			/* InvalidOid: not looked up */
+	Oid			pkey;			/* its primary key, on (type, contact_id) */
+	AttrNumber	type,
+				contact,
+				count,
+				first_at,
+				last_at,
+				amount_count,
+				sum_amount,
+				min_amount,
+				max_amount;
+} StatCols;
+
+static StatCols stat_cols;
+
 /* Whether the last table asked about carries the segments guard (Guarded). */
 static Oid	guard_relid = InvalidOid;
 static bool guard_found = false;
@@ -172,6 +193,8 @@ RelPrepInvalidate(Datum arg, Oid relid)
 			rel_preps[i].relid = InvalidOid;
 	if (relid == InvalidOid || relid == guard_relid)
 		guard_relid = InvalidOid;
+	if (relid == InvalidOid || relid == stat_cols.relid)
+		stat_cols.relid = InvalidOid;
 }
 
 /*
@@ -911,4 +934,228 @@ MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds)
 	index_close(idx, AccessShareLock);
 	EndWrite(&s);
 	return true;
+}
+
+static bool
+LookupStatCols(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Relation	idx;
+	bool		ok;
+
+	if (stat_cols.relid == relid)
+		return true;
+	stat_cols.relid = InvalidOid;
+	stat_cols.pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(stat_cols.pkey))
+		return false;
+	stat_cols.type = ColumnOf(relid, "type");
+	stat_cols.contact = ColumnOf(relid, "contact_id");
+	stat_cols.count = ColumnOf(relid, "count");
+	stat_cols.first_at = ColumnOf(relid, "first_at");
+	stat_cols.last_at = ColumnOf(relid, "last_at");
+	stat_cols.amount_count = ColumnOf(relid, "amount_count");
+	stat_cols.sum_amount = ColumnOf(relid, "sum_amount");
+	stat_cols.min_amount = ColumnOf(relid, "min_amount");
+	stat_cols.max_amount = ColumnOf(relid, "max_amount");
+	idx = index_open(stat_cols.pkey, AccessShareLock);
+	ok = IndexRelationGetNumberOfKeyAttributes(idx) == 2 &&
+		idx->rd_index->indkey.values[0] == stat_cols.type &&
+		idx->rd_index->indkey.values[1] == stat_cols.contact;
+	index_close(idx, AccessShareLock);
+	if (ok)
+		stat_cols.relid = relid;
+	return ok;
+}
+
+/*
+ * Can the event path update rows of segment.event_stats without a statement
+ * exactly as the upsert's DO UPDATE would?  A plain table whose triggers are
+ * only foreign-key checks (an update that keeps the key fires none), without
+ * CHECK constraints (the NOT NULL columns stay set), stored generated columns
+ * or row-level security, with the rights the upsert needs.  (A deferred
+ * foreign key would check an updated row at commit: not taken either.)  The table's shape
+ * is judged once per cache entry, the rights on every call.
+ */
+static bool
+StatsWritable(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TupleConstr *constr = rel->rd_att->constr;
+	TriggerDesc *td = rel->trigdesc;
+	int			i;
+
+	if (stat_cols.relid != relid)
+	{
+		if (!rel_preps_callback)
+		{
+			CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
+			rel_preps_callback = true;
+		}
+		if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+			(constr && (constr->has_generated_stored || constr->num_check > 0)))
+			return false;
+		for (i = 0; td && i < td->numtriggers; i++)
+			if ((TRIGGER_FOR_UPDATE(td->triggers[i].tgtype) || TRIGGER_FOR_INSERT(td->triggers[i].tgtype)) &&
+				(RI_FKey_trigger_type(td->triggers[i].tgfoid) != RI_TRIGGER_FK || td->triggers[i].tgdeferrable))
+				return false;
+		if (!LookupStatCols(rel))
+			return false;
+	}
+	return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) == ACLCHECK_OK &&
+		check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
+}
+
+/* The index entries of a row an update could not keep HOT. */
+static void
+InsertIndexEntries(Relation rel, TupleTableSlot *slot)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+	ExecInitRangeTable(estate, list_make1(WriteRte(RelationGetRelid(rel))));
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	list_free(ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL));
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+}
+
+/* least/greatest of two numerics, either NULL (the other wins). */
+static Datum
+NumericPick(Datum a, bool anull, Datum b, bool bnull, bool greatest, bool *isnull)
+{
+	int			cmp;
+
+	*isnull = anull && bnull;
+	if (anull || bnull)
+		return anull ? b : a;
+	cmp = DatumGetInt32(DirectFunctionCall2(numeric_cmp, a, b));
+	return (greatest ? cmp >= 0 : cmp <= 0) ? a : b;
+}
+
+/*
+ * Add one event to its contact's existing row of its type in
+ * segment.event_stats (stats), exactly as the DO UPDATE arm of the insert
+ * trigger's upsert (src/events.c) would, without a SQL statement: the row is
+ * found by the primary key under the snapshot a statement takes, and updated
+ * (HOT, as a rule: no indexed column changes).  A concurrent writer of the
+ * same row is waited for; under READ COMMITTED the row is then looked up
+ * again, as ON CONFLICT follows it to its newest version, and under
+ * REPEATABLE READ and SERIALIZABLE it is the same serialization failure.
+ * Returns false, having written nothing, when there is no row yet (or it
+ * went meanwhile) or the fast path cannot be used: the caller's upsert does
+ * it then.
+ */
+bool
+MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, bool amount_null)
+{
+	Relation	rel,
+				idx;
+	TupleTableSlot *old,
+			   *slot;
+	ScanKeyData keys[2];
+	Snapshot	snap;
+	CommandId	cid;
+	bool		done = false;
+
+	rel = table_open(stats, RowExclusiveLock);
+	if (!StatsWritable(rel))
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	idx = index_open(stat_cols.pkey, AccessShareLock);
+	old = table_slot_create(rel, NULL);
+	slot = table_slot_create(rel, NULL);
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, type);
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, contact);
+
+	/* what a statement does first: see this transaction's writes and what others committed */
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	for (;;)
+	{
+		IndexScanDesc scan;
+		bool		found;
+		TM_Result	res;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		bool		isnull;
+		Datum		d;
+		int			i;
+
+		scan = index_beginscan(rel, idx, snap, 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, old);
+		index_endscan(scan);
+		if (!found)
+			break;
+
+		/* the row as it is, with this event added */
+		slot_getallattrs(old);
+		ExecClearTuple(slot);
+		for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+		{
+			slot->tts_values[i] = old->tts_values[i];
+			slot->tts_isnull[i] = old->tts_isnull[i];
+		}
+#define STAT(col) slot->tts_values[stat_cols.col - 1]
+#define STATNULL(col) slot->tts_isnull[stat_cols.col - 1]
+		if (STATNULL(count) || STATNULL(first_at) || STATNULL(last_at) || STATNULL(amount_count))
+			break;				/* not a row the upsert made: let it decide */
+		STAT(count) = Int64GetDatum(DatumGetInt64(STAT(count)) + 1);
+		if (DatumGetTimestampTz(at) < DatumGetTimestampTz(STAT(first_at)))
+			STAT(first_at) = at;
+		if (DatumGetTimestampTz(at) > DatumGetTimestampTz(STAT(last_at)))
+			STAT(last_at) = at;
+		if (!amount_null)
+		{
+			STAT(amount_count) = Int64GetDatum(DatumGetInt64(STAT(amount_count)) + 1);
+			STAT(sum_amount) = STATNULL(sum_amount) ? amount :
+				DirectFunctionCall2(numeric_add, STAT(sum_amount), amount);
+			STATNULL(sum_amount) = false;
+			d = NumericPick(STAT(min_amount), STATNULL(min_amount), amount, false, false, &isnull);
+			STAT(min_amount) = d;
+			STATNULL(min_amount) = isnull;
+			d = NumericPick(STAT(max_amount), STATNULL(max_amount), amount, false, true, &isnull);
+			STAT(max_amount) = d;
+			STATNULL(max_amount) = isnull;
+		}
+#undef STAT
+#undef STATNULL
+		ExecStoreVirtualTuple(slot);
+		res = table_tuple_update(rel, &old->tts_tid, slot, cid, snap, InvalidSnapshot, true,
+								 &tmfd, &lockmode, &update_indexes);
+		if (res == TM_Ok)
+		{
+			if (update_indexes)
+				InsertIndexEntries(rel, slot);
+			done = true;
+			break;
+		}
+		if ((res == TM_Updated || res == TM_Deleted) && !IsolationUsesXactSnapshot())
+		{
+			/* a concurrent writer committed a change of the row: find its newest version */
+			UnregisterSnapshot(snap);
+			snap = RegisterSnapshot(GetLatestSnapshot());
+			continue;
+		}
+		if (res == TM_Updated || res == TM_Deleted)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		elog(ERROR, "segment.event_stats_insert: unexpected result %d updating an aggregate row", (int) res);
+	}
+	UnregisterSnapshot(snap);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecDropSingleTupleTableSlot(old);
+	index_close(idx, AccessShareLock);
+	table_close(rel, NoLock);
+	return done;
 }
