@@ -212,5 +212,19 @@ SELECT segment.segment_members('spent') ORDER BY 1;
 SELECT segment.track(3, 'purchase', '{}', 100) > 0 AS tracked;
 SELECT segment.segment_members('spent') ORDER BY 1;
 
+-- Maintenance locks a tracked event takes, until its transaction ends: the
+-- global one (shared) always; the contact's own only when a rule on the
+-- event's type is to be evaluated.
+CREATE VIEW maint_locks AS
+  SELECT CASE objsubid WHEN x'5E6E'::int THEN 'global' WHEN x'5E6D'::int THEN 'contact' END AS lock, mode
+    FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid IN (x'5E6E'::int, x'5E6D'::int);
+BEGIN;
+SELECT segment.track(3, 'page_view', '{}') > 0 AS tracked;
+SELECT * FROM maint_locks ORDER BY 1;
+SELECT segment.track(3, 'purchase', '{}', 5) > 0 AS tracked;
+SELECT * FROM maint_locks ORDER BY 1;
+COMMIT;
+DROP VIEW maint_locks;
+
 RESET segment.clock_override;
 DROP EXTENSION segment;

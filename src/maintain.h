@@ -181,7 +181,6 @@ extern void MaintEvalLevel(MaintGraph *g, MaintLevel *lv, int64 *ids, int nids,
 						   const MaintDelta *delta, MaintOutcomeFn fn, void *arg);
 
 /* maintain_apply.c */
-extern void MaintLockContacts(int64 *ids, int nids);
 extern void MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta);
 extern bool MaintApplying(void);
 extern bool MaintHoldsGlobalLock(void);

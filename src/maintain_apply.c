@@ -111,14 +111,15 @@ MaintHoldsGlobalLock(void)
 }
 
 /*
- * Serialize maintenance of these contacts (sorted, unique) with every other
- * transaction's, until the end of the transaction.
+ * The global maintenance lock for a run over nids contacts, until the end of
+ * the transaction: shared, or exclusive when the run (or the transaction so
+ * far) would lock too many contacts one by one.  True when exclusive: then
+ * the contacts need no locks of their own.  Rule changes take it exclusively
+ * (segment._lock_all), so while it is held the rules stay as they are.
  */
-void
-MaintLockContacts(int64 *ids, int nids)
+static bool
+LockGlobalForRun(int nids)
 {
-	int			i;
-
 	if (MyProc->lxid != locks_lxid)
 	{
 		locks_lxid = MyProc->lxid;
@@ -128,9 +129,21 @@ MaintLockContacts(int64 *ids, int nids)
 		locks_held + nids > MAINT_MAX_CONTACT_LOCKS_XACT)
 	{
 		LockGlobal(ExclusiveLock);
-		return;
+		return true;
 	}
 	LockGlobal(ShareLock);
+	return false;
+}
+
+/*
+ * Serialize maintenance of these contacts (sorted, unique) with every other
+ * transaction's, until the end of the transaction.
+ */
+static void
+LockContacts(int64 *ids, int nids)
+{
+	int			i;
+
 	for (i = 0; i < nids; i++)
 	{
 		LOCKTAG		tag;
@@ -414,15 +427,23 @@ MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta)
 	PG_TRY();
 	{
 		MaintGraph *g;
+		bool		exclusive;
 
-		/* Lock first, then look at the rules: a rule change committed while we waited is seen. */
-		MaintLockContacts(ids, n);
+		/*
+		 * Lock first, then look at the rules: a rule change committed while
+		 * we waited is seen, and none commits before this transaction ends.
+		 * The contacts are locked only when some rule is to be evaluated:
+		 * an event of a type no rule names costs the shared lock alone.
+		 */
+		exclusive = LockGlobalForRun(n);
 		AcceptInvalidationMessages();
 		g = MaintGetGraph(run_depth == 1);
 		if (g->nnodes > 0)
 		{
 			MaintRequest *req = MaintGetRequest(g, keys);
 
+			if (req->nlevels > 0 && !exclusive)
+				LockContacts(ids, n);
 			for (i = 0; i < req->nlevels; i++)
 				EvalLevel(g, &req->levels[i], ids, n, delta);
 		}
