@@ -145,6 +145,62 @@ SELECT reason FROM segment.suppressions WHERE address_hash = segment.address_has
 SELECT segment.forget(:ann);
 SELECT segment.forget(NULL);
 
+-- At scale: export_contact and forget read the person's rows through indexes,
+-- foreign key actions included; no table with many rows is read whole.  The
+-- messages a deleted contact left to the same address are the person's too;
+-- those of another contact that once had the address stay that contact's.
+SELECT segment.upsert_contact('flo@example.com') AS flo_gone \gset
+SELECT segment.enqueue(:flo_gone, 'To the deleted Flo', NULL, 'x') > 0 AS queued;
+DELETE FROM segment.contacts WHERE id = :flo_gone;
+SELECT segment.upsert_contact('flo@example.com') AS flo_moved \gset
+SELECT segment.enqueue(:flo_moved, 'To the Flo who moved', NULL, 'x') > 0 AS queued;
+UPDATE segment.contacts SET email = 'flo.moved@example.com' WHERE id = :flo_moved;
+SELECT segment.upsert_contact('flo@example.com') AS flo \gset
+SELECT segment.enqueue(:flo, 'To Flo', NULL, 'x') > 0 AS queued;
+INSERT INTO segment.contacts (email) SELECT 'many' || i || '@example.com' FROM generate_series(1, 2000) AS i;
+INSERT INTO segment.events (contact_id, type) SELECT c.id, 'view' FROM segment.contacts c, generate_series(1, 2);
+INSERT INTO segment.messages (contact_id, kind, mail_from, rcpt_to, subject, mime, message_id, status)
+  SELECT c.id, 'transactional', 'news@shop.example', c.email, 'bulk', 'x', 'bulk-' || c.id || '-' || i || '@shop.example', 'sent'
+    FROM segment.contacts c, generate_series(1, 2) AS i;
+INSERT INTO segment.message_events (message_id, contact_id, kind)
+  SELECT m.id, m.contact_id, 'delivered' FROM segment.messages m;
+INSERT INTO segment.campaigns (name, segment, template) VALUES ('bulk', 'buyers', 'thanks');
+INSERT INTO segment.campaign_recipients (campaign_id, contact_id, outcome)
+  SELECT g.id, c.id, 'holdout' FROM segment.campaigns g, segment.contacts c WHERE g.name = 'bulk';
+INSERT INTO segment.flow_runs (flow_id, contact_id, triggered_at, due_at, status)
+  SELECT f.id, c.id, segment.now(), segment.now(), 'sent' FROM segment.flows f, segment.contacts c WHERE f.name = 'thanks';
+INSERT INTO segment.flow_inbox (kind, name, contact_id) SELECT 'event', 'purchase', c.id FROM segment.contacts c;
+INSERT INTO segment.suppressions (address_hash, reason)
+  SELECT segment.address_hash('gone' || i || '@example.com'), 'forgotten' FROM generate_series(1, 2000) AS i;
+ANALYZE;
+CREATE FUNCTION pg_temp.big_tables_read_whole(since jsonb) RETURNS text[] LANGUAGE sql AS $$
+  SELECT coalesce(array_agg(s.relname::text ORDER BY s.relname), '{}') FROM pg_stat_xact_user_tables s
+    JOIN pg_class k ON k.oid = s.relid
+   WHERE s.schemaname = 'segment' AND k.reltuples >= 1000
+     AND s.seq_scan > coalesce((since ->> s.relname)::bigint, 0) $$;
+CREATE FUNCTION pg_temp.seq_scans() RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_object_agg(relname, seq_scan) FROM pg_stat_xact_user_tables WHERE schemaname = 'segment' $$;
+SELECT array_agg(relname::text ORDER BY relname) AS big_tables FROM pg_class
+ WHERE relnamespace = 'segment'::regnamespace AND relkind = 'r' AND reltuples >= 1000;
+BEGIN;
+SELECT pg_temp.seq_scans() AS before \gset
+SELECT (SELECT array_agg(m->>'subject' ORDER BY (m->>'id')::bigint) FROM jsonb_array_elements(d->'messages') m) AS messages,
+       jsonb_array_length(d->'message_events') AS message_events, jsonb_array_length(d->'events') AS events,
+       d->'campaigns'->0->>'campaign' AS campaign, d->'flows'->0->>'flow' AS flow
+  FROM segment.export_contact(:flo) AS d;
+SELECT pg_temp.big_tables_read_whole(:'before') AS read_whole_by_export;
+SELECT pg_temp.seq_scans() AS before \gset
+SELECT segment.forget(:flo);
+SELECT pg_temp.big_tables_read_whole(:'before') AS read_whole_by_forget;
+COMMIT;
+SELECT subject, contact_id = :flo_moved AS of_moved_flo FROM segment.messages
+ WHERE rcpt_to = 'flo@example.com' OR contact_id IN (:flo, :flo_moved) OR contact_id IS NULL;
+SELECT (SELECT count(*) FROM segment.message_events WHERE contact_id = :flo) AS message_events,
+       (SELECT count(*) FROM segment.campaign_recipients WHERE contact_id = :flo) AS campaign_recipients,
+       (SELECT count(*) FROM segment.flow_runs WHERE contact_id = :flo) AS flow_runs,
+       (SELECT count(*) FROM segment.flow_inbox WHERE contact_id = :flo) AS flow_inbox,
+       (SELECT count(*) FROM segment.events WHERE contact_id = :flo) AS events;
+
 -- Who may do what: export and erasure are for the application and admins, not editors.
 SELECT has_function_privilege('segment_app', 'segment.forget(bigint)', 'EXECUTE') AS app_forget,
        has_function_privilege('segment_editor', 'segment.forget(bigint)', 'EXECUTE') AS editor_forget,

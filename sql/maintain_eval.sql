@@ -123,8 +123,8 @@ SELECT * FROM drift;
 -- Windowed counts stop reading events as soon as the comparison is settled:
 -- each comparison around its literal, decimal and negative literals too.  Two
 -- tag rules on one event type read the contact's tags in one scan: a manual tag
--- stays manual while the rule holds; an expired one is taken over by the rule
--- when an event changes the rule's value, else at the next refresh.
+-- stays manual while the rule holds; a manual tag with an expiry put on a tag
+-- the rule holds stays a rule tag (the expiry ends only the manual hold).
 SELECT count(*) AS segments FROM (
   SELECT segment.create_segment(name, rule::segment.rule) FROM (VALUES
     ('w_lt2',   'count(page_view) within 7 days < 2'),
@@ -166,8 +166,8 @@ SELECT * FROM drift WHERE name NOT IN ('tag viewer', 'tag heavy_viewer');
 SELECT segment.track(4, 'page_view', '{}', NULL, segment.now() - interval '1 hour') > 0 AS tracked;
 SELECT * FROM counts ORDER BY contact;
 SELECT * FROM drift WHERE name NOT IN ('tag viewer', 'tag heavy_viewer');
--- Contact 3's expired manual tag: the views since left "viewer" true, so
--- nothing read it; refresh removes it and the rule takes the tag over.
+-- Contact 3's manual expiry has passed: the rule still holds "viewer", so
+-- refresh leaves the tag as it is.
 SELECT count(*) > 0 AS refreshed FROM segment.refresh();
 SELECT * FROM counts WHERE contact = 3;
 

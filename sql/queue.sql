@@ -83,6 +83,22 @@ SELECT subject, next_attempt_at, created_at,
   FROM segment.messages WHERE id IN (:m8, :m9) ORDER BY id;
 RESET segment.clock_override;
 
+-- A value with line breaks and other control characters (an address kept in
+-- attrs) put into the subject: the subject is made one line (each run of them
+-- becomes one space) when it is rendered, so render_for, preview and the
+-- built message agree, the mail goes out and no header can be injected; the
+-- body keeps its line breaks.
+SELECT segment.upsert_contact('cy@example.com',
+         jsonb_build_object('address', E'Main St 1 \r\n\r\nBerlin\tDE\u0001\u007f \r\nBcc: victim@example.com')) AS cy \gset
+SELECT segment.create_template('shipping', 'Ships to {{address}}!', '<p>{{address}}</p>', 'Ships to {{address}}') IS NOT NULL AS created;
+SELECT subject FROM segment.render_for('shipping', :cy);
+SELECT subject FROM segment.preview('shipping', :cy);
+SELECT segment.send(:cy, 'shipping') AS m10 \gset
+SELECT subject FROM segment.messages WHERE id = :m10;
+SELECT * FROM pg_temp.headers(:m10);
+SELECT mime LIKE E'%\r\n\r\nShips to Main St 1=20\r\n\r\nBerlin\tDE=01=7F=20\r\nBcc: victim@example.com\r\n--%' AS text_part_keeps_lines
+  FROM segment.messages WHERE id = :m10;
+
 -- The queue by status.
 SELECT segment.cancel_message(:m5) AS cancelled, segment.cancel_message(:m5) AS again;
 SELECT status, messages FROM segment.queue_status;

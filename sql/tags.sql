@@ -84,6 +84,72 @@ SELECT segment.segment_members('big_buyers');
 
 SELECT id, at, contact_id, tag, action, source FROM segment.tag_history WHERE id > 5 ORDER BY id;
 
+-- A manual expiry ends only the manual hold: while a tag rule holds the tag it
+-- stays (as a rule tag, the manual expiry kept in manual_expires_at); when the
+-- rule stops before that expiry, the tag stays until then (as a manual tag).
+SET segment.clock_override = '2030-04-01 00:00:00+00';
+INSERT INTO segment.contacts (id, email) VALUES (4, 'dee@example.com'), (5, 'eve@example.com');
+SELECT segment.create_tag_rule('spender', 'did purchase');
+SELECT segment.create_segment('spenders', 'tagged ''spender''');
+SELECT max(id) AS mark FROM segment.changes \gset
+SELECT segment.track(4, 'purchase') > 0 AS tracked;
+SELECT segment.tag(4, 'spender', '2030-04-02');      -- the rule holds it: false
+SELECT segment.tag(5, 'spender', '2030-04-02');      -- new: true
+SELECT segment.track(5, 'purchase') > 0 AS tracked;  -- now the rule holds it too
+SELECT contact_id, source, expires_at, manual_expires_at
+  FROM segment.contact_tags WHERE tag = 'spender' ORDER BY 1;
+SET segment.clock_override = '2030-04-03 00:00:00+00';
+SELECT segment.tags(4) AS tags_4, segment.tags(5) AS tags_5;
+SELECT c.id, segment.matches(c.id, 'tagged ''spender'''),
+       c.id IN (SELECT segment.members('tagged ''spender''')) AS member
+  FROM segment.contacts c WHERE c.id IN (4, 5) ORDER BY 1;
+SELECT tag, contacts, by_rule FROM segment.tag_counts WHERE tag = 'spender';
+SELECT * FROM segment.refresh();
+SELECT segment.segment_members('spenders');
+-- The rule stops while a manual tag with an expiry to come holds it: it stays.
+SELECT segment.tag(4, 'spender', '2030-04-10');
+DELETE FROM segment.events WHERE contact_id = 4;
+SELECT contact_id, source, expires_at, manual_expires_at
+  FROM segment.contact_tags WHERE tag = 'spender' ORDER BY 1;
+SELECT segment.tags(4), segment.matches(4, 'tagged ''spender'''), segment.segment_members('spenders');
+-- The rule stops after the manual expiry passed: the tag goes at once.
+DELETE FROM segment.events WHERE contact_id = 5;
+SELECT segment.tags(5), segment.segment_members('spenders');
+-- ... and the manual one at its expiry.
+SET segment.clock_override = '2030-04-11 00:00:00+00';
+SELECT segment.tags(4);
+SELECT * FROM segment.refresh();
+SELECT segment.segment_members('spenders');
+-- untag of a tag the rule holds: false, the tag stays, the manual hold is gone.
+SELECT segment.track(4, 'purchase') > 0 AS tracked;
+SELECT segment.tag(4, 'spender', '2030-05-01');
+SELECT segment.untag(4, 'spender');
+SELECT contact_id, source, expires_at, manual_expires_at FROM segment.contact_tags WHERE tag = 'spender';
+-- Dropping the rule keeps what a manual tag with an expiry to come holds.
+SELECT segment.tag(4, 'spender', '2030-05-01');
+SELECT segment.drop_tag_rule('spender');
+SELECT contact_id, source, expires_at, manual_expires_at FROM segment.contact_tags WHERE tag = 'spender';
+SELECT id - :mark AS n, at, contact_id, tag, action, source
+  FROM segment.tag_history WHERE id > :mark ORDER BY id;
+-- The same when a rule is applied to many contacts at once (set-wise, also by
+-- refresh for a rule on time): manual tags with an expiry are taken over, and
+-- kept while their expiry is to come.
+INSERT INTO segment.contacts (id, email)
+  SELECT i, 'many' || i || '@example.com' FROM generate_series(100, 179) AS i;
+SELECT bool_and(segment.tag(i, 'many', '2030-04-12')) AS all_new FROM generate_series(100, 179) AS i;
+INSERT INTO segment.events (contact_id, type) SELECT i, 'signup' FROM generate_series(100, 179) AS i;
+SELECT max(id) AS mark FROM segment.changes \gset
+SELECT segment.create_tag_rule('many', 'did signup within 3 days') > 0 AS created;
+SELECT source, count(*), min(manual_expires_at) FROM segment.contact_tags WHERE tag = 'many' GROUP BY 1;
+SET segment.clock_override = '2030-04-13 00:00:00+00';
+SELECT tag, contacts, by_rule FROM segment.tag_counts WHERE tag = 'many';
+SELECT segment.tag(i, 'many', '2030-04-20') FROM generate_series(100, 101) AS i;
+SET segment.clock_override = '2030-04-15 00:00:00+00';
+SELECT * FROM segment.refresh();
+SELECT source, count(*), min(expires_at) FROM segment.contact_tags WHERE tag = 'many' GROUP BY 1 ORDER BY 1;
+SELECT action, source, count(*) FROM segment.tag_history WHERE id > :mark GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT segment.drop_tag_rule('many');
+
 -- Tag-rule errors.
 SELECT segment.create_tag_rule('vip', 'did purchase');
 SELECT segment.create_tag_rule('vip', 'did purchase');

@@ -144,7 +144,7 @@ typedef struct MaintOutcome
 	int64		contact;
 	bool	   *want;			/* 's', 't': the rule holds */
 	bool	   *member;			/* 's': currently a member */
-	char	   *tag_state;		/* 't': 'r' by rule, 'm' manual/flow, 'x' expired, '-' none */
+	char	   *tag_state;		/* 't': 'r' by rule, 'm' manual/flow, 'e' manual/flow expiring, 'x' expired, '-' none */
 	char	   *stage_cur;		/* 'g': current stage (NULL: none) */
 	char	   *stage_new;		/* 'g': the stage whose rule holds (NULL: none) */
 	bool	   *same;			/* the statement's one event left the value as it was: state not read */

@@ -60,7 +60,7 @@ typedef struct MaintChanges
 	List	   *exit_seg,
 			   *exit_contact,
 			   *exit_name;
-	List	   *tag_add_contact,	/* the tag's row is there, expired */
+	List	   *tag_add_contact,	/* the tag's row is there, expired or expiring */
 			   *tag_add_tag;
 	List	   *tag_new_contact,	/* no row for the tag */
 			   *tag_new_tag;
@@ -245,7 +245,10 @@ ApplyChanges(MaintGraph *g, MaintChanges *ch)
 						  "   FROM del JOIN u ON u.s = del.segment_id AND u.c = del.contact_id",
 						  3, s3i, CURSOR_OPT_GENERIC_PLAN), 3, a);
 	}
-	/* new rule tags without a statement too; the statement renews expired ones */
+	/*
+	 * New rule tags without a statement too; the statement renews expired
+	 * ones and takes over expiring manual ones.
+	 */
 	if (ch->tag_new_contact && !MaintWriteTagAdds(&g->rels, ch->tag_new_contact, ch->tag_new_tag))
 	{
 		ch->tag_add_contact = list_concat(ch->tag_add_contact, ch->tag_new_contact);
@@ -264,11 +267,15 @@ ApplyChanges(MaintGraph *g, MaintChanges *ch)
 							  "            SELECT u.c, u.t, 'rule', segment.now(), NULL"
 							  "              FROM unnest($1::bigint[], $2::text[]) AS u(c, t)"
 							  "            ON CONFLICT (contact_id, tag) DO UPDATE"
-							  "               SET source = 'rule', tagged_at = EXCLUDED.tagged_at, expires_at = NULL"
-							  "             WHERE ct.expires_at <= segment.now()"
-							  "            RETURNING ct.contact_id, ct.tag)"
+							  "               SET source = 'rule', expires_at = NULL,"
+							  "                   tagged_at = CASE WHEN ct.expires_at <= EXCLUDED.tagged_at"
+							  "                                    THEN EXCLUDED.tagged_at ELSE ct.tagged_at END,"
+							  "                   manual_expires_at = CASE WHEN ct.expires_at > EXCLUDED.tagged_at"
+							  "                                            THEN ct.expires_at END"
+							  "             WHERE ct.expires_at IS NOT NULL"
+							  "            RETURNING ct.contact_id, ct.tag, ct.manual_expires_at)"
 							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-							  " SELECT contact_id, 'tag_add', tag, 'rule' FROM up",
+							  " SELECT contact_id, 'tag_add', tag, 'rule' FROM up WHERE manual_expires_at IS NULL",
 							  2, t2, CURSOR_OPT_GENERIC_PLAN), 2, a);
 		}
 		if (ch->tag_rm_contact)
@@ -276,12 +283,7 @@ ApplyChanges(MaintGraph *g, MaintChanges *ch)
 			a[0] = Int8Array(ch->tag_rm_contact);
 			a[1] = TextArray(ch->tag_rm_tag);
 			RunWrite(SegmentKeptPlan(&plan_tag_remove,
-							  "WITH del AS (DELETE FROM segment.contact_tags ct"
-							  "              USING unnest($1::bigint[], $2::text[]) AS u(c, t)"
-							  "             WHERE ct.contact_id = u.c AND ct.tag = u.t AND ct.source = 'rule'"
-							  "             RETURNING ct.contact_id, ct.tag)"
-							  " INSERT INTO segment.changes (contact_id, kind, name, source)"
-							  " SELECT contact_id, 'tag_remove', tag, 'rule' FROM del",
+							  "SELECT segment._release_rule_tags($1::bigint[], $2::text[])",
 							  2, t2, CURSOR_OPT_GENERIC_PLAN), 2, a);
 		}
 	}

@@ -1115,7 +1115,8 @@ Unchanged(EvalEnv *env, MaintNode *node, Tri now, char *stage_now)
 
 /*
  * The state of a contact_tags row: 'r' put there by a rule, 'm' manual or by
- * a flow and not expired, 'x' expired.
+ * a flow for good, 'e' manual or by a flow until an expiry not yet passed,
+ * 'x' expired.  A rule that holds takes over 'e' (and 'x') rows.
  */
 static char
 TagState(EvalEnv *env, TupleTableSlot *slot)
@@ -1127,9 +1128,9 @@ TagState(EvalEnv *env, TupleTableSlot *slot)
 
 	if (strcmp(source, "rule") == 0)
 		return 'r';
-	if (isnull || DatumGetTimestampTz(exp) > env->now)
+	if (isnull)
 		return 'm';
-	return 'x';
+	return DatumGetTimestampTz(exp) > env->now ? 'e' : 'x';
 }
 
 /* The current membership of the contact, tag states and stage, for the level's nodes. */

@@ -1401,32 +1401,58 @@ RenderRange(Render *r, const TmplProgram *p, int from, int to)
 }
 
 /*
- * A subject line must stay one line: each run of CR and LF becomes one
- * space, and white space around the whole is trimmed.
+ * The length of the control character at p (n bytes left): C0 (CR, LF and
+ * tab among them) and DEL are one byte, C1 (U+0080 to U+009F) two in UTF-8;
+ * 0 when p starts no control character.
+ */
+static size_t
+ControlLength(const char *p, size_t n)
+{
+	unsigned char c = (unsigned char) p[0];
+
+	if (c < 0x20 || c == 0x7f)
+		return 1;
+	if (c == 0xc2 && n > 1 && (unsigned char) p[1] >= 0x80 && (unsigned char) p[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+/*
+ * A subject line must stay one line of plain text, whatever the values put in
+ * it hold (an address with line breaks): each run of control characters,
+ * with the spaces next to it, becomes one space, and spaces around the whole
+ * are trimmed.  The message then goes out, and no header can be injected.
  */
 static void
 SingleLine(CoreBuf *out, size_t from)
 {
-	size_t		i,
-				j = from;
-	size_t		start;
+	size_t		i = from,
+				j = from,
+				k,
+				start;
 
-	for (i = from; i < out->len; i++)
+	while (i < out->len)
 	{
-		char		c = out->data[i];
-
-		if (c == '\r' || c == '\n')
+		k = ControlLength(out->data + i, out->len - i);
+		if (k == 0)
 		{
-			while (i + 1 < out->len && (out->data[i + 1] == '\r' || out->data[i + 1] == '\n'))
-				i++;
-			c = ' ';
+			out->data[j++] = out->data[i++];
+			continue;
 		}
-		out->data[j++] = c;
+		while (j > from && out->data[j - 1] == ' ')
+			j--;
+		for (i += k; i < out->len; i += k)
+		{
+			k = out->data[i] == ' ' ? 1 : ControlLength(out->data + i, out->len - i);
+			if (k == 0)
+				break;
+		}
+		out->data[j++] = ' ';
 	}
-	while (j > from && (out->data[j - 1] == ' ' || out->data[j - 1] == '\t'))
+	while (j > from && out->data[j - 1] == ' ')
 		j--;
 	start = from;
-	while (start < j && (out->data[start] == ' ' || out->data[start] == '\t'))
+	while (start < j && out->data[start] == ' ')
 		start++;
 	memmove(out->data + from, out->data + start, j - start);
 	out->len = from + (j - start);

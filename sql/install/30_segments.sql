@@ -37,13 +37,19 @@ CREATE TABLE segment.contact_tags (
   source     text NOT NULL DEFAULT 'manual' CHECK (source IN ('manual', 'rule', 'flow')),
   tagged_at  timestamptz NOT NULL DEFAULT segment.now(),
   expires_at timestamptz,
-  PRIMARY KEY (contact_id, tag)
+  -- A rule tag that a manual (or flow) tag with an expiry holds too: that
+  -- expiry, so the tag stays until then when the rule stops holding.
+  manual_expires_at timestamptz,
+  PRIMARY KEY (contact_id, tag),
+  CONSTRAINT contact_tags_manual_expiry CHECK (manual_expires_at IS NULL OR source = 'rule')
 );
 -- The contacts with a tag: on tag alone, so a new tag row's entry lands at the
 -- end of that tag's entries (see segment_members_segment), and equal tags are
 -- stored once (deduplication).
 CREATE INDEX contact_tags_tag ON segment.contact_tags (tag);
 COMMENT ON TABLE segment.contact_tags IS 'Tags on contacts; a tag past expires_at no longer counts';
+COMMENT ON COLUMN segment.contact_tags.manual_expires_at IS
+  'Rule tags only: a manual tag with this expiry holds the tag too; when the rule stops holding before then, the tag stays as a manual tag until then';
 
 CREATE TABLE segment.stages (
   name       text PRIMARY KEY,
@@ -163,8 +169,11 @@ CREATE FUNCTION segment.tag(contact_id bigint, tag text, expires_at timestamptz,
   RETURNS boolean
   LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  cur record;
-  t   timestamptz := segment.now();
+  cur  record;
+  t    timestamptz := segment.now();
+  -- An expiring tag that the tag rule holds stays a rule tag: the expiry ends
+  -- only the manual hold (manual_expires_at), not the tag.
+  held boolean := false;
 BEGIN
   PERFORM segment._check_contact(contact_id);
   PERFORM segment._check_tag(tag);
@@ -178,14 +187,21 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('expires_at is %s, the clock says %s.', expires_at, t);
   END IF;
+  IF expires_at IS NOT NULL THEN
+    SELECT coalesce(segment.matches(tag.contact_id, r.rule), false) INTO held
+      FROM segment.tag_rules r WHERE r.tag = tag.tag;
+    held := coalesce(held, false);
+  END IF;
   LOOP
     SELECT ct.source, ct.expires_at INTO cur
       FROM segment.contact_tags ct
      WHERE ct.contact_id = tag.contact_id AND ct.tag = tag.tag
        FOR UPDATE;
     IF NOT FOUND THEN
-      INSERT INTO segment.contact_tags AS ct (contact_id, tag, source, tagged_at, expires_at)
-        VALUES (tag.contact_id, tag.tag, tag.source, t, tag.expires_at)
+      INSERT INTO segment.contact_tags AS ct (contact_id, tag, source, tagged_at, expires_at, manual_expires_at)
+        VALUES (tag.contact_id, tag.tag, CASE WHEN held THEN 'rule' ELSE tag.source END, t,
+                CASE WHEN held THEN NULL ELSE tag.expires_at END,
+                CASE WHEN held THEN tag.expires_at END)
         ON CONFLICT ON CONSTRAINT contact_tags_pkey DO NOTHING;
       IF FOUND THEN
         INSERT INTO segment.changes (contact_id, kind, name, source)
@@ -195,7 +211,9 @@ BEGIN
       CONTINUE;                     -- inserted concurrently: take the update path
     END IF;
     UPDATE segment.contact_tags ct
-       SET source = tag.source, expires_at = tag.expires_at,
+       SET source = CASE WHEN held THEN 'rule' ELSE tag.source END,
+           expires_at = CASE WHEN held THEN NULL ELSE tag.expires_at END,
+           manual_expires_at = CASE WHEN held THEN tag.expires_at END,
            tagged_at = CASE WHEN cur.expires_at <= t THEN t ELSE ct.tagged_at END
      WHERE ct.contact_id = tag.contact_id AND ct.tag = tag.tag;
     IF cur.expires_at <= t THEN     -- it had expired: it comes back
@@ -207,7 +225,7 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.tag(bigint, text, timestamptz, text) IS
-  'Tag a contact (until expires_at when not null) as source manual or flow; true when the tag is new. Re-tagging sets the new expiry';
+  'Tag a contact (until expires_at when not null) as source manual or flow; true when the tag is new. Re-tagging sets the new expiry; a tag rule that holds keeps the tag past it';
 
 -- design.md's signature exactly: a manual tag.  (A separate function rather
 -- than a default on source, so segment.tag(bigint, text, timestamptz) exists.)
@@ -248,8 +266,9 @@ BEGIN
   SELECT segment.matches(untag.contact_id, r.rule) INTO held
     FROM segment.tag_rules r WHERE r.tag = untag.tag;
   IF held THEN
-    UPDATE segment.contact_tags ct SET source = 'rule', expires_at = NULL
-     WHERE ct.contact_id = untag.contact_id AND ct.tag = untag.tag AND ct.source <> 'rule';
+    UPDATE segment.contact_tags ct SET source = 'rule', expires_at = NULL, manual_expires_at = NULL
+     WHERE ct.contact_id = untag.contact_id AND ct.tag = untag.tag
+       AND (ct.source <> 'rule' OR ct.manual_expires_at IS NOT NULL);
     RETURN false;
   END IF;
   DELETE FROM segment.contact_tags ct
@@ -267,6 +286,31 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.untag(bigint, text) IS
   'Remove a tag from a contact; true when it had the (unexpired) tag. A tag rule that holds keeps the tag';
+
+-- A tag rule stops holding these (contact, tag) pairs: each rule tag goes,
+-- with its tag_remove, unless a manual tag with an expiry held it too; then it
+-- stays, as that manual tag, until its expiry.  Used by the maintenance
+-- (src/maintain_apply.c), _recompute_all and drop_tag_rule.
+CREATE FUNCTION segment._release_rule_tags(contact_ids bigint[], tags text[]) RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  t timestamptz := segment.now();
+BEGIN
+  WITH u AS (SELECT * FROM unnest(contact_ids, tags) AS u(c, g)),
+       kept AS (UPDATE segment.contact_tags ct
+                   SET source = 'manual', expires_at = ct.manual_expires_at, manual_expires_at = NULL
+                  FROM u
+                 WHERE ct.contact_id = u.c AND ct.tag = u.g AND ct.source = 'rule'
+                   AND ct.manual_expires_at > t),
+       del AS (DELETE FROM segment.contact_tags ct USING u
+                WHERE ct.contact_id = u.c AND ct.tag = u.g AND ct.source = 'rule'
+                  AND (ct.manual_expires_at IS NULL OR ct.manual_expires_at <= t)
+               RETURNING ct.contact_id, ct.tag)
+  INSERT INTO segment.changes (contact_id, kind, name, source)
+    SELECT del.contact_id, 'tag_remove', del.tag, 'rule' FROM del ORDER BY del.contact_id, del.tag;
+END $$;
+COMMENT ON FUNCTION segment._release_rule_tags(bigint[], text[]) IS
+  'Internal: a tag rule stopped holding these tags; each goes (recorded) unless a manual tag with an unexpired expiry held it too, which it becomes';
 
 -- ---------------------------------------------------------------------------
 -- Incremental maintenance (C: src/maintain_*.c)
@@ -512,10 +556,11 @@ BEGIN
           ON m.contact_id = w.id
        WHERE w.id IS NULL OR m.contact_id IS NULL;
     ELSIF node_kind = 'tag_rule' THEN
-      -- A tag held by hand (unexpired) stays as it is; an expired one is taken over.
+      -- A tag held by hand for good stays as it is; one with an expiry is taken
+      -- over (its expiry kept in manual_expires_at when it has not passed).
       SELECT array_agg(w.id ORDER BY w.id)
                FILTER (WHERE w.id IS NOT NULL
-                         AND (ct.contact_id IS NULL OR (ct.source <> 'rule' AND ct.expires_at <= t))),
+                         AND (ct.contact_id IS NULL OR (ct.source <> 'rule' AND ct.expires_at IS NOT NULL))),
              array_agg(ct.contact_id ORDER BY ct.contact_id) FILTER (WHERE w.id IS NULL AND ct.source = 'rule')
         INTO ins_ids, del_ids
         FROM segment.members(r) AS w(id)
@@ -564,21 +609,19 @@ BEGIN
     END IF;
   ELSIF node_kind = 'tag_rule' THEN
     -- The contact_tags trigger re-evaluates the rules naming the tag for these contacts.
+    -- An unexpired manual tag taken over is no change: it was on the contact.
     WITH up AS (INSERT INTO segment.contact_tags AS ct (contact_id, tag, source, tagged_at, expires_at)
                   SELECT i, node_name, 'rule', t, NULL FROM unnest(ins_ids) AS i
                 ON CONFLICT (contact_id, tag) DO UPDATE
-                   SET source = 'rule', tagged_at = EXCLUDED.tagged_at, expires_at = NULL
-                 WHERE ct.expires_at <= t
-                RETURNING ct.contact_id),
-         del AS (DELETE FROM segment.contact_tags ct
-                  WHERE ct.tag = node_name AND ct.contact_id = ANY (del_ids) AND ct.source = 'rule'
-                 RETURNING ct.contact_id)
+                   SET source = 'rule', expires_at = NULL,
+                       tagged_at = CASE WHEN ct.expires_at <= t THEN t ELSE ct.tagged_at END,
+                       manual_expires_at = CASE WHEN ct.expires_at > t THEN ct.expires_at END
+                 WHERE ct.expires_at IS NOT NULL
+                RETURNING ct.contact_id, ct.manual_expires_at)
     INSERT INTO segment.changes (contact_id, kind, name, source)
-      SELECT x.c, x.kind, node_name, 'rule'
-        FROM (SELECT up.contact_id AS c, 'tag_add' AS kind, 1 AS o FROM up
-              UNION ALL
-              SELECT del.contact_id, 'tag_remove', 2 FROM del) x
-       ORDER BY x.o, x.c;
+      SELECT up.contact_id, 'tag_add', node_name, 'rule' FROM up
+       WHERE up.manual_expires_at IS NULL ORDER BY up.contact_id;
+    PERFORM segment._release_rule_tags(del_ids, array_fill(node_name, ARRAY[coalesce(cardinality(del_ids), 0)]));
   ELSE
     -- Contacts without a stage so far: in bulk; the others updated or deleted.
     SELECT array_agg(u.c ORDER BY u.c), array_agg(u.st ORDER BY u.c) INTO first_ids, first_stages
@@ -1070,13 +1113,11 @@ BEGIN
   END IF;
   PERFORM segment._index_rule('tag_rule', tag, NULL);
   DELETE FROM segment.tag_rules r WHERE r.tag = drop_tag_rule.tag;
-  -- The tags the rule held go with it (manual ones stay).
-  WITH gone AS (
-    DELETE FROM segment.contact_tags ct
-     WHERE ct.tag = drop_tag_rule.tag AND ct.source = 'rule'
-    RETURNING ct.contact_id)
-  INSERT INTO segment.changes (contact_id, kind, name, source)
-    SELECT contact_id, 'tag_remove', tag, 'rule' FROM gone ORDER BY contact_id;
+  -- The tags the rule held go with it (manual ones stay, so do those a manual
+  -- tag with an expiry held too, until that expiry).
+  PERFORM segment._release_rule_tags(array_agg(ct.contact_id), array_agg(ct.tag))
+     FROM segment.contact_tags ct
+    WHERE ct.tag = drop_tag_rule.tag AND ct.source = 'rule';
 END $$;
 COMMENT ON FUNCTION segment.drop_tag_rule(text) IS
   'Drop a tag rule; the tags it held are removed (manual tags of that name stay)';

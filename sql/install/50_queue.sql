@@ -35,6 +35,10 @@ CREATE INDEX messages_due ON segment.messages (next_attempt_at, id)
 -- Leases to recover after a crash.
 CREATE INDEX messages_leased ON segment.messages (lease_until) WHERE status = 'sending';
 CREATE INDEX messages_contact ON segment.messages (contact_id);
+-- The messages of deleted contacts (contact_id set NULL) by address, for
+-- export_contact and forget of a contact with that address.  Partial: a
+-- message is entered only when its contact goes, so sending pays nothing.
+CREATE INDEX messages_orphan_rcpt ON segment.messages (rcpt_to) WHERE contact_id IS NULL;
 CREATE INDEX messages_campaign ON segment.messages (campaign_id) WHERE campaign_id IS NOT NULL;
 COMMENT ON TABLE segment.messages IS
   'The send queue and the record of every message: the built RFC 5322 message, its status and delivery attempts';

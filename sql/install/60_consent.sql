@@ -173,9 +173,11 @@ BEGIN
                                             ORDER BY r.campaign_id)
                              FROM segment.campaign_recipients r JOIN segment.campaigns g ON g.id = r.campaign_id
                             WHERE r.contact_id = export_contact.contact_id), '[]'),
+    -- The contact's messages, and those to its address left by a deleted contact.
     'messages', coalesce((SELECT jsonb_agg(to_jsonb(m) - 'contact_id' ORDER BY m.id)
-                            FROM segment.messages m
-                           WHERE m.contact_id = export_contact.contact_id OR m.rcpt_to = c.email), '[]'),
+                            FROM (SELECT * FROM segment.messages m1 WHERE m1.contact_id = export_contact.contact_id
+                                  UNION ALL
+                                  SELECT * FROM segment.messages m2 WHERE m2.contact_id IS NULL AND m2.rcpt_to = c.email) m), '[]'),
     'flows', coalesce((SELECT jsonb_agg(jsonb_build_object('flow', f.name) || (to_jsonb(r) - 'contact_id' - 'flow_id')
                                         ORDER BY r.id)
                          FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
@@ -191,7 +193,9 @@ COMMENT ON FUNCTION segment.export_contact(bigint) IS
 
 -- Erase a person (right to erasure, GDPR art. 17): the profile and everything
 -- that hangs on it (events, aggregates, tags, memberships, stage, history,
--- flow runs and what waits for run_flows), every message to them, queued or sent; what stays is a suppression entry
+-- flow runs and what waits for run_flows), every message to them, queued or
+-- sent (theirs, and those to their address that a deleted contact left); what
+-- stays is a suppression entry
 -- keyed by the SHA-256 of the address, without the address, so an import of the
 -- same address later is never mailed.  A message the worker is sending at this
 -- moment may still go out.
@@ -205,7 +209,8 @@ BEGIN
   INSERT INTO segment.suppressions AS s (address_hash, address, reason)
     VALUES (segment.address_hash(addr), NULL, 'forgotten')
     ON CONFLICT (address_hash) DO UPDATE SET address = NULL, detail = NULL;
-  DELETE FROM segment.messages m WHERE m.contact_id = forget.contact_id OR m.rcpt_to = addr;
+  DELETE FROM segment.messages m WHERE m.contact_id = forget.contact_id;
+  DELETE FROM segment.messages m WHERE m.contact_id IS NULL AND m.rcpt_to = addr;
   DELETE FROM segment.contacts c WHERE c.id = forget.contact_id;
   -- The change feed has no foreign key (it outlives contacts); last, so that
   -- rows written while the contact's memberships went are gone too.

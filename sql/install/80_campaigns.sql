@@ -46,6 +46,10 @@ CREATE TABLE segment.campaign_recipients (
   decided_at  timestamptz NOT NULL DEFAULT segment.now(),
   PRIMARY KEY (campaign_id, contact_id)
 );
+-- A contact's launch decisions: export_contact reads them, and deleting a
+-- contact (forget) cascades to them; the primary key, campaign first, serves
+-- neither, and without this both read every decision of every campaign.
+CREATE INDEX campaign_recipients_contact ON segment.campaign_recipients (contact_id);
 COMMENT ON TABLE segment.campaign_recipients IS
   'What launch decided for each segment member: queued (with variant and message), holdout, waiting (for the A/B test''s winner), or skipped (capped, not_subscribed, suppressed)';
 

@@ -35,6 +35,9 @@ CREATE TABLE segment.flow_inbox (
   contact_id bigint NOT NULL,
   at         timestamptz NOT NULL DEFAULT segment.now()
 );
+-- A contact's rows, for forget: the inbox can hold a backlog when run_flows
+-- is not running, and its rows live until run_flows reads them.
+CREATE INDEX flow_inbox_contact ON segment.flow_inbox (contact_id);
 COMMENT ON TABLE segment.flow_inbox IS
   'Internal: events and profile field changes waiting for segment.run_flows (only kinds some flow listens to)';
 
@@ -53,7 +56,9 @@ CREATE TABLE segment.flow_runs (
   done_at      timestamptz
 );
 CREATE INDEX flow_runs_due ON segment.flow_runs (due_at, id) WHERE status = 'waiting';
-CREATE INDEX flow_runs_contact ON segment.flow_runs (flow_id, contact_id, triggered_at);
+-- Contact first: once_per (flow and contact) and a contact's runs alike
+-- (export_contact, and the cascade when a contact is deleted).
+CREATE INDEX flow_runs_contact ON segment.flow_runs (contact_id, flow_id, triggered_at);
 COMMENT ON TABLE segment.flow_runs IS
   'Each firing of a flow for a contact: waiting (until due_at), sent, cancelled (unless held) or skipped (and why)';
 

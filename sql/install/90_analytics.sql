@@ -18,6 +18,9 @@ CREATE TABLE segment.message_events (
 );
 CREATE INDEX message_events_message ON segment.message_events (message_id, kind);
 CREATE INDEX message_events_campaign ON segment.message_events (campaign_id, kind) WHERE campaign_id IS NOT NULL;
+-- A contact's message events: export_contact reads them, and deleting a
+-- contact (forget) sets their contact_id NULL (the foreign key's action).
+CREATE INDEX message_events_contact ON segment.message_events (contact_id);
 COMMENT ON TABLE segment.message_events IS
   'What happened to sent messages: delivered, open, click, bounce, complaint, unsubscribe, conversion (segment.record)';
 

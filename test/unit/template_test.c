@@ -317,6 +317,10 @@ main(void)
 	o.raw = false;
 	o.single_line = true;
 	Is(RenderWith(" Hi\r\n{{a}}\n", "{\"a\":\"x\\ny\"}", NULL, o), "Hi x y", "single line (subjects): CR/LF runs become a space, trimmed");
+	Is(RenderWith("{{a}}!", "{\"a\":\"Main St 1 \\r\\n \\r\\nBerlin\\t\\u0001x\\u007f\\u0085y \\u000b\"}", NULL, o),
+	   "Main St 1 Berlin x y !", "single line (subjects): control characters (C0, DEL, C1) and the spaces next to them become one space");
+	Is(RenderWith("a  b\t\t{{a}}", "{\"a\":\"\\u00e9\\u00a0c\"}", NULL, o),
+	   "a  b \xc3\xa9\xc2\xa0" "c", "single line (subjects): spaces away from control characters and non-ASCII stay");
 	o.single_line = false;
 	o.max_output = 10;
 	Is(RenderWith("{{#l}}abcd{{/l}}", "{\"l\":[1,2,3]}", NULL, o), "RENDER: rendered output exceeds 10 bytes", "output limit");
