@@ -101,6 +101,6 @@ END
 $$;
 COMMENT ON FUNCTION segment._restore_flows() IS
   'Trigger: after a restore loads segment.flows, renumbers the transaction ids of the change feed below the restoring cluster''s and makes the flows'' capture triggers';
-CREATE TRIGGER flows_restore AFTER INSERT ON segment.flows
+CREATE TRIGGER restore_change_feed AFTER INSERT ON segment.flows
   FOR EACH STATEMENT EXECUTE FUNCTION segment._restore_flows();
-ALTER TABLE segment.flows ENABLE REPLICA TRIGGER flows_restore;
+ALTER TABLE segment.flows ENABLE REPLICA TRIGGER restore_change_feed;
