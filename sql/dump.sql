@@ -59,3 +59,33 @@ SELECT segment.upsert_contact('dan@example.com') AS dan \gset
 SELECT segment.track(:dan, 'purchase') > 0 AS tracked;
 SELECT segment.in_segment(:dan, 'buyers');
 DROP EXTENSION segment;
+
+-- A dump of a partitioned segment.events attaches its partitions to the plain
+-- table CREATE EXTENSION makes: the event trigger makes it partitioned first
+-- (no default partition, no indexes: both come from the dump), and the
+-- parent's indexes when the dump attaches the first partition index.
+CREATE EXTENSION segment;
+CREATE TABLE segment.events_202601 (LIKE segment.events INCLUDING DEFAULTS);
+ALTER TABLE ONLY segment.events ATTACH PARTITION segment.events_202601
+  FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');
+SELECT c.relkind, (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid) AS indexes,
+       (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid) AS partitions
+  FROM pg_class c WHERE c.oid = 'segment.events'::regclass;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'segment.events_202601'::regclass AND NOT tgisinternal ORDER BY 1;
+ALTER TABLE ONLY segment.events_202601 ADD CONSTRAINT events_202601_pkey PRIMARY KEY (id, occurred_at);
+ALTER INDEX segment.events_pkey ATTACH PARTITION segment.events_202601_pkey;
+SELECT indexrelid::regclass, indisvalid FROM pg_index WHERE indrelid = 'segment.events'::regclass ORDER BY 1;
+SELECT segment.upsert_contact('ann@example.com') AS ann \gset
+SELECT segment.track(:ann, 'purchase', '{}', 5, '2026-01-15 00:00:00+00') > 0 AS tracked;
+SELECT count, sum_amount FROM segment.event_stats;
+DROP EXTENSION segment;
+-- segment.events with rows is not a restore's: left alone, PostgreSQL refuses.
+CREATE EXTENSION segment;
+SELECT segment.upsert_contact('ann@example.com') AS ann \gset
+SELECT segment.track(:ann, 'purchase') > 0 AS tracked;
+CREATE TABLE segment.events_202601 (LIKE segment.events INCLUDING DEFAULTS);
+ALTER TABLE ONLY segment.events ATTACH PARTITION segment.events_202601
+  FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');
+SELECT relkind FROM pg_class WHERE oid = 'segment.events'::regclass;
+DROP TABLE segment.events_202601;
+DROP EXTENSION segment;

@@ -71,9 +71,11 @@ ALTER TABLE segment._restore_guard ENABLE ALWAYS TRIGGER restore_guard;
 -- the waiting inbox rows get 1.  Within a span, changes are then read in id
 -- order.  The capture triggers of event and field flows are not dumped (they
 -- are made by _flow_sync_triggers, not by the install script), so they are made
--- again.  A trigger on flows, fired only with session_replication_role =
--- replica, so only by a restore (its data follows changes and flow_inbox).
-CREATE FUNCTION segment._restore_flows() RETURNS trigger
+-- again.  And a partitioned segment.events gets its identity sequence set.  A
+-- trigger on flows, fired only with session_replication_role = replica, so only
+-- by a restore (the data of flows follows that of changes, flow_inbox and the
+-- partitions of events).
+CREATE FUNCTION segment._restore_finish() RETURNS trigger
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   WITH marks AS (
@@ -96,11 +98,28 @@ BEGIN
    WHERE f.cursor_xid = r.x AND f.cursor_id = r.i;
   UPDATE segment.flow_inbox SET xid = '1';
   PERFORM segment._flow_sync_triggers();
+  -- A partitioned segment.events has an identity sequence of its own, not in
+  -- the dump (12_partitioning.sql): ids continue after the restored ones.
+  IF (SELECT relkind FROM pg_class WHERE oid = 'segment.events'::regclass) = 'p' THEN
+    PERFORM setval(pg_get_serial_sequence('segment.events', 'id'), max(id))
+       FROM segment.events HAVING count(*) > 0;
+  END IF;
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION segment._restore_flows() IS
-  'Trigger: after a restore loads segment.flows, renumbers the transaction ids of the change feed below the restoring cluster''s and makes the flows'' capture triggers';
+COMMENT ON FUNCTION segment._restore_finish() IS
+  'Trigger: after a restore loads segment.flows, renumbers the transaction ids of the change feed below the restoring cluster''s, makes the flows'' capture triggers and sets the id sequence of a partitioned events';
 CREATE TRIGGER restore_change_feed AFTER INSERT ON segment.flows
-  FOR EACH STATEMENT EXECUTE FUNCTION segment._restore_flows();
+  FOR EACH STATEMENT EXECUTE FUNCTION segment._restore_finish();
 ALTER TABLE segment.flows ENABLE REPLICA TRIGGER restore_change_feed;
+
+-- A partitioned segment.events: the dump attaches its partitions to the plain
+-- table CREATE EXTENSION makes; this event trigger makes it partitioned first
+-- (src/dump.c).  It fires in every replication role.
+CREATE FUNCTION segment._restore_partitions() RETURNS event_trigger
+  AS 'MODULE_PATHNAME', 'segment_restore_partitions' LANGUAGE C;
+COMMENT ON FUNCTION segment._restore_partitions() IS
+  'Event trigger: when a restore attaches partitions to the plain segment.events, makes it partitioned first, and its indexes before the partitions'' are attached';
+CREATE EVENT TRIGGER segment_restore_partitions ON ddl_command_start
+  WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX') EXECUTE FUNCTION segment._restore_partitions();
+ALTER EVENT TRIGGER segment_restore_partitions ENABLE ALWAYS;
