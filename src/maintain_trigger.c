@@ -22,6 +22,7 @@
 #include "utils/tuplestore.h"
 
 #include "maintain.h"
+#include "segment.h"
 
 PG_FUNCTION_INFO_V1(segment_events_trigger);
 PG_FUNCTION_INFO_V1(segment_contacts_trigger);
@@ -169,6 +170,7 @@ CheckStatementTrigger(FunctionCallInfo fcinfo, const char *name)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event))
 		elog(ERROR, "%s must be called as an AFTER ... FOR EACH STATEMENT trigger", name);
+	SegmentCheckRestore();
 }
 
 /*

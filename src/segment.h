@@ -28,6 +28,9 @@ extern char *segment_tracking_url;
 extern char *segment_secret;
 extern char *segment_clock_override;
 
+/* Restoring a dump (dump.c): errors once this backend began a restore with the triggers on. */
+extern void SegmentCheckRestore(void);
+
 /* The one clock (segment.c): segment.now() as a C call. */
 extern TimestampTz SegmentNow(void);
 

@@ -12,10 +12,29 @@ $$;
 COMMENT ON FUNCTION segment.event_partition_bounds(text, timestamptz) IS
   'Name and bounds (UTC) of the events partition of the given period unit that holds a time';
 
+-- The indexes of the partitioned segment.events; with parent_only, on the parent alone
+-- (each partition's index is attached to it later, as a restore does).
+CREATE FUNCTION segment._events_indexes(parent_only boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o text := CASE WHEN parent_only THEN 'ONLY ' ELSE '' END;
+BEGIN
+  EXECUTE format('ALTER TABLE %ssegment.events ADD CONSTRAINT events_pkey PRIMARY KEY (id, occurred_at)', o);
+  EXECUTE format('CREATE INDEX events_contact_type_time ON %ssegment.events (contact_id, type, occurred_at)', o);
+  EXECUTE format('CREATE INDEX events_type_time ON %ssegment.events (type, occurred_at) INCLUDE (contact_id)', o);
+END
+$$;
+COMMENT ON FUNCTION segment._events_indexes(boolean) IS
+  'Internal: the primary key and indexes of the partitioned segment.events (with parent_only: on the parent alone)';
+
 -- Turn the plain segment.events into a table partitioned by occurred_at, with a
 -- default partition holding every row; indexes, triggers and dependent views are
--- carried over, the aggregates are untouched.
-CREATE FUNCTION segment.convert_events_to_partitioned() RETURNS void
+-- carried over, the aggregates are untouched.  for_restore: a restore of a dump
+-- is about to attach the dumped partitions to the segment.events CREATE EXTENSION
+-- made (src/dump.c); then the table is empty and gets no default partition (the
+-- dump has one) and no indexes yet (the dump attaches the partitions' indexes,
+-- segment._events_indexes(true) makes the parent's first).
+CREATE FUNCTION segment.convert_events_to_partitioned(for_restore boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   trig record;
@@ -52,19 +71,18 @@ BEGIN
     type        text NOT NULL,
     properties  jsonb NOT NULL DEFAULT '{}',
     amount      numeric,
-    occurred_at timestamptz NOT NULL DEFAULT segment.now(),
-    PRIMARY KEY (id, occurred_at)
+    occurred_at timestamptz NOT NULL DEFAULT segment.now()
   ) PARTITION BY RANGE (occurred_at);
-  CREATE INDEX events_contact_type_time ON segment.events (contact_id, type, occurred_at);
-  CREATE INDEX events_type_time ON segment.events (type, occurred_at) INCLUDE (contact_id);
-  CREATE TABLE segment.events_default PARTITION OF segment.events DEFAULT;
   COMMENT ON TABLE segment.events IS 'Behavioral events (purchase, cart_add, page_view, email_open, ...), partitioned by occurred_at';
-
-  -- The rows move with no trigger on the new table yet: the aggregates already count them.
-  INSERT INTO segment.events (id, contact_id, type, properties, amount, occurred_at)
-  SELECT id, contact_id, type, properties, amount, occurred_at FROM segment.events_unpartitioned;
-  SELECT coalesce(max(id), 0) + 1 INTO next_id FROM segment.events;
-  PERFORM setval(pg_get_serial_sequence('segment.events', 'id'), next_id, false);
+  IF NOT for_restore THEN
+    PERFORM segment._events_indexes(false);
+    CREATE TABLE segment.events_default PARTITION OF segment.events DEFAULT;
+    -- The rows move with no trigger on the new table yet: the aggregates already count them.
+    INSERT INTO segment.events (id, contact_id, type, properties, amount, occurred_at)
+    SELECT id, contact_id, type, properties, amount, occurred_at FROM segment.events_unpartitioned;
+    SELECT coalesce(max(id), 0) + 1 INTO next_id FROM segment.events;
+    PERFORM setval(pg_get_serial_sequence('segment.events', 'id'), next_id, false);
+  END IF;
 
   FOREACH stmt IN ARRAY triggers LOOP
     EXECUTE stmt;
@@ -85,7 +103,7 @@ BEGIN
   DROP TABLE segment.events_unpartitioned;
 END
 $$;
-COMMENT ON FUNCTION segment.convert_events_to_partitioned() IS
+COMMENT ON FUNCTION segment.convert_events_to_partitioned(boolean) IS
   'Convert segment.events into a table range-partitioned by occurred_at (called by partition_events)';
 
 -- Partition segment.events by time: convert it on the first call, then make sure

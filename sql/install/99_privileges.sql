@@ -51,3 +51,5 @@ REVOKE ALL ON ALL TABLES IN SCHEMA segment FROM PUBLIC;
 GRANT ALL ON ALL TABLES IN SCHEMA segment TO segment_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA segment TO segment_editor, segment_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA segment TO segment_admin, segment_editor, segment_app;
+-- The restore guard's one row stays as CREATE EXTENSION made it (95_dump.sql).
+REVOKE ALL ON segment._restore_guard FROM segment_editor, segment_app;
