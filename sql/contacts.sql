@@ -133,6 +133,29 @@ ALTER TABLE segment.events ENABLE TRIGGER events_10_stats_insert;
 SELECT segment.rebuild_event_stats();
 SELECT type, count, sum_amount FROM segment.event_stats WHERE contact_id = :dora ORDER BY type;
 
+-- An event adds to its existing aggregate row in place, without a statement,
+-- only where that does what the upsert would.  A trigger of the table's own
+-- (here one that reports each update) makes the upsert run, so it fires:
+CREATE FUNCTION pg_temp.stats_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE NOTICE 'event_stats % of %: count % -> %', TG_OP, NEW.type, OLD.count, NEW.count;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER stats_seen BEFORE UPDATE ON segment.event_stats
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.stats_seen();
+SELECT segment.track(:dora, 'purchase', '{}', 7, '2026-05-26 10:00+00') > 0 AS tracked;
+DROP TRIGGER stats_seen ON segment.event_stats;
+SELECT segment.track(:dora, 'purchase', '{}', 8, '2026-05-27 10:00+00') > 0 AS tracked;
+SELECT type, count, sum_amount, min_amount, max_amount FROM segment.event_stats WHERE contact_id = :dora ORDER BY type;
+-- Without the right to update the aggregates, adding to an existing row is
+-- refused as the upsert refuses it.
+BEGIN;
+CREATE ROLE stats_app IN ROLE segment_app;
+REVOKE UPDATE ON segment.event_stats FROM segment_app;
+SET ROLE stats_app;
+SELECT segment.track(:dora, 'purchase', '{}', 9, '2026-05-28 10:00+00') > 0 AS tracked;
+ROLLBACK;
+
 -- Deleting a contact deletes its events and aggregates.
 DELETE FROM segment.contacts WHERE id = :dora;
 SELECT count(*) AS events, (SELECT count(*) FROM segment.event_stats) AS stats FROM segment.events;
