@@ -542,6 +542,24 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 }
 
 /*
+ * Fill slot (cleared, not yet stored) with the columns of the row in old: the
+ * new version of a row an update changes a few columns of.
+ */
+static void
+CopyRow(TupleTableSlot *old, TupleTableSlot *slot)
+{
+	int			i;
+
+	slot_getallattrs(old);
+	ExecClearTuple(slot);
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+	{
+		slot->tts_values[i] = old->tts_values[i];
+		slot->tts_isnull[i] = old->tts_isnull[i];
+	}
+}
+
+/*
  * Insert one row: the supplied columns from values/isnull where given[]
  * (by attribute), the others from their defaults; then its constraints,
  * foreign keys, heap tuple and index entries.
@@ -884,13 +902,7 @@ MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds)
 				int			i;
 
 				/* the row as it is, with the new stage and since */
-				slot_getallattrs(old);
-				ExecClearTuple(slot);
-				for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
-				{
-					slot->tts_values[i] = old->tts_values[i];
-					slot->tts_isnull[i] = old->tts_isnull[i];
-				}
+				CopyRow(old, slot);
 				slot->tts_values[a_stage - 1] = CStringGetTextDatum(new);
 				slot->tts_isnull[a_stage - 1] = false;
 				slot->tts_values[a_since - 1] = now;
@@ -1088,7 +1100,6 @@ MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, 
 		bool		update_indexes;
 		bool		isnull;
 		Datum		d;
-		int			i;
 
 		scan = index_beginscan(rel, idx, snap, 2, 0);
 		index_rescan(scan, keys, 2, NULL, 0);
@@ -1098,13 +1109,7 @@ MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, 
 			break;
 
 		/* the row as it is, with this event added */
-		slot_getallattrs(old);
-		ExecClearTuple(slot);
-		for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
-		{
-			slot->tts_values[i] = old->tts_values[i];
-			slot->tts_isnull[i] = old->tts_isnull[i];
-		}
+		CopyRow(old, slot);
 #define STAT(col) slot->tts_values[stat_cols.col - 1]
 #define STATNULL(col) slot->tts_isnull[stat_cols.col - 1]
 		if (STATNULL(count) || STATNULL(first_at) || STATNULL(last_at) || STATNULL(amount_count))
