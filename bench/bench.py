@@ -29,17 +29,17 @@ PGBIN = os.environ.get("PGBIN", "")
 
 MODES = {
     # contacts, events, timed repetitions, pgbench seconds x runs, untimed pgbench
-    # warm-up seconds before the track comparisons (see warm_up), render rows,
+    # warm-up seconds before the track comparisons (see pgbench), render rows,
     # Jinja2 rows, messages drained, transactional sends, matches() loop size
-    "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=3, warm_secs=60,
+    "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=3, warm_secs=90,
                  render_rows=1_000_000, jinja_rows=100_000, messages=100_000, sends=1000,
                  matches_loop=10_000, refresh_reps=3, drain_runs=2, million=1_000_000),
-    "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2, warm_secs=6,
+    "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2, warm_secs=9,
                   render_rows=50_000, jinja_rows=5_000, messages=5_000, sends=100,
                   matches_loop=2_000, refresh_reps=2, drain_runs=3, million=1_000_000),
     # 1/4 scale, between the two (bench/run --mid): where a cost that grows with the
     # data set shows before a full run is worth its half hour.
-    "mid": dict(contacts=250_000, events=2_500_000, reps=3, pgb_secs=5, pgb_runs=2, warm_secs=20,
+    "mid": dict(contacts=250_000, events=2_500_000, reps=3, pgb_secs=5, pgb_runs=2, warm_secs=30,
                 render_rows=250_000, jinja_rows=25_000, messages=20_000, sends=200,
                 matches_loop=5_000, refresh_reps=2, drain_runs=2, million=1_000_000),
     "check": dict(contacts=20_000, events=200_000, reps=1, pgb_secs=2, pgb_runs=1, warm_secs=0,
@@ -447,14 +447,35 @@ TRACK_ARGS = (":cid::bigint, (CASE WHEN :t <= 52 THEN 'product_view' WHEN :t <= 
               "'{\"product_id\": 17, \"category\": \"golf\"}'::jsonb, (CASE WHEN :t > 94 THEN 49.90 END)")
 
 
-def pgbench(script, secs, tmp):
+def pgbench(script, cfg, tmp):
+    """One pgbench run of the script on CLIENTS connections that stay open for
+    the whole run, as an application's connection pool keeps them: cfg
+    warm_secs untimed, then pgb_runs timed windows of pgb_secs each.  Returns
+    (warm-up rates, timed rates), in transactions per second, one per window,
+    from pgbench's progress report (-P).
+
+    Why one run and not a fresh pgbench per window: a new backend pays a page
+    fault for every 4 kB of shared memory it touches for the first time, and
+    tracked events touch shared buffers all over the pool.  A run of a few
+    seconds on new connections measures mostly those faults (on the full data
+    set, tracking without segments climbs from 3,400 to 9,500 tx/s over its
+    first 50 s on the same connections); see doc/performance.md, "track
+    throughput"."""
     path = os.path.join(tmp, "pgbench.sql")
     with open(path, "w") as f:
         f.write(script)
+    warm, secs, runs = cfg["warm_secs"], cfg["pgb_secs"], cfg["pgb_runs"]
+    total = warm + secs * runs
+    # One second more than the windows, so the last one is reported before the
+    # run ends (pgbench prints no progress line for a window the run ends in).
     args = [os.path.join(PGBIN, "pgbench"), "-n", "-h", "127.0.0.1", "-p", os.environ["PGPORT"],
-            "-U", "postgres", "-c", str(CLIENTS), "-j", str(THREADS), "-T", str(secs), "-f", path, "segmentdb"]
+            "-U", "postgres", "-c", str(CLIENTS), "-j", str(THREADS), "-T", str(total + 1), "-P", str(secs),
+            "-f", path, "segmentdb"]
     before = server_counters()
+    vac_before = autovacuums()
     p = subprocess.run(args, capture_output=True, text=True)
+    vacuumed = [t for t, n in autovacuums().items() if n > vac_before.get(t, 0)]
+    running = value("SELECT string_agg(relid::regclass::text, ' ') FROM pg_stat_progress_vacuum")
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
     if p.returncode != 0 or not m:
         raise RuntimeError(f"pgbench failed: {p.stdout[-800:]} {p.stderr[-800:]}")
@@ -462,10 +483,20 @@ def pgbench(script, secs, tmp):
     tx = re.search(r"number of transactions actually processed: ([0-9]+)", p.stdout)
     tx = max(int(tx.group(1)), 1) if tx else 1
     d = [a - b for a, b in zip(after, before)]
-    log(f"pgbench {float(m.group(1)):.0f} tps: per transaction {d[0] / tx:.1f} WAL records, "
+    # "progress: 20.0 s, 2345.9 tps, ..." for each window of secs seconds.
+    windows = [(float(t), float(r)) for t, r in
+               re.findall(r"progress: ([0-9.]+) s, ([0-9.]+) tps", p.stderr)]
+    warm_rates = [r for t, r in windows if t <= warm + 0.5]
+    rates = [r for t, r in windows if warm + 0.5 < t <= total + 0.5]
+    if not rates:
+        # A run too short for a window of its own (--check): its overall rate.
+        rates = [float(m.group(1))]
+    log(f"pgbench {total} s: warm-up {' '.join(f'{r:.0f}' for r in warm_rates) or '-'} tps, "
+        f"timed {' '.join(f'{r:.0f}' for r in rates)} tps; per transaction {d[0] / tx:.1f} WAL records, "
         f"{d[1] / tx:.2f} full-page images, {d[2] / tx / 1024:.1f} kB WAL, {d[3] / tx:.2f} buffer reads, "
-        f"{d[4] / tx:.2f} buffers written by backends; checkpoints started during the run: {d[5]}")
-    return float(m.group(1))
+        f"{d[4] / tx:.2f} buffers written by backends; checkpoints started during the run: {d[5]}; "
+        f"autovacuum finished during it: {' '.join(vacuumed) or 'none'}, still running: {running or 'none'}")
+    return warm_rates, rates
 
 
 def server_counters():
@@ -475,6 +506,13 @@ def server_counters():
                 "(SELECT sum(blks_read) FROM pg_stat_database), b.buffers_backend, "
                 "b.checkpoints_timed + b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b")
     return [float(x) for x in row.split("|")]
+
+
+def autovacuums():
+    """Autovacuum runs finished so far, by table of the extension's schema."""
+    rows = value("SELECT string_agg(relname || ':' || autovacuum_count, ' ') FROM pg_stat_user_tables "
+                 "WHERE schemaname = 'segment'")
+    return {t: int(n) for t, n in (x.split(":") for x in rows.split())}
 
 
 def pgbench_scripts(cfg):
@@ -488,49 +526,29 @@ def pgbench_scripts(cfg):
 def plain_insert_run(cfg, tmp, script):
     """The peer: a plain INSERT of the same row into the same events table (same
     indexes, same foreign key) with the extension's triggers disabled; the rows
-    are deleted again afterwards so the data set is unchanged."""
+    are deleted again afterwards, and vacuumed away, so the data set is unchanged
+    and no autovacuum of the events table, set off by the peer's rows, runs
+    during the next timed run."""
     top = value("SELECT max(id) FROM segment.events")
     psql("ALTER TABLE segment.events DISABLE TRIGGER USER;")
     try:
-        return pgbench(script, cfg["pgb_secs"], tmp)
+        return pgbench(script, cfg, tmp)
     finally:
         psql(f"DELETE FROM segment.events WHERE id > {top}; ALTER TABLE segment.events ENABLE TRIGGER USER;")
-
-
-def warm_up(cfg, tmp, script):
-    """Untimed track runs (cfg warm_secs, in pgb_secs pieces) before a timed
-    comparison, so it compares steady states: the shared buffers hold the pages
-    the calls touch, whatever ran before (the data load, or defining segments
-    over the whole data set, which fills the buffers with other pages).  Both
-    sides of every track comparison get one.  Returns the pieces' rates."""
-    runs = []
-    left = cfg["warm_secs"]
-    while left > 0:
-        secs = min(cfg["pgb_secs"], left)
-        runs.append(pgbench(script, secs, tmp))
-        left -= secs
-    if runs:
-        log(f"warm-up: {cfg['warm_secs']} s of track, {' '.join(f'{r:.0f}' for r in runs)} tps")
-    return runs
+        psql("VACUUM segment.events;")
 
 
 def bench_track_plain(cfg, res, tmp):
     track, plain = pgbench_scripts(cfg)
     label = "track, no segments vs plain INSERT"
+    note = (f"pgbench -c {CLIENTS} -j {THREADS}, one run per side on connections kept open: "
+            f"{cfg['warm_secs']} s untimed, then {cfg['pgb_runs']} windows of {cfg['pgb_secs']} s")
+    _, peer = plain_insert_run(cfg, tmp, plain)
     if not have("track"):
-        runs = [plain_insert_run(cfg, tmp, plain) for _ in range(cfg["pgb_runs"])]
-        res.add(label, "tps", "not built yet", Stat(runs), 0.7, note=f"pgbench -c {CLIENTS} -j {THREADS}")
+        res.add(label, "tps", "not built yet", Stat(peer), 0.7, note=note)
         return None
-    warm_up(cfg, tmp, track)
-    ours, peer = [], []
-    for i in range(cfg["pgb_runs"]):
-        if i % 2 == 0:
-            peer.append(plain_insert_run(cfg, tmp, plain))
-            ours.append(pgbench(track, cfg["pgb_secs"], tmp))
-        else:
-            ours.append(pgbench(track, cfg["pgb_secs"], tmp))
-            peer.append(plain_insert_run(cfg, tmp, plain))
-    res.add(label, "tps", Stat(ours), Stat(peer), 0.7, note=f"pgbench -c {CLIENTS} -j {THREADS} -T {cfg['pgb_secs']}")
+    _, ours = pgbench(track, cfg, tmp)
+    res.add(label, "tps", Stat(ours), Stat(peer), 0.7, note=note)
     if res.mode != "full":
         check_event_stats(res, f"after concurrent track ({CLIENTS} clients)")
     return Stat(ours)
@@ -640,14 +658,14 @@ def bench_track_segments(cfg, res, tmp, none_stat):
     if res.mode != "full":
         check_segments(res, segs, "after create_segment")
     track, _ = pgbench_scripts(cfg)
-    cold = warm_up(cfg, tmp, track)
+    cold, runs = pgbench(track, cfg, tmp)
     if cold:
         res.add(f"track, 50 segments+10 tag rules+stages, first {cfg['warm_secs']} s after defining them", "tps",
-                Stat(cold), none_stat, note="the warm-up of the row below, in pgb_secs pieces: the shared buffers "
-                "still hold what defining the segments read; no target")
-    runs = [pgbench(track, cfg["pgb_secs"], tmp) for _ in range(cfg["pgb_runs"])]
+                Stat(cold), none_stat, note=f"the untimed start of the row below, in {cfg['pgb_secs']} s windows: "
+                "new connections, and shared buffers that still hold what defining the segments read; no target")
     res.add(label, "tps", Stat(runs), none_stat, 0.5,
-            note=f"pgbench -c {CLIENTS} -j {THREADS} -T {cfg['pgb_secs']}, after the warm-up above")
+            note=f"pgbench -c {CLIENTS} -j {THREADS}, one run on connections kept open: {cfg['warm_secs']} s "
+            f"untimed (the row above), then {cfg['pgb_runs']} windows of {cfg['pgb_secs']} s")
     if res.mode != "full":
         check_segments(res, segs, f"after concurrent track ({CLIENTS} clients)")
         check_event_stats(res, "after concurrent track")
