@@ -31,7 +31,7 @@ MODES = {
     # contacts, events, timed repetitions, pgbench seconds x runs, untimed pgbench
     # warm-up seconds before the track comparisons (see pgbench), render rows,
     # Jinja2 rows, messages drained, transactional sends, matches() loop size
-    "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=3, warm_secs=90,
+    "full": dict(contacts=1_000_000, events=10_000_000, reps=5, pgb_secs=10, pgb_runs=5, warm_secs=90,
                  render_rows=1_000_000, jinja_rows=100_000, messages=100_000, sends=1000,
                  matches_loop=10_000, refresh_reps=3, drain_runs=2, million=1_000_000),
     "quick": dict(contacts=50_000, events=500_000, reps=3, pgb_secs=3, pgb_runs=2, warm_secs=9,
