@@ -475,7 +475,7 @@ def pgbench(script, cfg, tmp):
     vac_before = autovacuums()
     p = subprocess.run(args, capture_output=True, text=True)
     vacuumed = [t for t, n in autovacuums().items() if n > vac_before.get(t, 0)]
-    running = value("SELECT string_agg(relid::regclass::text, ' ') FROM pg_stat_progress_vacuum")
+    running = value("SELECT string_agg(relid::regclass::text || ' (vacuum)', ', ') FROM pg_stat_progress_vacuum")
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
     if p.returncode != 0 or not m:
         raise RuntimeError(f"pgbench failed: {p.stdout[-800:]} {p.stderr[-800:]}")
@@ -495,7 +495,7 @@ def pgbench(script, cfg, tmp):
         f"timed {' '.join(f'{r:.0f}' for r in rates)} tps; per transaction {d[0] / tx:.1f} WAL records, "
         f"{d[1] / tx:.2f} full-page images, {d[2] / tx / 1024:.1f} kB WAL, {d[3] / tx:.2f} buffer reads, "
         f"{d[4] / tx:.2f} buffers written by backends; checkpoints started during the run: {d[5]}; "
-        f"autovacuum finished during it: {' '.join(vacuumed) or 'none'}, still running: {running or 'none'}")
+        f"autovacuum finished during it: {', '.join(vacuumed) or 'none'}; still running: {running or 'none'}")
     return warm_rates, rates
 
 
@@ -509,10 +509,15 @@ def server_counters():
 
 
 def autovacuums():
-    """Autovacuum runs finished so far, by table of the extension's schema."""
-    rows = value("SELECT string_agg(relname || ':' || autovacuum_count, ' ') FROM pg_stat_user_tables "
-                 "WHERE schemaname = 'segment'")
-    return {t: int(n) for t, n in (x.split(":") for x in rows.split())}
+    """Autovacuum and autoanalyze runs finished so far, by table of the
+    extension's schema: {"events (vacuum)": n, "event_stats (analyze)": n, ...}."""
+    rows = value("SELECT string_agg(relname || ':' || autovacuum_count || ':' || autoanalyze_count, ' ') "
+                 "FROM pg_stat_user_tables WHERE schemaname = 'segment'")
+    runs = {}
+    for t, v, a in (x.split(":") for x in rows.split()):
+        runs[f"{t} (vacuum)"] = int(v)
+        runs[f"{t} (analyze)"] = int(a)
+    return runs
 
 
 def pgbench_scripts(cfg):
