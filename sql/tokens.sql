@@ -18,6 +18,8 @@ SET segment.secret = 'a-long-enough-test-secret';
 -- Links are deterministic for a given time, contact and campaign.
 SELECT segment.unsubscribe_url(:ann, 'spring-sale');
 SELECT segment.unsubscribe_url(:ann, 'spring-sale') = segment.unsubscribe_url(:ann, 'spring-sale') AS stable;
+-- An id that names no contact is an error, not a link that fails when clicked.
+SELECT segment.unsubscribe_url(:ann + 1000, 'spring-sale');
 SET segment.unsubscribe_url = 'https://shop.example/u?list=news';
 SELECT segment.unsubscribe_url(:ann);
 SELECT split_part(segment.unsubscribe_url(:ann, 'spring-sale'), 'token=', 2) AS token \gset

@@ -110,7 +110,7 @@ SpiString(int col)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
 }
 
-/* segment.unsubscribe_url(contact, campaign): NULL when it is not configured. */
+/* segment._unsubscribe_link(contact, campaign): NULL when it is not configured. */
 static char *
 UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 {
@@ -124,9 +124,9 @@ UnsubscribeUrlFor(int64 contact_id, const char *campaign)
 		vals[1] = CStringGetTextDatum(campaign);
 	else
 		nulls[1] = 'n';
-	if (RunSaved(&plan, "SELECT segment.unsubscribe_url($1, $2)", 2, types, vals, nulls,
+	if (RunSaved(&plan, "SELECT segment._unsubscribe_link($1, $2)", 2, types, vals, nulls,
 				 false) != SPI_OK_SELECT)
-		elog(ERROR, "segment.unsubscribe_url failed");
+		elog(ERROR, "segment._unsubscribe_link failed");
 	return SpiString(1);
 }
 

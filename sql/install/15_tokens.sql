@@ -14,9 +14,13 @@ COMMENT ON FUNCTION segment.verify_token(text, text) IS
 
 -- The per-contact unsubscribe link put in List-Unsubscribe and templates
 -- ({{unsubscribe_url}}).  NULL when segment.unsubscribe_url is not configured.
+-- _unsubscribe_link makes it for a contact the caller already holds (the
+-- render context's row, a queued message's contact); unsubscribe_url, the
+-- public function, first checks that the contact exists: a link for an id
+-- that names no contact would lead to an error page when clicked.
 -- SECURITY DEFINER: the application and editor roles build links without the
 -- right to sign arbitrary tokens themselves.
-CREATE FUNCTION segment.unsubscribe_url(contact_id bigint, campaign text DEFAULT NULL) RETURNS text
+CREATE FUNCTION segment._unsubscribe_link(contact_id bigint, campaign text DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
   SELECT CASE WHEN coalesce(current_setting('segment.unsubscribe_url'), '') = '' OR contact_id IS NULL THEN NULL
          ELSE current_setting('segment.unsubscribe_url')
@@ -25,6 +29,20 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_t
               || segment.sign_token('unsubscribe', contact_id::text || ':' || coalesce(campaign, ''),
                                     segment.now() + interval '1 year')
          END
+$$;
+COMMENT ON FUNCTION segment._unsubscribe_link(bigint, text) IS
+  'unsubscribe_url without the check that the contact exists (internal: render context, worker)';
+
+CREATE FUNCTION segment.unsubscribe_url(contact_id bigint, campaign text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, segment, pg_temp AS $$
+BEGIN
+  IF contact_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segment.contacts c WHERE c.id = unsubscribe_url.contact_id) THEN
+    RAISE EXCEPTION 'contact % does not exist', contact_id
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Create it first with segment.upsert_contact(email).';
+  END IF;
+  RETURN segment._unsubscribe_link(contact_id, campaign);
+END
 $$;
 COMMENT ON FUNCTION segment.unsubscribe_url(bigint, text) IS
   'The signed one-click unsubscribe link of a contact (valid one year), or NULL when segment.unsubscribe_url is not set';

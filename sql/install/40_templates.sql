@@ -186,7 +186,7 @@ BEGIN
            'lifetime_value', coalesce(ps.sum_amount, 0),
            'orders_count', coalesce(ps.count, 0),
            'last_purchase', ps.last_at,
-           'unsubscribe_url', segment.unsubscribe_url(c.id, $2 ->> 'campaign'))
+           'unsubscribe_url', segment._unsubscribe_link(c.id, $2 ->> 'campaign'))
     INTO ctx
     FROM segment.contacts c
     LEFT JOIN LATERAL (
