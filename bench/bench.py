@@ -473,7 +473,15 @@ def pgbench(script, cfg, tmp):
             "-f", path, "segmentdb"]
     before = server_counters()
     vac_before = autovacuums()
-    p = subprocess.run(args, capture_output=True, text=True)
+    t0 = time.time()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The machine's CPU over the timed windows (pgbench, the server and all else):
+    # read when the untimed start ends and when pgbench does.
+    time.sleep(max(0.0, warm - (time.time() - t0)))
+    cpu0 = machine_cpu()
+    out, err = proc.communicate()
+    cpu1 = machine_cpu()
+    p = subprocess.CompletedProcess(args, proc.returncode, out, err)
     vacuumed = [t for t, n in autovacuums().items() if n > vac_before.get(t, 0)]
     running = value("SELECT string_agg(relid::regclass::text || ' (vacuum)', ', ') FROM pg_stat_progress_vacuum")
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
@@ -491,12 +499,25 @@ def pgbench(script, cfg, tmp):
     if not rates:
         # A run too short for a window of its own (--check): its overall rate.
         rates = [float(m.group(1))]
+    cores = (cpu1[1] - cpu0[1]) / max(cpu1[0] - cpu0[0], 1e-3)
+    cpu_per_tx = cores * 1e6 / (sum(rates) / len(rates))
     log(f"pgbench {total} s: warm-up {' '.join(f'{r:.0f}' for r in warm_rates) or '-'} tps, "
         f"timed {' '.join(f'{r:.0f}' for r in rates)} tps; per transaction {d[0] / tx:.1f} WAL records, "
         f"{d[1] / tx:.2f} full-page images, {d[2] / tx / 1024:.1f} kB WAL, {d[3] / tx:.2f} buffer reads, "
         f"{d[4] / tx:.2f} buffers written by backends; checkpoints started during the run: {d[5]}; "
-        f"autovacuum finished during it: {', '.join(vacuumed) or 'none'}; still running: {running or 'none'}")
-    return warm_rates, rates
+        f"autovacuum finished during it: {', '.join(vacuumed) or 'none'}; still running: {running or 'none'}; "
+        f"during the timed windows {cores:.2f} of {os.cpu_count()} CPUs busy, {cpu_per_tx:.0f} µs of CPU per transaction")
+    return warm_rates, rates, cpu_per_tx
+
+
+def machine_cpu():
+    """(seconds since boot, CPU-seconds the whole machine has spent busy) from
+    /proc/stat: user, nice, system, irq, softirq and steal; idle and iowait not."""
+    with open("/proc/uptime") as f:
+        up = float(f.read().split()[0])
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return up, (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
 def server_counters():
@@ -548,15 +569,15 @@ def bench_track_plain(cfg, res, tmp):
     label = "track, no segments vs plain INSERT"
     note = (f"pgbench -c {CLIENTS} -j {THREADS}, one run per side on connections kept open: "
             f"{cfg['warm_secs']} s untimed, then {cfg['pgb_runs']} windows of {cfg['pgb_secs']} s")
-    _, peer = plain_insert_run(cfg, tmp, plain)
+    _, peer, _ = plain_insert_run(cfg, tmp, plain)
     if not have("track"):
         res.add(label, "tps", "not built yet", Stat(peer), 0.7, note=note)
-        return None
-    _, ours = pgbench(track, cfg, tmp)
+        return None, None
+    _, ours, cpu = pgbench(track, cfg, tmp)
     res.add(label, "tps", Stat(ours), Stat(peer), 0.7, note=note)
     if res.mode != "full":
         check_event_stats(res, f"after concurrent track ({CLIENTS} clients)")
-    return Stat(ours)
+    return Stat(ours), cpu
 
 
 def segment_definitions():
@@ -653,7 +674,7 @@ def check_event_stats(res, when):
     res.check(f"event_stats equals the aggregates of events {when}", diff == "0", f"{diff} rows differ")
 
 
-def bench_track_segments(cfg, res, tmp, none_stat):
+def bench_track_segments(cfg, res, tmp, none_stat, none_cpu):
     label = "track, 50 segments+10 tag rules+stages vs none"
     built = have("track", "create_segment", "create_tag_rule", "install_default_stages", "members")
     if not built:
@@ -663,7 +684,7 @@ def bench_track_segments(cfg, res, tmp, none_stat):
     if res.mode != "full":
         check_segments(res, segs, "after create_segment")
     track, _ = pgbench_scripts(cfg)
-    cold, runs = pgbench(track, cfg, tmp)
+    cold, runs, cpu = pgbench(track, cfg, tmp)
     if cold:
         res.add(f"track, 50 segments+10 tag rules+stages, first {cfg['warm_secs']} s after defining them", "tps",
                 Stat(cold), none_stat, note=f"the untimed start of the row below, in {cfg['pgb_secs']} s windows: "
@@ -671,6 +692,12 @@ def bench_track_segments(cfg, res, tmp, none_stat):
     res.add(label, "tps", Stat(runs), none_stat, 0.5,
             note=f"pgbench -c {CLIENTS} -j {THREADS}, one run on connections kept open: {cfg['warm_secs']} s "
             f"untimed (the row above), then {cfg['pgb_runs']} windows of {cfg['pgb_secs']} s")
+    if none_cpu:
+        res.add("CPU per track call (whole machine), 50 segments+10 tag rules+stages vs none", "us",
+                Stat([cpu]), Stat([none_cpu]),
+                note="CPU-seconds the machine spent busy during the timed windows (pgbench, server, kernel) "
+                "per transaction, both sides; no target: it shows how much of the row above is work and "
+                "how much is the machine (see doc/performance.md, \"track throughput\")")
     if res.mode != "full":
         check_segments(res, segs, f"after concurrent track ({CLIENTS} clients)")
         check_event_stats(res, "after concurrent track")
@@ -1068,8 +1095,8 @@ def main():
             bench_matches(cfg, res)
         segs = None
         if want("track"):
-            none_stat = bench_track_plain(cfg, res, tmp)
-            segs = bench_track_segments(cfg, res, tmp, none_stat)
+            none_stat, none_cpu = bench_track_plain(cfg, res, tmp)
+            segs = bench_track_segments(cfg, res, tmp, none_stat, none_cpu)
         if want("refresh"):
             if segs is None and have("create_segment", "create_tag_rule", "install_default_stages", "refresh"):
                 segs = define_segments(res)
