@@ -451,8 +451,9 @@ def pgbench(script, cfg, tmp):
     """One pgbench run of the script on CLIENTS connections that stay open for
     the whole run, as an application's connection pool keeps them: cfg
     warm_secs untimed, then pgb_runs timed windows of pgb_secs each.  Returns
-    (warm-up rates, timed rates), in transactions per second, one per window,
-    from pgbench's progress report (-P).
+    (warm-up rates, timed rates, CPU µs per transaction): the rates in
+    transactions per second, one per window, from pgbench's progress report
+    (-P); the CPU is the whole machine's over the timed windows.
 
     Why one run and not a fresh pgbench per window: a new backend pays a page
     fault for every 4 kB of shared memory it touches for the first time, and
@@ -481,19 +482,18 @@ def pgbench(script, cfg, tmp):
     cpu0 = machine_cpu()
     out, err = proc.communicate()
     cpu1 = machine_cpu()
-    p = subprocess.CompletedProcess(args, proc.returncode, out, err)
     vacuumed = [t for t, n in autovacuums().items() if n > vac_before.get(t, 0)]
     running = value("SELECT string_agg(relid::regclass::text || ' (vacuum)', ', ') FROM pg_stat_progress_vacuum")
-    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
-    if p.returncode != 0 or not m:
-        raise RuntimeError(f"pgbench failed: {p.stdout[-800:]} {p.stderr[-800:]}")
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"pgbench failed: {out[-800:]} {err[-800:]}")
     after = server_counters()
-    tx = re.search(r"number of transactions actually processed: ([0-9]+)", p.stdout)
+    tx = re.search(r"number of transactions actually processed: ([0-9]+)", out)
     tx = max(int(tx.group(1)), 1) if tx else 1
     d = [a - b for a, b in zip(after, before)]
     # "progress: 20.0 s, 2345.9 tps, ..." for each window of secs seconds.
     windows = [(float(t), float(r)) for t, r in
-               re.findall(r"progress: ([0-9.]+) s, ([0-9.]+) tps", p.stderr)]
+               re.findall(r"progress: ([0-9.]+) s, ([0-9.]+) tps", err)]
     warm_rates = [r for t, r in windows if t <= warm + 0.5]
     rates = [r for t, r in windows if warm + 0.5 < t <= total + 0.5]
     if not rates:
@@ -696,8 +696,8 @@ def bench_track_segments(cfg, res, tmp, none_stat, none_cpu):
         res.add("CPU per track call (whole machine), 50 segments+10 tag rules+stages vs none", "us",
                 Stat([cpu]), Stat([none_cpu]),
                 note="CPU-seconds the machine spent busy during the timed windows (pgbench, server, kernel) "
-                "per transaction, both sides; no target: it shows how much of the row above is work and "
-                "how much is the machine (see doc/performance.md, \"track throughput\")")
+                "per transaction, both sides; no target: when both keep every CPU busy it agrees with the "
+                "ratio of the row above (see doc/performance.md, \"track throughput\")")
     if res.mode != "full":
         check_segments(res, segs, f"after concurrent track ({CLIENTS} clients)")
         check_event_stats(res, "after concurrent track")
