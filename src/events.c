@@ -139,12 +139,17 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 		nulls[i] = isnull ? 'n' : ' ';
 	}
 
+	MaintForgetEventStat();
 	if (nulls[0] == ' ' && nulls[1] == ' ' && nulls[2] == ' ')
 	{
 		Oid			stats = get_relname_relid("event_stats", get_namespace_oid("segment", false));
+		int			idcol = SPI_fnumber(desc, "id");
+		Datum		id = idcol > 0 ? SPI_getbinval(tuple, desc, idcol, &isnull) : (Datum) 0;
 
+		/* the event's id lets its statement's maintenance find the row (MaintNotedEventStat) */
 		if (OidIsValid(stats) &&
-			MaintAddEventStat(stats, values[0], values[1], values[2], values[3], nulls[3] == 'n'))
+			MaintAddEventStat(stats, idcol > 0 && !isnull ? DatumGetInt64(id) : 0,
+							  values[0], values[1], values[2], values[3], nulls[3] == 'n'))
 			return PointerGetDatum(NULL);
 	}
 

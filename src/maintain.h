@@ -29,6 +29,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
+#include "storage/itemptr.h"
 #include "utils/timestamp.h"
 
 /*
@@ -50,6 +51,10 @@ typedef struct MaintExpr
 	Datum		lit;			/* 'a', 'c': numeric literal */
 	int64		limit;			/* 'c': counting may stop here (CountLimit) */
 	int			leaf;			/* 'q': index into MaintGraph.leaves */
+	bool		since_known;	/* 'd', 'c' with a window: since is now minus it, */
+	TimestampTz since_now;		/* for this now */
+	const void *since_tz;		/* and this session_timezone */
+	TimestampTz since;
 } MaintExpr;
 
 /* Relations and columns the C evaluation reads (looked up with the graph). */
@@ -159,6 +164,7 @@ typedef struct MaintOutcome
  */
 typedef struct MaintDelta
 {
+	int64		event_id;		/* its id (0: not known) */
 	int64		contact;
 	char	   *type;
 	TimestampTz at;				/* occurred_at */
@@ -189,6 +195,11 @@ extern bool MaintHoldsGlobalLock(void);
 extern bool MaintWriteEntries(MaintRels *r, List *segs, List *contacts, List *names);
 extern bool MaintWriteTagAdds(MaintRels *r, List *contacts, List *tags);
 extern bool MaintWriteStages(MaintRels *r, List *contacts, List *news, List *olds);
-extern bool MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, bool amount_null);
+extern bool MaintAddEventStat(Oid stats, int64 event_id, Datum type, Datum contact, Datum at,
+							  Datum amount, bool amount_null);
+extern void MaintForgetEventStat(void);
+extern void MaintNoteFoundRow(Oid pkindex, Datum value, ItemPointer tid);
+extern void MaintForgetFoundRow(void);
+extern bool MaintNotedEventStat(int64 event_id, Oid stats, ItemPointer tid, TimestampTz *old_last_at);
 
 #endif							/* MAINTAIN_H */

@@ -426,6 +426,7 @@ MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta)
 			ids[n++] = ids[i];
 
 	run_depth++;
+	MaintForgetFoundRow();
 	PG_TRY();
 	{
 		MaintGraph *g;
@@ -452,6 +453,7 @@ MaintRun(List *keys, int64 *ids, int nids, const MaintDelta *delta)
 	}
 	PG_FINALLY();
 	{
+		MaintForgetFoundRow();
 		run_depth--;
 	}
 	PG_END_TRY();

@@ -30,6 +30,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
+#include "pgtime.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -515,6 +516,9 @@ ContactExists(EvalEnv *env)
 	KeyInit(&key, env->contacts_pk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
 	scan = StartScan(env, env->contacts, env->contacts_pk, &key, 1);
 	found = index_getnext_slot(scan, ForwardScanDirection, env->contacts_slot);
+	if (found)
+		MaintNoteFoundRow(RelationGetRelid(env->contacts_pk), Int64GetDatum(env->contact),
+						  &env->contacts_slot->tts_tid);
 	index_endscan(scan);
 	ExecClearTuple(env->contacts_slot);
 	return found;
@@ -529,11 +533,51 @@ CopyNumeric(TupleTableSlot *slot, AttrNumber att)
 	return isnull ? (Datum) 0 : datumCopy(d, false, -1);
 }
 
+/* Fill row from the event_stats row in env->stats_slot. */
+static void
+FillStatRow(EvalEnv *env, StatRow *row)
+{
+	MaintRels  *r = &env->g->rels;
+	TupleTableSlot *s = env->stats_slot;
+	bool		isnull;
+
+	row->found = true;
+	row->count = DatumGetInt64(slot_getattr(s, r->stats_count, &isnull));
+	row->first_at = DatumGetTimestampTz(slot_getattr(s, r->stats_first, &isnull));
+	row->last_at = DatumGetTimestampTz(slot_getattr(s, r->stats_last, &isnull));
+	row->sum = CopyNumeric(s, r->stats_sum);
+	row->min = CopyNumeric(s, r->stats_min);
+	row->max = CopyNumeric(s, r->stats_max);
+}
+
+/*
+ * The delta's own event_stats row, which the event's row trigger has just
+ * updated in place (MaintNotedEventStat): fetched by its place instead of
+ * looked up by its key, when the version written there is the one the
+ * snapshot sees (nothing changed the row since).  The last_at it replaced is
+ * then the time of the contact's latest other event of the type, which
+ * PrevEventAt would look up.
+ */
+static bool
+FetchNoted(EvalEnv *env, StatRow *row)
+{
+	ItemPointerData tid;
+	TimestampTz old_last_at;
+
+	if (!MaintNotedEventStat(env->delta->event_id, RelationGetRelid(env->stats), &tid, &old_last_at) ||
+		!table_tuple_fetch_row_version(env->stats, &tid, env->snap, env->stats_slot))
+		return false;
+	FillStatRow(env, row);
+	ExecClearTuple(env->stats_slot);
+	env->prev_known = true;
+	env->prev_at = old_last_at;
+	return true;
+}
+
 /* The contact's event_stats row of an event type (read once per contact). */
 static StatRow *
 Stats(EvalEnv *env, const char *event)
 {
-	MaintRels  *r = &env->g->rels;
 	StatRow    *row = NULL;
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
@@ -546,33 +590,35 @@ Stats(EvalEnv *env, const char *event)
 		: palloc(sizeof(StatRow));
 	memset(row, 0, sizeof(*row));
 	row->event = event;
+	if (env->delta && strcmp(event, env->delta->type) == 0 && FetchNoted(env, row))
+		return row;
 	KeyInit(&keys[0], env->stats_pk, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(event));
 	KeyInit(&keys[1], env->stats_pk, 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(env->contact));
 	scan = StartScan(env, env->stats, env->stats_pk, keys, 2);
 	if (index_getnext_slot(scan, ForwardScanDirection, env->stats_slot))
-	{
-		TupleTableSlot *s = env->stats_slot;
-		bool		isnull;
-
-		row->found = true;
-		row->count = DatumGetInt64(slot_getattr(s, r->stats_count, &isnull));
-		row->first_at = DatumGetTimestampTz(slot_getattr(s, r->stats_first, &isnull));
-		row->last_at = DatumGetTimestampTz(slot_getattr(s, r->stats_last, &isnull));
-		row->sum = CopyNumeric(s, r->stats_sum);
-		row->min = CopyNumeric(s, r->stats_min);
-		row->max = CopyNumeric(s, r->stats_max);
-	}
+		FillStatRow(env, row);
 	index_endscan(scan);
 	ExecClearTuple(env->stats_slot);
 	return row;
 }
 
-/* segment.now() minus the window. */
+/*
+ * segment.now() minus e's window, kept in e for the value of now and the
+ * time zone it was computed for (the subtraction works in local time: not cheap,
+ * and asked for every windowed condition of every contact).
+ */
 static TimestampTz
-WindowStart(EvalEnv *env, Datum within)
+WindowStart(EvalEnv *env, MaintExpr *e)
 {
-	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-												   TimestampTzGetDatum(env->now), within));
+	if (!e->since_known || e->since_now != env->now || e->since_tz != session_timezone)
+	{
+		e->since = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+														   TimestampTzGetDatum(env->now), e->within));
+		e->since_now = env->now;
+		e->since_tz = session_timezone;
+		e->since_known = true;
+	}
+	return e->since;
 }
 
 /*
@@ -690,7 +736,7 @@ CountSince(EvalEnv *env, const char *event, TimestampTz since, int64 limit)
 static int64
 CountEvents(EvalEnv *env, MaintExpr *e)
 {
-	TimestampTz since = WindowStart(env, e->within);
+	TimestampTz since = WindowStart(env, e);
 	int64		n = 0;
 	bool		exact = true;
 	int			i;
@@ -794,7 +840,7 @@ Eval(EvalEnv *env, MaintExpr *e, bool mark)
 			{
 				StatRow    *row = Stats(env, e->event);
 				bool		did = row->found &&
-					(e->within == (Datum) 0 || row->last_at >= WindowStart(env, e->within));
+					(e->within == (Datum) 0 || row->last_at >= WindowStart(env, e));
 
 				return TriOf(e->negated ? !did : did);
 			}
@@ -900,11 +946,14 @@ MaintExprLeafFree(MaintExpr *e)
 }
 
 /*
- * The time of the contact's latest event of the delta's type that occurred
- * before the delta's own (0: none): one backward step on the (contact_id,
- * type, occurred_at) index.  An event at the very same time is not seen, so
- * "did ... within" before the delta may come out false where it was true:
- * then the rule looks changed and its state is read, as without this.
+ * The time of the contact's latest event of the delta's type other than the
+ * delta (0: none), asked only when the delta is the latest: known from the
+ * event_stats row the delta's trigger updated (FetchNoted), or else one
+ * backward step on the (contact_id, type, occurred_at) index to the latest
+ * event before the delta's time.  The index step does not see an event at
+ * the very same time, so "did ... within" before the delta may come out
+ * false where it was true: then the rule looks changed and its state is
+ * read, as without this.
  */
 static TimestampTz
 PrevEventAt(EvalEnv *env)
@@ -998,7 +1047,7 @@ EvalBefore(EvalEnv *env, MaintExpr *e)
 	before = row->count - 1;
 	if (e->within != (Datum) 0)
 	{
-		since = WindowStart(env, e->within);
+		since = WindowStart(env, e);
 		if (d->at < since)
 			return Eval(env, e, false); /* the event is outside the window */
 	}

@@ -139,6 +139,11 @@ OneEvent(Relation rel, Tuplestorestate *store, MaintDelta *d)
 
 		if (!idnull && !typenull && !atnull)
 		{
+			AttrNumber	eventcol = SPI_fnumber(RelationGetDescr(rel), "id");
+			bool		eventnull = true;
+			Datum		event = eventcol > 0 ? slot_getattr(slot, eventcol, &eventnull) : (Datum) 0;
+
+			d->event_id = eventnull ? 0 : DatumGetInt64(event);
 			d->contact = DatumGetInt64(id);
 			d->type = TextDatumGetCString(type);
 			d->at = DatumGetTimestampTz(at);

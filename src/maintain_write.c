@@ -67,6 +67,7 @@ typedef struct WriteFk
 	Oid			conoid;
 	AttrNumber	fkcol;			/* column of the written table */
 	Oid			pkrel;			/* referenced table */
+	AttrNumber	pkcol;			/* the referenced column */
 	Oid			pkindex;		/* its unique index on the referenced column */
 	RegProcedure eqproc;		/* equality of the key type */
 	bool		guarded;		/* referenced rows go only under the maintenance lock */
@@ -93,7 +94,8 @@ typedef struct RelPrep
 	bool		in_use;
 } RelPrep;
 
-#define WRITE_REL_PREPS 2
+/* Tables the fast path writes: segment_members, contact_tags, contact_stages, changes */
+#define WRITE_REL_PREPS 6
 static RelPrep rel_preps[WRITE_REL_PREPS];
 static bool rel_preps_callback = false;
 
@@ -131,6 +133,21 @@ typedef struct LockedKey
 	Datum		value;
 } LockedKey;
 
+/*
+ * A row the running maintenance found by its key moments ago (the contact it
+ * evaluates, MaintNoteFoundRow): where it was, so that locking it for a
+ * foreign key needs no second descent of the key's index.  Good for one run
+ * only (MaintForgetFoundRow): the run's statement holds a snapshot that saw
+ * the row, so its place cannot be pruned and reused meanwhile.
+ */
+static struct
+{
+	bool		valid;
+	Oid			pkindex;
+	Datum		value;
+	ItemPointerData tid;
+}			found_row;
+
 static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
 static SubTransactionId locked_subid = InvalidSubTransactionId;
 static int	nlocked = 0;
@@ -156,6 +173,40 @@ typedef struct StatCols
 } StatCols;
 
 static StatCols stat_cols;
+
+/*
+ * The event_stats row MaintAddEventStat updated for the latest event the row
+ * trigger handled, noted for the maintenance run of the statement that
+ * inserted the event (MaintNotedEventStat): where the new version is and the
+ * last_at it replaced.  Forgotten at the next event the trigger handles.
+ */
+static struct
+{
+	LocalTransactionId lxid;	/* InvalidLocalTransactionId: nothing noted */
+	int64		event_id;
+	Oid			relid;
+	ItemPointerData tid;
+	TimestampTz old_last_at;
+}			stat_note;
+
+/*
+ * What Writable found in a table's triggers and foreign keys, kept until its
+ * cache entry, or that of a table a key refers to (whose guard trigger
+ * Guarded read), is invalidated.  The rights and row-level security depend
+ * on the user and are checked on every call.
+ */
+typedef struct WriteShape
+{
+	Oid			relid;			/* InvalidOid: empty or invalidated */
+	bool		modify;
+	bool		ok;				/* the triggers allow the fast path */
+	int			nfks;
+	WriteFk		fks[WRITE_MAX_FKS];
+} WriteShape;
+
+#define WRITE_SHAPES 8
+static WriteShape shapes[WRITE_SHAPES];
+static int	next_shape = 0;
 
 /* Whether the last table asked about carries the segments guard (Guarded). */
 static Oid	guard_relid = InvalidOid;
@@ -191,6 +242,16 @@ RelPrepInvalidate(Datum arg, Oid relid)
 	for (i = 0; i < WRITE_REL_PREPS; i++)
 		if (relid == InvalidOid || rel_preps[i].relid == relid)
 			rel_preps[i].relid = InvalidOid;
+	for (i = 0; i < WRITE_SHAPES; i++)
+	{
+		bool		refers = false;
+		int			j;
+
+		for (j = 0; j < shapes[i].nfks; j++)
+			refers |= shapes[i].fks[j].pkrel == relid;
+		if (relid == InvalidOid || shapes[i].relid == relid || refers)
+			shapes[i].relid = InvalidOid;
+	}
 	if (relid == InvalidOid || relid == guard_relid)
 		guard_relid = InvalidOid;
 	if (relid == InvalidOid || relid == stat_cols.relid)
@@ -233,37 +294,28 @@ Guarded(Oid relid)
 }
 
 /*
- * Can the fast path write this table exactly as an INSERT (with modify, an
- * INSERT, UPDATE or DELETE) would?  Collects its single-column foreign keys
- * into t.
+ * The triggers and foreign keys of the table, as far as the fast path
+ * cares (with modify, for INSERT, UPDATE and DELETE): ok when every trigger
+ * that would fire is a foreign-key check of a single-column key (or the tag
+ * trigger of this area), with those keys collected.  Kept in shapes.
  */
-static bool
-Writable(Relation rel, WriteTarget *t, bool modify)
+static WriteShape *
+Shape(Relation rel, bool modify)
 {
 	TriggerDesc *td = rel->trigdesc;
-	TupleConstr *constr = rel->rd_att->constr;
+	Oid			relid = RelationGetRelid(rel);
+	WriteShape *sh;
 	int			i;
 
-	t->nfks = 0;
-	/* what is kept here (RelPrep, Guarded) goes with the tables' cache entries */
-	if (!rel_preps_callback)
-	{
-		CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
-		rel_preps_callback = true;
-	}
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
-		return false;
-	if (constr && constr->has_generated_stored)
-		return false;
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		return false;
-	if (modify &&
-		(pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
-		 pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK))
-		return false;
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
-		return false;
+	for (i = 0; i < WRITE_SHAPES; i++)
+		if (shapes[i].relid == relid && shapes[i].modify == modify)
+			return &shapes[i];
+	sh = &shapes[next_shape];
+	next_shape = (next_shape + 1) % WRITE_SHAPES;
+	sh->relid = InvalidOid;
+	sh->modify = modify;
+	sh->ok = false;
+	sh->nfks = 0;
 	for (i = 0; td && i < td->numtriggers; i++)
 	{
 		Trigger    *trig = &td->triggers[i];
@@ -285,16 +337,16 @@ Writable(Relation rel, WriteTarget *t, bool modify)
 			IsOwnTagTrigger(trig->tgfoid))
 			continue;
 		if (RI_FKey_trigger_type(trig->tgfoid) != RI_TRIGGER_FK || !OidIsValid(trig->tgconstraint))
-			return false;
-		for (j = 0; j < t->nfks; j++)
-			seen |= t->fks[j].conoid == trig->tgconstraint;
+			goto done;
+		for (j = 0; j < sh->nfks; j++)
+			seen |= sh->fks[j].conoid == trig->tgconstraint;
 		if (seen)
 			continue;
-		if (t->nfks == WRITE_MAX_FKS)
-			return false;
+		if (sh->nfks == WRITE_MAX_FKS)
+			goto done;
 		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(trig->tgconstraint));
 		if (!HeapTupleIsValid(tup))
-			return false;
+			goto done;
 		con = (Form_pg_constraint) GETSTRUCT(tup);
 		DeconstructFkConstraintRow(tup, &numfks, conkey, confkey, pf_eq, pp_eq, ff_eq, NULL, NULL);
 		ok = numfks == 1 && OidIsValid(con->conindid) &&
@@ -302,11 +354,12 @@ Writable(Relation rel, WriteTarget *t, bool modify)
 			TupleDescAttr(rel->rd_att, conkey[0] - 1)->atttypid;
 		if (ok)
 		{
-			WriteFk    *fk = &t->fks[t->nfks++];
+			WriteFk    *fk = &sh->fks[sh->nfks++];
 
 			fk->conoid = trig->tgconstraint;
 			fk->fkcol = conkey[0];
 			fk->pkrel = con->confrelid;
+			fk->pkcol = confkey[0];
 			fk->pkindex = con->conindid;
 			fk->eqproc = get_opcode(pp_eq[0]);
 			fk->guarded = Guarded(con->confrelid);
@@ -314,8 +367,50 @@ Writable(Relation rel, WriteTarget *t, bool modify)
 		}
 		ReleaseSysCache(tup);
 		if (!ok)
-			return false;
+			goto done;
 	}
+	sh->ok = true;
+done:
+	sh->relid = relid;
+	return sh;
+}
+
+/*
+ * Can the fast path write this table exactly as an INSERT (with modify, an
+ * INSERT, UPDATE or DELETE) would?  Collects its single-column foreign keys
+ * into t.
+ */
+static bool
+Writable(Relation rel, WriteTarget *t, bool modify)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	WriteShape *sh;
+
+	t->nfks = 0;
+	/* what is kept here (RelPrep, WriteShape, Guarded) goes with the tables' cache entries */
+	if (!rel_preps_callback)
+	{
+		CacheRegisterRelcacheCallback(RelPrepInvalidate, (Datum) 0);
+		rel_preps_callback = true;
+	}
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return false;
+	if (constr && constr->has_generated_stored)
+		return false;
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	if (modify &&
+		(pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		 pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK))
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		return false;
+	sh = Shape(rel, modify);
+	if (!sh->ok)
+		return false;
+	t->nfks = sh->nfks;
+	memcpy(t->fks, sh->fks, sizeof(WriteFk) * sh->nfks);
 	return true;
 }
 
@@ -466,19 +561,53 @@ ReportFkViolation(Relation rel, WriteFk *fk, Datum value)
 }
 
 /*
+ * Lock the row at tid FOR KEY SHARE, under READ COMMITTED its newest version
+ * (slot gets it): false when it went (deleted, or deleted by this
+ * transaction), the serialization failure when it changed under a snapshot
+ * kept for the transaction.
+ */
+static bool
+LockRowAt(WriteState *ws, Relation pk, ItemPointer tid, TupleTableSlot *slot)
+{
+	TM_FailureData tmfd;
+	TM_Result	res;
+
+	res = table_tuple_lock(pk, tid, ws->snap, slot, ws->cid,
+						   LockTupleKeyShare, LockWaitBlock,
+						   IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+						   &tmfd);
+	switch (res)
+	{
+		case TM_Ok:
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			return false;		/* deleted meanwhile: not there */
+		case TM_SelfModified:
+			return false;		/* deleted by this transaction: not there */
+		default:
+			elog(ERROR, "segment maintenance: unexpected result %d locking a referenced row", (int) res);
+	}
+	return false;
+}
+
+/*
  * Lock the row the value refers to FOR KEY SHARE (what the foreign key's RI
  * check does), or fail with the foreign-key violation when there is none.
  * A guarded key (Guarded) under the maintenance lock needs neither: the
- * caller writes only rows its rule graph, read under that lock, names.
+ * caller writes only rows its rule graph, read under that lock, names.  The
+ * row is found at the place this run found it (MaintNoteFoundRow), when the
+ * version locked there still has the key, or else by the key's unique index.
  */
 static void
 LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 {
-	Relation	pk,
-				idx;
+	Relation	pk;
 	TupleTableSlot *slot;
-	ScanKeyData key;
-	IndexScanDesc scan;
 	bool		found = false;
 	int			i;
 
@@ -495,41 +624,42 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 			return;
 
 	pk = table_open(fk->pkrel, RowShareLock);
-	idx = index_open(fk->pkindex, AccessShareLock);
 	slot = table_slot_create(pk, NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, fk->eqproc, value);
-	scan = index_beginscan(pk, idx, ws->snap, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	if (found_row.valid && fk->byval && found_row.pkindex == fk->pkindex && found_row.value == value &&
+		!IsolationIsSerializable())
 	{
-		TM_FailureData tmfd;
-		TM_Result	res;
+		ItemPointerData tid = found_row.tid;
 
-		res = table_tuple_lock(pk, &slot->tts_tid, ws->snap, slot, ws->cid,
-							   LockTupleKeyShare, LockWaitBlock,
-							   IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-							   &tmfd);
-		switch (res)
+		found = LockRowAt(ws, pk, &tid, slot);
+		if (found)
 		{
-			case TM_Ok:
-				found = true;
-				break;
-			case TM_Updated:
-			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
-				break;			/* deleted meanwhile: not there */
-			case TM_SelfModified:
-				break;			/* deleted by this transaction: not there */
-			default:
-				elog(ERROR, "segment maintenance: unexpected result %d locking a referenced row", (int) res);
+			bool		isnull;
+			Datum		key = slot_getattr(slot, fk->pkcol, &isnull);
+
+			/* a newer version may have another key (the row was updated meanwhile) */
+			found = !isnull && DatumGetBool(OidFunctionCall2(fk->eqproc, key, value));
 		}
 	}
-	index_endscan(scan);
+	if (!found)
+	{
+		/* by the index: the row as a new statement would find it */
+		Relation	idx = index_open(fk->pkindex, AccessShareLock);
+		ScanKeyData key;
+		IndexScanDesc scan;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, fk->eqproc, value);
+		scan = index_beginscan(pk, idx, ws->snap, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			ItemPointerData tid = slot->tts_tid;
+
+			found = LockRowAt(ws, pk, &tid, slot);
+		}
+		index_endscan(scan);
+		index_close(idx, AccessShareLock);
+	}
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
 	table_close(pk, NoLock);	/* the RowShareLock stays until the end of the transaction */
 	if (!found)
 		ReportFkViolation(rel, fk, value);
@@ -539,6 +669,26 @@ LockReferenced(WriteState *ws, Relation rel, WriteFk *fk, Datum value)
 		locked[nlocked].value = value;
 		nlocked++;
 	}
+}
+
+/*
+ * The maintenance run found the row of key value in the unique index
+ * pkindex at tid (under a snapshot the run's statement still holds).
+ */
+void
+MaintNoteFoundRow(Oid pkindex, Datum value, ItemPointer tid)
+{
+	found_row.valid = true;
+	found_row.pkindex = pkindex;
+	found_row.value = value;
+	found_row.tid = *tid;
+}
+
+/* A maintenance run starts or ends: what it found is not to be trusted any more. */
+void
+MaintForgetFoundRow(void)
+{
+	found_row.valid = false;
 }
 
 /*
@@ -1062,7 +1212,8 @@ NumericPick(Datum a, bool anull, Datum b, bool bnull, bool greatest, bool *isnul
  * it then.
  */
 bool
-MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, bool amount_null)
+MaintAddEventStat(Oid stats, int64 event_id, Datum type, Datum contact, Datum at,
+				  Datum amount, bool amount_null)
 {
 	Relation	rel,
 				idx;
@@ -1073,6 +1224,7 @@ MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, 
 	CommandId	cid;
 	bool		done = false;
 
+	MaintForgetEventStat();
 	rel = table_open(stats, RowExclusiveLock);
 	if (!StatsWritable(rel))
 	{
@@ -1141,6 +1293,15 @@ MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, 
 		{
 			if (update_indexes)
 				InsertIndexEntries(rel, slot);
+			if (event_id != 0)
+			{
+				stat_note.lxid = MyProc->lxid;
+				stat_note.event_id = event_id;
+				stat_note.relid = stats;
+				stat_note.tid = slot->tts_tid;
+				stat_note.old_last_at =
+					DatumGetTimestampTz(slot_getattr(old, stat_cols.last_at, &isnull));
+			}
 			done = true;
 			break;
 		}
@@ -1163,4 +1324,29 @@ MaintAddEventStat(Oid stats, Datum type, Datum contact, Datum at, Datum amount, 
 	index_close(idx, AccessShareLock);
 	table_close(rel, NoLock);
 	return done;
+}
+
+/* The event trigger handles another event: what was noted is not its. */
+void
+MaintForgetEventStat(void)
+{
+	stat_note.lxid = InvalidLocalTransactionId;
+}
+
+/*
+ * Did the row trigger update the event_stats row of event event_id (in
+ * stats) in place, with no other event handled since?  Then *tid is the
+ * row's version it wrote (the current one unless something changed the row
+ * again since: the reader checks that it sees that version) and
+ * *old_last_at the row's last_at before the event.
+ */
+bool
+MaintNotedEventStat(int64 event_id, Oid stats, ItemPointer tid, TimestampTz *old_last_at)
+{
+	if (stat_note.lxid != MyProc->lxid || stat_note.lxid == InvalidLocalTransactionId ||
+		event_id == 0 || stat_note.event_id != event_id || stat_note.relid != stats)
+		return false;
+	*tid = stat_note.tid;
+	*old_last_at = stat_note.old_last_at;
+	return true;
 }
