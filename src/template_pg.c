@@ -355,8 +355,11 @@ RememberShape(BindShapes *bs, MemoryContext mcxt, const TmplName *names, int nna
 		sh->match = MemoryContextAlloc(mcxt, nmatch * sizeof(BindMatch));
 		sh->cap_match = nmatch;
 	}
-	memcpy(sh->keys, c->children, count * sizeof(JEntry));
-	memcpy(sh->keys + count * sizeof(JEntry), base, size - count * sizeof(JEntry));
+	if (size > 0)				/* an empty object has no keys (and sh->keys may be NULL) */
+	{
+		memcpy(sh->keys, c->children, count * sizeof(JEntry));
+		memcpy(sh->keys + count * sizeof(JEntry), base, size - count * sizeof(JEntry));
+	}
 	if (nmatch > 0)
 		memcpy(sh->match, match, nmatch * sizeof(BindMatch));
 	sh->nmatch = nmatch;
