@@ -15,9 +15,13 @@
  * expressions (the change feed's identity, writing transaction and time),
  * and each single-column foreign key the table declares is enforced as its
  * RI trigger would: the referenced row is found by its unique index under a
- * fresh snapshot and locked FOR KEY SHARE until the end of the transaction,
- * so it cannot be deleted or have its key changed before this transaction
- * ends; a missing row is the same foreign-key violation.
+ * fresh snapshot (or where the run's evaluation just found it, when that
+ * version still has the key) and locked FOR KEY SHARE until the end of the
+ * transaction, so it cannot be deleted or have its key changed before this
+ * transaction ends; a missing row is the same foreign-key violation.  What
+ * this takes from the catalogs (the table's triggers and keys, CHECK
+ * constraints, defaults) is kept until the table's cache entry is
+ * invalidated.
  *
  * The fast path is taken only when it does exactly what the statement would:
  * plain tables, no insert trigger other than the foreign-key checks (and the
