@@ -1228,7 +1228,6 @@ MaintAddEventStat(Oid stats, int64 event_id, Datum type, Datum contact, Datum at
 	CommandId	cid;
 	bool		done = false;
 
-	MaintForgetEventStat();
 	rel = table_open(stats, RowExclusiveLock);
 	if (!StatsWritable(rel))
 	{
