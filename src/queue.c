@@ -85,11 +85,30 @@ SegmentQueueWorkerInit(void)
 	SmtpInstallSignalHandlers();
 }
 
+/*
+ * Set when a pass stops because the extension was dropped under it (see
+ * StartTx); SegmentWorkerCycle then says so in a LOG line, not an ERROR.
+ */
+static bool extension_dropped = false;
+
+/*
+ * Start a transaction of the pass, holding the extension (SegmentHoldExtension)
+ * until it ends.  If the extension was dropped since the main loop looked,
+ * the pass ends here: the rows of what it claimed or sent are gone with the
+ * extension's tables.
+ */
 static void
 StartTx(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	if (!SegmentHoldExtension())
+	{
+		extension_dropped = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"segment\" was dropped")));
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -624,14 +643,26 @@ SegmentWorkerCycle(void)
 		/* Report, clean up, and try again later instead of dying. */
 		MemoryContextSwitchTo(pass_cxt);
 		edata = CopyErrorData();
-		EmitErrorReport();
+		if (!extension_dropped)
+			EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
 		SmtpReset();
-		snprintf(detail, sizeof(detail), "error: %s; trying again in %ld s",
-				 edata->message, ERROR_PAUSE_MS / 1000);
-		SegmentSetWorkerState(SWS_IDLE, detail);
-		ms = ERROR_PAUSE_MS;
+		if (extension_dropped)
+		{
+			/* Not an error: the main loop now waits for CREATE EXTENSION. */
+			ereport(LOG,
+					(errmsg("segment worker: extension \"segment\" was dropped during a pass")));
+			extension_dropped = false;
+			ms = 0;
+		}
+		else
+		{
+			snprintf(detail, sizeof(detail), "error: %s; trying again in %ld s",
+					 edata->message, ERROR_PAUSE_MS / 1000);
+			SegmentSetWorkerState(SWS_IDLE, detail);
+			ms = ERROR_PAUSE_MS;
+		}
 	}
 	PG_END_TRY();
 

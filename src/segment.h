@@ -76,6 +76,7 @@ extern void SegmentShmemInit(void);
 extern void SegmentRegisterLauncher(void);
 extern void SegmentSetWorkerState(SegmentWorkerState state, const char *detail);
 extern void SegmentWakeWorkerAtCommit(void);
+extern bool SegmentHoldExtension(void);
 extern const char *SegmentWorkerStateName(SegmentWorkerState state);
 
 #endif							/* SEGMENT_H */

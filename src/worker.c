@@ -14,6 +14,7 @@
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -25,6 +26,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
@@ -323,6 +325,28 @@ ExtensionPresent(void)
 }
 
 /*
+ * In a transaction of the worker: is the extension there, and keep it there
+ * until the transaction ends.  DROP EXTENSION locks the extension object
+ * exclusively before it drops any member, so a share lock on it keeps the
+ * worker's statements from meeting a half-dropped schema (a relation or
+ * function gone between two statements, or between the presence check and
+ * the statement).  Taking the lock reads the invalidations, so the lookup
+ * after it sees a drop that committed while we waited; the extension
+ * dropped and created again meanwhile is another extension and counts as
+ * gone for this transaction.
+ */
+bool
+SegmentHoldExtension(void)
+{
+	Oid			ext = get_extension_oid("segment", true);
+
+	if (!OidIsValid(ext))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+	return get_extension_oid("segment", true) == ext;
+}
+
+/*
  * Move triggered flows and decide due A/B tests (segment.run_flows() and
  * segment.run_campaigns()) every few seconds, so that a flow mails and a
  * test's winner goes out without anyone scheduling them; pg_cron calls of the
@@ -353,15 +377,19 @@ RunAutomations(void)
 		{
 			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			pgstat_report_activity(STATE_RUNNING, statements[i]);
-			if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY ||
-				SPI_execute(statements[i], false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "\"%s\" failed", statements[i]);
-			SPI_finish();
-			PopActiveSnapshot();
+			/* Dropped since the main loop looked: nothing to run. */
+			if (SegmentHoldExtension())
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				PushActiveSnapshot(GetTransactionSnapshot());
+				pgstat_report_activity(STATE_RUNNING, statements[i]);
+				if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY ||
+					SPI_execute(statements[i], false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "\"%s\" failed", statements[i]);
+				SPI_finish();
+				PopActiveSnapshot();
+			}
 			CommitTransactionCommand();
 		}
 		PG_CATCH();
