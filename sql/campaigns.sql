@@ -28,7 +28,8 @@ SELECT name, status, segment, template, options FROM segment.campaigns;
 SELECT segment.launch('plain') AS queued;
 SELECT outcome, count(*) FROM segment.campaign_recipients GROUP BY outcome ORDER BY outcome;
 SELECT contact_id, outcome FROM segment.campaign_recipients WHERE outcome <> 'queued' ORDER BY contact_id;
-SELECT kind, campaign_id = :plain AS ours, variant, template, subject, status, mime LIKE '%List-Unsubscribe-Post%' AS one_click
+SELECT kind, campaign_id = :plain AS ours, variant, template, subject, status, mime LIKE '%List-Unsubscribe-Post%' AS one_click,
+       mime LIKE '%List-Unsubscribe: <mailto:news@shop.example?subject=unsubscribe>,%' AS mailto_from
   FROM segment.messages WHERE contact_id = 1;
 -- The unsubscribe link names the campaign.
 SELECT segment.verify_token('unsubscribe',
@@ -45,7 +46,8 @@ SELECT * FROM segment.campaign_status;
 -- Variants, holdout and frequency cap: deterministic per campaign and contact.
 SELECT segment.create_campaign('ab', 'germany', 'spring',
   '{"variants": [{"name": "A", "weight": 3}, {"name": "B", "template": "spring_b"}],
-    "holdout_pct": 25, "frequency_cap": {"max": 2, "per": "7 days"}}') AS ab \gset
+    "holdout_pct": 25, "frequency_cap": {"max": 2, "per": "7 days"},
+    "unsubscribe_mailto": "mailto:stop@shop.example?subject=stop"}') AS ab \gset
 SELECT options FROM segment.campaigns WHERE id = :ab;
 -- Contacts 1..6 already have a marketing mail this week; give 1 and 2 a second one.
 SELECT segment.enqueue(i, 'Earlier', NULL, 'Earlier', '{"kind": "marketing"}') IS NOT NULL AS earlier
@@ -61,7 +63,8 @@ SELECT bool_and((r.outcome = 'holdout') = (segment._campaign_draw(:ab, r.contact
        bool_and(r.outcome = 'capped') FILTER (WHERE r.contact_id IN (1, 2)
                                                AND segment._campaign_draw(:ab, r.contact_id, 'holdout') * 100 >= 25) AS capped
   FROM segment.campaign_recipients r WHERE r.campaign_id = :ab;
-SELECT m.variant, m.template, left(m.subject, 11) AS subject
+SELECT m.variant, m.template, left(m.subject, 11) AS subject,
+       bool_and(m.mime LIKE '%List-Unsubscribe: <mailto:stop@shop.example?subject=stop>,%') AS own_mailto
   FROM segment.messages m JOIN segment.campaign_recipients r ON r.message_id = m.id
  WHERE r.campaign_id = :ab GROUP BY 1, 2, 3 ORDER BY 1;
 
@@ -151,6 +154,8 @@ SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name":
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": 7}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": "not an address"}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"reply_to": "help@shop.example\r\nBcc: all@example.com"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"unsubscribe_mailto": "unsubscribe@shop.example"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"unsubscribe_mailto": "mailto:a@shop.example>, <https://evil.example"}');
 SELECT segment.launch('nothing');
 SELECT count(*) AS campaigns FROM segment.campaigns;
 -- A message of a campaign per contact, even when written by hand.

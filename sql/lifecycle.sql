@@ -43,7 +43,8 @@ SELECT segment.track(2, 'purchase', '{}', 10) > 0 AS tracked;
 SELECT segment.stage(2), segment.in_segment(2, 'winback');
 
 -- A custom stage between the defaults: single-purchase customers past 30 days.
-SELECT segment.define_stage('one_time_buyer', 15, 'did purchase');
+-- (Named notation: POSITION is an SQL keyword, so the argument name is quoted.)
+SELECT segment.define_stage(name => 'one_time_buyer', "position" => 15, rule => 'did purchase');
 SELECT segment.stage(3);
 SELECT segment.track(3, 'purchase', '{}', 10, '2030-06-01') > 0 AS tracked;
 SELECT segment.stage(3);

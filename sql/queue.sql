@@ -49,10 +49,25 @@ SELECT kind, campaign_id, variant, mail_from FROM segment.messages WHERE id = :m
 SET segment.unsubscribe_url = 'https://shop.example/unsubscribe';
 SET segment.secret = 'queue-test-secret';
 SELECT segment.enqueue(:ann, 'News', NULL, 'News', '{"kind": "marketing", "campaign": "news"}') AS m4 \gset
-SELECT h ~ '^List-Unsubscribe: <https://shop\.example/unsubscribe\?token=[A-Za-z0-9_.-]+>$' AS signed_link
+-- The mailto: target defaults to the From address (segment.unsubscribe_mailto empty).
+SELECT h ~ '^List-Unsubscribe: <mailto:news@shop\.example\?subject=unsubscribe>, +<https://shop\.example/unsubscribe\?token=[A-Za-z0-9_.-]+>$' AS signed_link
   FROM pg_temp.headers(:m4) AS h WHERE h LIKE 'List-Unsubscribe:%';
 SELECT segment.unsubscribe(substring(mime FROM 'token=([A-Za-z0-9_.-]+)>')) = :ann AS token_unsubscribes
   FROM segment.messages WHERE id = :m4;
+UPDATE segment.contacts SET status = 'subscribed' WHERE id = :ann;
+-- segment.unsubscribe_mailto sets it for every marketing message, 'none' leaves it out.
+SET segment.unsubscribe_mailto = 'mailto:unsubscribe@shop.example?subject=stop';
+SELECT regexp_replace(h, 'token=[A-Za-z0-9_.-]+', 'token=...') AS list_unsubscribe
+  FROM pg_temp.headers(segment.enqueue(:ann, 'News', NULL, 'News', '{"kind": "marketing"}')) AS h
+ WHERE h LIKE 'List-Unsubscribe:%';
+SET segment.unsubscribe_mailto = 'none';
+SELECT regexp_replace(h, 'token=[A-Za-z0-9_.-]+', 'token=...') AS list_unsubscribe
+  FROM pg_temp.headers(segment.enqueue(:ann, 'News', NULL, 'News', '{"kind": "marketing"}')) AS h
+ WHERE h LIKE 'List-Unsubscribe:%';
+RESET segment.unsubscribe_mailto;
+-- Anything else is refused when it is set.
+SET segment.unsubscribe_mailto = 'unsubscribe@shop.example';
+SET segment.unsubscribe_mailto = 'mailto:a@shop.example, <https://evil.example>';
 UPDATE segment.contacts SET status = 'subscribed' WHERE id = :ann;
 RESET segment.unsubscribe_url;
 RESET segment.secret;

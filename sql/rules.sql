@@ -66,7 +66,14 @@ SELECT 'DID Purchase WITHIN 2 DAYS AND Tagged ''VIP'''::segment.rule;
 -- Equality compares canonical forms.
 SELECT 'did  purchase'::segment.rule = 'DID purchase'::segment.rule AS same,
        'did purchase'::segment.rule <> 'did Purchase'::segment.rule AS different,
-       'attrs.a = 1 or (attrs.b = 2)'::segment.rule OPERATOR(segment.=) '(attrs.a = 1) or attrs.b = 2'::segment.rule AS qualified;
+       'attrs.a = 1 or (attrs.b = 2)'::segment.rule OPERATOR(pg_catalog.=) '(attrs.a = 1) or attrs.b = 2'::segment.rule AS qualified;
+-- The comparison operators are in pg_catalog: found whatever the search_path.
+SET search_path = public;
+SELECT 'did  purchase'::segment.rule = 'DID purchase'::segment.rule AS same,
+       'did a'::segment.rule < 'did b'::segment.rule AS before,
+       segment.rule_from_jsonb(segment.rule_to_jsonb('did purchase within 30 days and tagged ''VIP''')) =
+         'did purchase within 30 days and tagged ''VIP'''::segment.rule AS round_trip;
+SET search_path = segment, public;
 -- Canonical text parses back to itself.
 SELECT r::text::segment.rule = r AS reparses
   FROM (SELECT 'not (attrs.a = 1 or not did x where (not (y = 2 or z = 3)))'::segment.rule AS r) t;

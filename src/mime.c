@@ -718,8 +718,8 @@ MakeBoundary(char *buf, size_t size, MimeText message_id)
 }
 
 /* Is this a URL we can put between angle brackets in List-Unsubscribe? */
-static bool
-CheckListTarget(MimeText t, const char *scheme, const char *what, CoreError *err)
+bool
+MimeCheckListTarget(MimeText t, const char *scheme, const char *what, CoreError *err)
 {
 	size_t		i;
 
@@ -793,10 +793,10 @@ CheckMessage(const MimeMessage *m, CoreError *err)
 		return false;
 	}
 	if (Present(m->unsubscribe_mailto) &&
-		!CheckListTarget(m->unsubscribe_mailto, "mailto:", "List-Unsubscribe mailto", err))
+		!MimeCheckListTarget(m->unsubscribe_mailto, "mailto:", "List-Unsubscribe mailto", err))
 		return false;
 	if (Present(m->unsubscribe_url) &&
-		!CheckListTarget(m->unsubscribe_url, "https://", "List-Unsubscribe URL", err))
+		!MimeCheckListTarget(m->unsubscribe_url, "https://", "List-Unsubscribe URL", err))
 		return false;
 	for (i = 0; i < m->nheaders; i++)
 	{

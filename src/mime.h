@@ -71,6 +71,13 @@ extern bool MimeBuild(const MimeMessage *msg, CoreBuf *out, CoreError *err);
 extern bool MimeParseMailbox(MimeText mailbox, CoreBuf *name_buf, MimeText *addr,
 							 CoreError *err);
 
+/*
+ * Can t stand between angle brackets in List-Unsubscribe: it starts with
+ * scheme ("mailto:" or "https://"), has more after it, and holds printable
+ * ASCII other than '<', '>' and ','.  Errors name the target as what.
+ */
+extern bool MimeCheckListTarget(MimeText t, const char *scheme, const char *what, CoreError *err);
+
 /* Is addr a plain ASCII addr-spec (local@domain) we can put in a header and an envelope? */
 extern bool MimeValidAddress(MimeText addr, CoreError *err, const char *what);
 

@@ -16,6 +16,7 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
+#include "mime.h"
 #include "queue.h"
 
 PG_MODULE_MAGIC;
@@ -31,6 +32,7 @@ double		segment_max_rate = 0;
 int			segment_max_attempts = 8;
 int			segment_lease_timeout = 120;
 char	   *segment_unsubscribe_url = NULL;
+char	   *segment_unsubscribe_mailto = NULL;
 char	   *segment_confirm_url = NULL;
 char	   *segment_tracking_url = NULL;
 char	   *segment_secret = NULL;
@@ -47,6 +49,25 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+/* segment.unsubscribe_mailto: empty, "none", or a mailto: URL. */
+static bool
+CheckUnsubscribeMailto(char **newval, void **extra, GucSource source)
+{
+	MimeText	t;
+	CoreError	err;
+
+	if (*newval == NULL || (*newval)[0] == '\0' || strcmp(*newval, "none") == 0)
+		return true;
+	t.data = *newval;
+	t.len = strlen(*newval);
+	CoreErrorClear(&err);
+	if (MimeCheckListTarget(t, "mailto:", "segment.unsubscribe_mailto", &err))
+		return true;
+	GUC_check_errdetail("%s.", err.message);
+	GUC_check_errhint("Use a mailto: URL such as 'mailto:unsubscribe@shop.example?subject=unsubscribe', 'none', or leave it empty for the From address.");
+	return false;
+}
 
 /*
  * Reject a clock override that is not a timestamp, without throwing (check
@@ -204,6 +225,11 @@ DefineGucs(void)
 							   "Base URL of the one-click unsubscribe endpoint.",
 							   NULL, &segment_unsubscribe_url, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("segment.unsubscribe_mailto",
+							   "The mailto: target listed first in List-Unsubscribe of marketing mail.",
+							   "Empty: the From address with ?subject=unsubscribe; 'none': no mailto: target.",
+							   &segment_unsubscribe_mailto, "",
+							   PGC_SUSET, 0, CheckUnsubscribeMailto, NULL, NULL);
 	DefineCustomStringVariable("segment.confirm_url",
 							   "Base URL of the double opt-in confirmation endpoint.",
 							   "segment.subscribe mails a link to it with ?token=...; the endpoint calls segment.confirm(token).",

@@ -23,6 +23,7 @@ extern double segment_max_rate;
 extern int	segment_max_attempts;
 extern int	segment_lease_timeout;
 extern char *segment_unsubscribe_url;
+extern char *segment_unsubscribe_mailto;
 extern char *segment_confirm_url;
 extern char *segment_tracking_url;
 extern char *segment_secret;

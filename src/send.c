@@ -72,6 +72,23 @@ RunSaved(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *vals,
 	return SPI_execute_plan(*plan, vals, nulls, read_only, 1);
 }
 
+/*
+ * The mailto: target of List-Unsubscribe (RFC 2369): the option, else
+ * segment.unsubscribe_mailto, else the From address asking to unsubscribe;
+ * "none" leaves it out.
+ */
+static const char *
+UnsubscribeMailto(const char *option, MimeText from_addr)
+{
+	const char *s = option ? option : segment_unsubscribe_mailto;
+
+	if (s != NULL && strcmp(s, "none") == 0)
+		return NULL;
+	if (s != NULL && s[0] != '\0')
+		return s;
+	return psprintf("mailto:%.*s?subject=unsubscribe", (int) from_addr.len, from_addr.data);
+}
+
 /* A fresh Message-ID: 128 random bits at the sender's domain. */
 static char *
 NewMessageId(MimeText from_addr)
@@ -285,7 +302,8 @@ SegmentEnqueue(const SegmentOutgoing *o)
 	m.message_id = Text(message_id);
 	m.date = (long long) timestamptz_to_time_t(due ? due : now);
 	m.unsubscribe_url = Text(unsubscribe_url);
-	m.unsubscribe_mailto = o->kind == SEGMENT_MAIL_MARKETING ? Text(o->unsubscribe_mailto) : Text(NULL);
+	m.unsubscribe_mailto = o->kind == SEGMENT_MAIL_MARKETING
+		? Text(UnsubscribeMailto(o->unsubscribe_mailto, from_addr)) : Text(NULL);
 	if (o->nheaders > 0)
 	{
 		headers = palloc(sizeof(MimeHeader) * o->nheaders);
@@ -577,6 +595,24 @@ segment_send(PG_FUNCTION_ARGS)
  * message can carry in From or Reply-To, else why not.  Lets campaign options
  * be checked when they are stored rather than when the first mail is built.
  */
+/*
+ * segment._mailto_error(target): NULL when the text can be the mailto:
+ * target of List-Unsubscribe (or is "none"), else why not.
+ */
+PG_FUNCTION_INFO_V1(segment_mailto_error);
+Datum
+segment_mailto_error(PG_FUNCTION_ARGS)
+{
+	char	   *target = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CoreError	err;
+
+	CoreErrorClear(&err);
+	if (strcmp(target, "none") == 0 ||
+		MimeCheckListTarget(Text(target), "mailto:", "the mailto: target", &err))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(err.message));
+}
+
 PG_FUNCTION_INFO_V1(segment_mailbox_error);
 Datum
 segment_mailbox_error(PG_FUNCTION_ARGS)

@@ -76,54 +76,54 @@ CREATE FUNCTION segment.rule_hash(segment.rule) RETURNS integer
 COMMENT ON FUNCTION segment.rule_hash(segment.rule) IS
   'Hash of the canonical text, consistent with = (hash joins, GROUP BY, DISTINCT)';
 
-CREATE OPERATOR segment.= (
+CREATE OPERATOR pg_catalog.= (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_eq,
-  COMMUTATOR = OPERATOR(segment.=), NEGATOR = OPERATOR(segment.<>),
+  COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
   RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES
 );
-COMMENT ON OPERATOR segment.= (segment.rule, segment.rule) IS 'Same canonical rule';
+COMMENT ON OPERATOR pg_catalog.= (segment.rule, segment.rule) IS 'Same canonical rule';
 
-CREATE OPERATOR segment.<> (
+CREATE OPERATOR pg_catalog.<> (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_ne,
-  COMMUTATOR = OPERATOR(segment.<>), NEGATOR = OPERATOR(segment.=),
+  COMMUTATOR = OPERATOR(pg_catalog.<>), NEGATOR = OPERATOR(pg_catalog.=),
   RESTRICT = neqsel, JOIN = neqjoinsel
 );
-COMMENT ON OPERATOR segment.<> (segment.rule, segment.rule) IS 'Different canonical rules';
+COMMENT ON OPERATOR pg_catalog.<> (segment.rule, segment.rule) IS 'Different canonical rules';
 
-CREATE OPERATOR segment.< (
+CREATE OPERATOR pg_catalog.< (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_lt,
-  COMMUTATOR = OPERATOR(segment.>), NEGATOR = OPERATOR(segment.>=),
+  COMMUTATOR = OPERATOR(pg_catalog.>), NEGATOR = OPERATOR(pg_catalog.>=),
   RESTRICT = scalarltsel, JOIN = scalarltjoinsel
 );
-COMMENT ON OPERATOR segment.< (segment.rule, segment.rule) IS 'Canonical text sorts before';
-CREATE OPERATOR segment.<= (
+COMMENT ON OPERATOR pg_catalog.< (segment.rule, segment.rule) IS 'Canonical text sorts before';
+CREATE OPERATOR pg_catalog.<= (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_le,
-  COMMUTATOR = OPERATOR(segment.>=), NEGATOR = OPERATOR(segment.>),
+  COMMUTATOR = OPERATOR(pg_catalog.>=), NEGATOR = OPERATOR(pg_catalog.>),
   RESTRICT = scalarlesel, JOIN = scalarlejoinsel
 );
-COMMENT ON OPERATOR segment.<= (segment.rule, segment.rule) IS 'Canonical text sorts before or equal';
-CREATE OPERATOR segment.> (
+COMMENT ON OPERATOR pg_catalog.<= (segment.rule, segment.rule) IS 'Canonical text sorts before or equal';
+CREATE OPERATOR pg_catalog.> (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_gt,
-  COMMUTATOR = OPERATOR(segment.<), NEGATOR = OPERATOR(segment.<=),
+  COMMUTATOR = OPERATOR(pg_catalog.<), NEGATOR = OPERATOR(pg_catalog.<=),
   RESTRICT = scalargtsel, JOIN = scalargtjoinsel
 );
-COMMENT ON OPERATOR segment.> (segment.rule, segment.rule) IS 'Canonical text sorts after';
-CREATE OPERATOR segment.>= (
+COMMENT ON OPERATOR pg_catalog.> (segment.rule, segment.rule) IS 'Canonical text sorts after';
+CREATE OPERATOR pg_catalog.>= (
   LEFTARG = segment.rule, RIGHTARG = segment.rule, PROCEDURE = segment.rule_ge,
-  COMMUTATOR = OPERATOR(segment.<=), NEGATOR = OPERATOR(segment.<),
+  COMMUTATOR = OPERATOR(pg_catalog.<=), NEGATOR = OPERATOR(pg_catalog.<),
   RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
-COMMENT ON OPERATOR segment.>= (segment.rule, segment.rule) IS 'Canonical text sorts after or equal';
+COMMENT ON OPERATOR pg_catalog.>= (segment.rule, segment.rule) IS 'Canonical text sorts after or equal';
 
 CREATE OPERATOR CLASS segment.rule_ops DEFAULT FOR TYPE segment.rule USING btree AS
-  OPERATOR 1 segment.<, OPERATOR 2 segment.<=, OPERATOR 3 segment.=,
-  OPERATOR 4 segment.>=, OPERATOR 5 segment.>,
+  OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=,
+  OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
   FUNCTION 1 segment.rule_cmp(segment.rule, segment.rule);
 COMMENT ON OPERATOR CLASS segment.rule_ops USING btree IS
   'Rules ordered by canonical text: ORDER BY, unique constraints, merge joins';
 
 CREATE OPERATOR CLASS segment.rule_hash_ops DEFAULT FOR TYPE segment.rule USING hash AS
-  OPERATOR 1 segment.=,
+  OPERATOR 1 pg_catalog.=,
   FUNCTION 1 segment.rule_hash(segment.rule);
 COMMENT ON OPERATOR CLASS segment.rule_hash_ops USING hash IS
   'Rules hashed by canonical text: GROUP BY, DISTINCT, hash joins';

@@ -114,6 +114,12 @@ CREATE FUNCTION segment._mailbox_error(mailbox text) RETURNS text
 COMMENT ON FUNCTION segment._mailbox_error(text) IS
   'Internal: NULL when the text is one mailbox usable in From or Reply-To (''Name <a@b.example>'' or ''a@b.example''), else why not';
 
+CREATE FUNCTION segment._mailto_error(target text) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_mailto_error'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segment._mailto_error(text) IS
+  'Internal: NULL when the text can be the mailto: target of List-Unsubscribe (or is ''none''), else why not';
+
 CREATE FUNCTION segment.send(contact_id bigint, template text, extra jsonb DEFAULT '{}',
                              send_at timestamptz DEFAULT segment.now())
   RETURNS bigint

@@ -19,7 +19,7 @@ CREATE TABLE segment.campaigns (
 COMMENT ON TABLE segment.campaigns IS
   'Campaigns: a stored template mailed to the members of a segment (status draft, launched, paused, cancelled)';
 COMMENT ON COLUMN segment.campaigns.options IS
-  'from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours, ab_test (validated by create_campaign)';
+  'from, reply_to, unsubscribe_mailto, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours, ab_test (validated by create_campaign)';
 COMMENT ON COLUMN segment.campaigns.winner IS 'With ab_test: the variant chosen for the rest of the audience, once decided';
 COMMENT ON COLUMN segment.campaigns.own_clock IS
   'Launched in a session with a segment.clock_override of its own (SET): the worker and pg_cron, on the server''s clock, leave its A/B decision to such sessions';
@@ -118,13 +118,22 @@ BEGIN
     RAISE EXCEPTION 'campaign options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   FOR k IN SELECT jsonb_object_keys(o) LOOP
-    IF k NOT IN ('from', 'reply_to', 'variants', 'holdout_pct', 'frequency_cap', 'send_at',
-                 'local_time', 'quiet_hours', 'ab_test') THEN
+    IF k NOT IN ('from', 'reply_to', 'unsubscribe_mailto', 'variants', 'holdout_pct', 'frequency_cap',
+                 'send_at', 'local_time', 'quiet_hours', 'ab_test') THEN
       RAISE EXCEPTION 'unknown campaign option "%"', k
         USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Options are from, reply_to, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours and ab_test.';
+              HINT = 'Options are from, reply_to, unsubscribe_mailto, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours and ab_test.';
     END IF;
   END LOOP;
+  IF o ? 'unsubscribe_mailto' AND (jsonb_typeof(o -> 'unsubscribe_mailto') <> 'string'
+     OR segment._mailto_error(o ->> 'unsubscribe_mailto') IS NOT NULL) THEN
+    RAISE EXCEPTION 'option unsubscribe_mailto must be a mailto: URL or "none", not %', o -> 'unsubscribe_mailto'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = coalesce(initcap(left(segment._mailto_error(o ->> 'unsubscribe_mailto'), 1))
+                              || substr(segment._mailto_error(o ->> 'unsubscribe_mailto'), 2) || '.',
+                              'It is not a string.'),
+            HINT = 'For example "mailto:unsubscribe@shop.example?subject=unsubscribe".';
+  END IF;
   FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
     IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
       RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
@@ -341,6 +350,7 @@ BEGIN
     jsonb_strip_nulls(jsonb_build_object(
       'kind', 'marketing', 'campaign_id', c.id, 'campaign', c.name, 'message_id', t.message_id,
       'from', c.options -> 'from', 'reply_to', c.options -> 'reply_to',
+      'unsubscribe_mailto', c.options -> 'unsubscribe_mailto',
       'variant', variant ->> 'name', 'template', tpl,
       'send_at', segment._campaign_send_at(c.options,
                                            (SELECT ct.time_zone FROM segment.contacts ct WHERE ct.id = contact_id)))));
