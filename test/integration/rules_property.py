@@ -281,10 +281,10 @@ BEGIN
   IF m <> p THEN RETURN format('matches differs from members: members %s, matches %s', m, p); END IF;
   IF m <> pc THEN RETURN format('per-contact condition differs from members: %s vs %s', pc, m); END IF;
   IF cnt <> cardinality(m) THEN RETURN format('count %s, members %s', cnt, cardinality(m)); END IF;
-  IF segment.rule_from_jsonb(segment.rule_to_jsonb(r)) OPERATOR(segment.<>) r THEN
+  IF segment.rule_from_jsonb(segment.rule_to_jsonb(r)) <> r THEN
     RETURN format('jsonb round trip: %s', segment.rule_from_jsonb(segment.rule_to_jsonb(r)));
   END IF;
-  IF (r::text)::segment.rule OPERATOR(segment.<>) r THEN RETURN 'text round trip'; END IF;
+  IF (r::text)::segment.rule <> r THEN RETURN 'text round trip'; END IF;
   RETURN 'ok ' || cardinality(m);
 END
 $$;
