@@ -154,6 +154,7 @@ SELECT segment.create_campaign('x', 'germany', 'spring', '{"variants": [{"name":
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": 7}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"from": "not an address"}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"reply_to": "help@shop.example\r\nBcc: all@example.com"}');
+SELECT segment.create_campaign('x', 'germany', 'spring', '{"unsubscribe_mailto": 7}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"unsubscribe_mailto": "unsubscribe@shop.example"}');
 SELECT segment.create_campaign('x', 'germany', 'spring', '{"unsubscribe_mailto": "mailto:a@shop.example>, <https://evil.example"}');
 SELECT segment.launch('nothing');

@@ -591,11 +591,6 @@ segment_send(PG_FUNCTION_ARGS)
 }
 
 /*
- * segment._mailbox_error(mailbox): NULL when the text is one mailbox a
- * message can carry in From or Reply-To, else why not.  Lets campaign options
- * be checked when they are stored rather than when the first mail is built.
- */
-/*
  * segment._mailto_error(target): NULL when the text can be the mailto:
  * target of List-Unsubscribe (or is "none"), else why not.
  */
@@ -613,6 +608,11 @@ segment_mailto_error(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(err.message));
 }
 
+/*
+ * segment._mailbox_error(mailbox): NULL when the text is one mailbox a
+ * message can carry in From or Reply-To, else why not.  Lets campaign options
+ * be checked when they are stored rather than when the first mail is built.
+ */
 PG_FUNCTION_INFO_V1(segment_mailbox_error);
 Datum
 segment_mailbox_error(PG_FUNCTION_ARGS)

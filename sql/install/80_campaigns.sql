@@ -108,6 +108,7 @@ CREATE FUNCTION segment._campaign_options(options jsonb, template text) RETURNS 
   LANGUAGE plpgsql STABLE AS $$
 DECLARE
   k       text;
+  e       text;
   o       jsonb := coalesce(options, '{}');
   v       jsonb;
   out     jsonb := '[]';
@@ -125,14 +126,14 @@ BEGIN
               HINT = 'Options are from, reply_to, unsubscribe_mailto, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours and ab_test.';
     END IF;
   END LOOP;
-  IF o ? 'unsubscribe_mailto' AND (jsonb_typeof(o -> 'unsubscribe_mailto') <> 'string'
-     OR segment._mailto_error(o ->> 'unsubscribe_mailto') IS NOT NULL) THEN
-    RAISE EXCEPTION 'option unsubscribe_mailto must be a mailto: URL or "none", not %', o -> 'unsubscribe_mailto'
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = coalesce(initcap(left(segment._mailto_error(o ->> 'unsubscribe_mailto'), 1))
-                              || substr(segment._mailto_error(o ->> 'unsubscribe_mailto'), 2) || '.',
-                              'It is not a string.'),
-            HINT = 'For example "mailto:unsubscribe@shop.example?subject=unsubscribe".';
+  IF o ? 'unsubscribe_mailto' THEN
+    e := CASE WHEN jsonb_typeof(o -> 'unsubscribe_mailto') = 'string'
+              THEN segment._mailto_error(o ->> 'unsubscribe_mailto') ELSE 'it is not a string' END;
+    IF e IS NOT NULL THEN
+      RAISE EXCEPTION 'option unsubscribe_mailto must be a mailto: URL or "none", not %', o -> 'unsubscribe_mailto'
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = upper(left(e, 1)) || substr(e, 2) || '.',
+              HINT = 'For example "mailto:unsubscribe@shop.example?subject=unsubscribe".';
+    END IF;
   END IF;
   FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
     IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
