@@ -105,6 +105,17 @@ SELECT * FROM segment.run_flows() WHERE outcome IN ('sent', 'skipped');
 SELECT r.status, r.detail, segment.tags(3) AS cy_tags FROM segment.flow_runs r JOIN segment.flows f ON f.id = r.flow_id
  WHERE f.name = 'promote';
 SELECT segment.drop_flow('promote');
+-- A flow's own sender: From, Reply-To and the mailto: target of List-Unsubscribe.
+SELECT segment.create_flow('concierge', 'tag:concierge', 'welcome',
+  '{"from": "Concierge <concierge@shop.example>", "reply_to": "desk@shop.example",
+    "unsubscribe_mailto": "none"}') IS NOT NULL AS f8;
+SELECT segment.tag(2, 'concierge');
+SELECT * FROM segment.run_flows() WHERE outcome = 'sent';
+SELECT m.mail_from, m.mime LIKE '%From: Concierge <concierge@shop.example>%' AS from_header,
+       m.mime LIKE '%Reply-To: desk@shop.example%' AS reply_to,
+       m.mime ~ 'List-Unsubscribe:\s+<https://' AND m.mime NOT LIKE '%mailto:%' AS https_only
+  FROM segment.messages m JOIN segment.flows f ON f.id = m.flow_id WHERE f.name = 'concierge';
+SELECT segment.drop_flow('concierge');
 -- A template or a segment a flow uses (trigger, template, unless rule) cannot be
 -- dropped: its due runs would fail, and every run_flows with them.
 SELECT segment.drop_template('welcome');
@@ -153,6 +164,8 @@ SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"once_per": 3}');
 SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"unless": "did purchase withn 1 day"}');
 SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"unless": 1}');
 SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"tag_add": ""}');
+SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"from": "not an address"}');
+SELECT segment.create_flow('x', 'tag:x', 'welcome', '{"unsubscribe_mailto": "stop@shop.example"}');
 SELECT segment.drop_flow('nothing');
 SELECT segment.pause_flow('nothing');
 SELECT count(*) AS flows FROM segment.flows;

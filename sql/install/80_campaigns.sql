@@ -103,12 +103,42 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._time_of_day(jsonb, text) IS 'Internal: an "HH:MM" option value as a time';
 
+-- The sender options campaigns and flows share: from, reply_to (one mailbox
+-- each) and unsubscribe_mailto (a mailto: URL or "none"), checked when they
+-- are stored rather than when the first mail is built.
+CREATE FUNCTION segment._check_sender_options(o jsonb) RETURNS void
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  k text;
+  e text;
+BEGIN
+  FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
+    IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
+      RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF o ? k AND segment._mailbox_error(o ->> k) IS NOT NULL THEN
+      RAISE EXCEPTION 'option % is not a valid address: %', k, segment._mailbox_error(o ->> k)
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "Name <address@domain>" or "address@domain".';
+    END IF;
+  END LOOP;
+  IF o ? 'unsubscribe_mailto' THEN
+    e := CASE WHEN jsonb_typeof(o -> 'unsubscribe_mailto') = 'string'
+              THEN segment._mailto_error(o ->> 'unsubscribe_mailto') ELSE 'it is not a string' END;
+    IF e IS NOT NULL THEN
+      RAISE EXCEPTION 'option unsubscribe_mailto must be a mailto: URL or "none", not %', o -> 'unsubscribe_mailto'
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = upper(left(e, 1)) || substr(e, 2) || '.',
+              HINT = 'For example "mailto:unsubscribe@shop.example?subject=unsubscribe".';
+    END IF;
+  END IF;
+END $$;
+COMMENT ON FUNCTION segment._check_sender_options(jsonb) IS
+  'Internal: check the from, reply_to and unsubscribe_mailto options of a campaign or flow';
+
 -- Campaign options checked and normalised (variants with template and weight).
 CREATE FUNCTION segment._campaign_options(options jsonb, template text) RETURNS jsonb
   LANGUAGE plpgsql STABLE AS $$
 DECLARE
   k       text;
-  e       text;
   o       jsonb := coalesce(options, '{}');
   v       jsonb;
   out     jsonb := '[]';
@@ -126,24 +156,7 @@ BEGIN
               HINT = 'Options are from, reply_to, unsubscribe_mailto, variants, holdout_pct, frequency_cap, send_at, local_time, quiet_hours and ab_test.';
     END IF;
   END LOOP;
-  IF o ? 'unsubscribe_mailto' THEN
-    e := CASE WHEN jsonb_typeof(o -> 'unsubscribe_mailto') = 'string'
-              THEN segment._mailto_error(o ->> 'unsubscribe_mailto') ELSE 'it is not a string' END;
-    IF e IS NOT NULL THEN
-      RAISE EXCEPTION 'option unsubscribe_mailto must be a mailto: URL or "none", not %', o -> 'unsubscribe_mailto'
-        USING ERRCODE = 'invalid_parameter_value', DETAIL = upper(left(e, 1)) || substr(e, 2) || '.',
-              HINT = 'For example "mailto:unsubscribe@shop.example?subject=unsubscribe".';
-    END IF;
-  END IF;
-  FOREACH k IN ARRAY ARRAY['from', 'reply_to'] LOOP
-    IF o ? k AND jsonb_typeof(o -> k) <> 'string' THEN
-      RAISE EXCEPTION 'option % must be a string', k USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF o ? k AND segment._mailbox_error(o ->> k) IS NOT NULL THEN
-      RAISE EXCEPTION 'option % is not a valid address: %', k, segment._mailbox_error(o ->> k)
-        USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "Name <address@domain>" or "address@domain".';
-    END IF;
-  END LOOP;
+  PERFORM segment._check_sender_options(o);
   IF o ? 'holdout_pct' AND (jsonb_typeof(o -> 'holdout_pct') <> 'number'
                             OR (o ->> 'holdout_pct')::numeric < 0 OR (o ->> 'holdout_pct')::numeric >= 100) THEN
     RAISE EXCEPTION 'option holdout_pct must be a number from 0 to below 100, not %', o -> 'holdout_pct'

@@ -169,12 +169,13 @@ BEGIN
     RAISE EXCEPTION 'flow options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   FOR k IN SELECT jsonb_object_keys(o) LOOP
-    IF k NOT IN ('delay', 'unless', 'once_per', 'tag_add', 'tag_remove') THEN
+    IF k NOT IN ('delay', 'unless', 'once_per', 'tag_add', 'tag_remove', 'from', 'reply_to', 'unsubscribe_mailto') THEN
       RAISE EXCEPTION 'unknown flow option "%"', k
         USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Options are delay, unless, once_per, tag_add and tag_remove.';
+              HINT = 'Options are delay, unless, once_per, tag_add, tag_remove, from, reply_to and unsubscribe_mailto.';
     END IF;
   END LOOP;
+  PERFORM segment._check_sender_options(o);
   IF o ? 'delay' THEN PERFORM segment._interval_option(o -> 'delay', 'delay'); END IF;
   IF o ? 'once_per' AND o ->> 'once_per' IS DISTINCT FROM 'ever' THEN
     PERFORM segment._interval_option(o -> 'once_per', 'once_per');
@@ -332,11 +333,14 @@ BEGIN
     BEGIN
       SELECT * INTO t FROM segment.render_for(r.template, r.contact_id,
                                                jsonb_build_object('flow', r.name, 'campaign', r.name));
-      tracked := segment._tracked_html(t.html, NULL);
+      tracked := segment._tracked_html(t.html, r.options ->> 'from');
       mid := segment.enqueue(r.contact_id, t.subject, coalesce(tracked.html_out, t.html), t.text,
                              jsonb_strip_nulls(jsonb_build_object('kind', 'marketing', 'flow_id', r.flow_id,
                                                                   'template', r.template, 'campaign', r.name,
-                                                                  'message_id', tracked.message_id)));
+                                                                  'message_id', tracked.message_id,
+                                                                  'from', r.options -> 'from',
+                                                                  'reply_to', r.options -> 'reply_to',
+                                                                  'unsubscribe_mailto', r.options -> 'unsubscribe_mailto')));
       PERFORM segment._flow_tag_actions(r.contact_id, r.options);
     EXCEPTION
       WHEN OTHERS THEN
