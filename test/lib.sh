@@ -10,10 +10,11 @@ export SEGMENT_ROOT SEGMENT_INSTALL PGBIN SYSPY
 # cluster_dir NAME: where the throwaway cluster NAME of this checkout lives.
 cluster_dir() { printf '/tmp/segment-cluster-%s-%s' "$_segment_tag" "${1:-main}"; }
 
-# free_port BASE: the first TCP port at or above BASE that nothing listens on.
+# free_port BASE: the first TCP port at or above BASE that no socket uses, listening
+# or not (ports from 32768 up are also handed out to outgoing connections).
 free_port() {
   local p=$1
-  while ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || [ -e "/tmp/.s.PGSQL.$p.lock" ]; do p=$((p + 1)); done
+  while ss -tanH "sport = :$p" 2>/dev/null | grep -q . || [ -e "/tmp/.s.PGSQL.$p.lock" ]; do p=$((p + 1)); done
   printf '%s' "$p"
 }
 
