@@ -24,11 +24,11 @@ start_capture() {
     rm -rf "$dir"; mkdir -p "$dir"
     setsid "$SYSPY" test/integration/smtp_capture.py "$_p" "$dir" "$@" >"$dir.log" 2>&1 &
     _pid=$!
-    WAIT_SECONDS=20 wait_for _ready_or_gone "$dir/ready" "$_pid"
+    WAIT_SECONDS=20 wait_for _ready_or_gone "$dir/ready" "$_pid" || true
     if [ -e "$dir/ready" ] && ! _gone "$_pid"; then
       SMTP_PIDS+=("$_pid"); printf -v "$var" "%s" "$_p"; return 0
     fi
-    kill "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null
+    kill "$_pid" 2>/dev/null || true; wait "$_pid" 2>/dev/null || true
     grep -q 'address already in use' "$dir.log" || break
   done
   cat "$dir.log"; return 1
@@ -43,11 +43,11 @@ start_sink() {
     _p=$(free_port $(( ${SEGMENT_PORT:-54400} + 60 + RANDOM % 200 )))
     setsid /usr/sbin/smtp-sink -u nobody "$@" "127.0.0.1:$_p" 256 &
     _pid=$!
-    WAIT_SECONDS=10 wait_for _listening_or_gone "$_p" "$_pid"
+    WAIT_SECONDS=10 wait_for _listening_or_gone "$_p" "$_pid" || true
     if ! _gone "$_pid" && _listening_or_gone "$_p" "$_pid"; then
       SMTP_PIDS+=("$_pid"); printf -v "$var" "%s" "$_p"; return 0
     fi
-    kill "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null
+    kill "$_pid" 2>/dev/null || true; wait "$_pid" 2>/dev/null || true
   done
   echo "smtp-sink did not start" >&2; return 1
 }
