@@ -114,13 +114,14 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig = (TriggerData *) fcinfo->context;
 	Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, NUMERICOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	bool		isnull;
 	int			i;
-	static const char *const columns[4] = {"type", "contact_id", "occurred_at", "amount"};
+	/* the plan's four parameters, then the event's id */
+	static const char *const columns[5] = {"type", "contact_id", "occurred_at", "amount", "id"};
 	SPIPlanPtr	plan;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trig->tg_event) ||
@@ -129,7 +130,7 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 
 	desc = trig->tg_relation->rd_att;
 	tuple = trig->tg_trigtuple;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 	{
 		int			attno = SPI_fnumber(desc, columns[i]);
 
@@ -143,12 +144,10 @@ segment_event_stats_insert(PG_FUNCTION_ARGS)
 	if (nulls[0] == ' ' && nulls[1] == ' ' && nulls[2] == ' ')
 	{
 		Oid			stats = get_relname_relid("event_stats", get_namespace_oid("segment", false));
-		int			idcol = SPI_fnumber(desc, "id");
-		Datum		id = idcol > 0 ? SPI_getbinval(tuple, desc, idcol, &isnull) : (Datum) 0;
 
 		/* the event's id lets its statement's maintenance find the row (MaintNotedEventStat) */
 		if (OidIsValid(stats) &&
-			MaintAddEventStat(stats, idcol > 0 && !isnull ? DatumGetInt64(id) : 0,
+			MaintAddEventStat(stats, nulls[4] == 'n' ? 0 : DatumGetInt64(values[4]),
 							  values[0], values[1], values[2], values[3], nulls[3] == 'n'))
 			return PointerGetDatum(NULL);
 	}

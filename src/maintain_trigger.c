@@ -128,10 +128,12 @@ OneEvent(Relation rel, Tuplestorestate *store, MaintDelta *d)
 	RewindStore(store);
 	if (tuplestore_gettupleslot(store, true, false, slot))
 	{
-		bool		idnull,
+		bool		eventnull,
+					idnull,
 					typenull,
 					atnull,
 					amountnull;
+		Datum		event = slot_getattr(slot, ColumnNumber(rel, "id"), &eventnull);
 		Datum		id = slot_getattr(slot, ColumnNumber(rel, "contact_id"), &idnull);
 		Datum		type = slot_getattr(slot, ColumnNumber(rel, "type"), &typenull);
 		Datum		at = slot_getattr(slot, ColumnNumber(rel, "occurred_at"), &atnull);
@@ -139,10 +141,6 @@ OneEvent(Relation rel, Tuplestorestate *store, MaintDelta *d)
 
 		if (!idnull && !typenull && !atnull)
 		{
-			AttrNumber	eventcol = SPI_fnumber(RelationGetDescr(rel), "id");
-			bool		eventnull = true;
-			Datum		event = eventcol > 0 ? slot_getattr(slot, eventcol, &eventnull) : (Datum) 0;
-
 			d->event_id = eventnull ? 0 : DatumGetInt64(event);
 			d->contact = DatumGetInt64(id);
 			d->type = TextDatumGetCString(type);
